@@ -1,0 +1,246 @@
+"""Run a list of independent jobs (training runs, evaluations) locally or on SLURM, resumably.
+
+Each job is a command line plus a marker file that the command writes last when it succeeds. A sweep skips
+jobs whose marker exists, runs the others (in parallel, one per GPU or per CPU worker), keeps going when one
+fails, and reports the failures with the log file of each, so the caller can exit non-zero.
+
+Local parallelism: with ``gpus=[0, 1]`` each job sees one GPU through ``CUDA_VISIBLE_DEVICES`` and gets
+``--device cuda:0``; without GPUs, ``workers`` CPU processes run at once with their thread counts set
+(``OMP_NUM_THREADS`` etc.) to ``cores // workers`` so they do not oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+LOGGER = logging.getLogger(__name__)
+LAUNCHERS = ("local", "slurm", "submitit-local")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of a sweep.
+
+    Attributes:
+        name: unique, human-readable name (also used for the SLURM job name).
+        command: argv; the runner appends ``--device <device>``.
+        done_marker: file the command writes last on success; its presence means "skip".
+        log_file: where the command's stdout and stderr go.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    done_marker: Path
+    log_file: Path
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did. ``failed`` maps job name → log file."""
+
+    skipped: list[str] = field(default_factory=list)
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.succeeded)} ran, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
+        ]
+        lines += [f"  FAILED {name}: see {log}" for name, log in sorted(self.failed.items())]
+        return "\n".join(lines)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    *,
+    launcher: str = "local",
+    gpus: Sequence[int] | None = None,
+    workers: int = 1,
+    cwd: Path | None = None,
+    slurm_folder: Path | None = None,
+    slurm_parameters: dict[str, Any] | None = None,
+    description: str = "jobs",
+) -> SweepReport:
+    """Run ``jobs``, skipping finished ones; never raises for a failing job.
+
+    Args:
+        jobs: the jobs; names must be unique.
+        launcher: "local" (subprocesses here), "slurm" (submitit on a SLURM cluster) or "submitit-local"
+            (submitit's local executor: the SLURM code path without a cluster, used in tests).
+        gpus: GPU indices; one job per GPU at a time (local), or one GPU per job (slurm).
+        workers: number of concurrent CPU jobs when ``gpus`` is empty.
+        cwd: working directory of the commands.
+        slurm_folder: where submitit keeps its files (launcher "slurm"/"submitit-local").
+        slurm_parameters: extra ``executor.update_parameters`` keywords (partition, timeout_min, ...).
+        description: label of the progress bar.
+
+    Returns:
+        A SweepReport listing skipped, succeeded and failed jobs.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"job names must be unique; repeated: {duplicates}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+
+    report = SweepReport()
+    pending = []
+    for job in jobs:
+        if job.done_marker.exists():
+            report.skipped.append(job.name)
+        else:
+            pending.append(job)
+    if not pending:
+        return report
+    if launcher == "local":
+        _run_local(pending, report, gpus=list(gpus or []), workers=workers, cwd=cwd, description=description)
+    else:
+        cluster = "slurm" if launcher == "slurm" else "local"
+        _run_submitit(
+            pending,
+            report,
+            cluster=cluster,
+            gpus=list(gpus or []),
+            folder=slurm_folder or Path("log/submitit"),
+            parameters=slurm_parameters or {},
+            cwd=cwd,
+            description=description,
+        )
+    for name in report.failed:
+        LOGGER.error("job %s failed; log: %s", name, report.failed[name])
+    return report
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that cap a process's math-library threads."""
+    return {variable: str(threads) for variable in _THREAD_VARIABLES}
+
+
+def _run_local(
+    jobs: list[Job],
+    report: SweepReport,
+    *,
+    gpus: list[int],
+    workers: int,
+    cwd: Path | None,
+    description: str,
+) -> None:
+    if gpus:
+        slots = [({"CUDA_VISIBLE_DEVICES": str(gpu)}, "cuda:0") for gpu in gpus]
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        slots = [({**thread_environment(threads), "CUDA_VISIBLE_DEVICES": ""}, "cpu")] * workers
+    free_slots = list(range(len(slots)))
+    queue = list(jobs)
+    running: dict[Future[int], tuple[Job, int]] = {}
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool, tqdm(total=len(jobs), desc=description) as bar:
+        while queue or running:
+            while queue and free_slots:
+                job, slot = queue.pop(0), free_slots.pop(0)
+                env_extra, device = slots[slot]
+                future = pool.submit(_run_subprocess, job, env_extra, device, cwd)
+                running[future] = (job, slot)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job, slot = running.pop(future)
+                free_slots.append(slot)
+                _record(report, job, future.result())
+                bar.update(1)
+
+
+def _run_subprocess(job: Job, env_extra: dict[str, str], device: str, cwd: Path | None) -> int:
+    job.log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **env_extra}
+    command = [*job.command, "--device", device]
+    with open(job.log_file, "a") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
+        log.flush()
+        try:
+            return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
+        except OSError as error:  # e.g. the executable does not exist
+            log.write(f"could not start: {error}\n")
+            return 127
+
+
+def _record(report: SweepReport, job: Job, returncode: int) -> None:
+    # A zero exit without the marker is still a failure: the job did not finish its work.
+    if returncode == 0 and job.done_marker.exists():
+        report.succeeded.append(job.name)
+    else:
+        report.failed[job.name] = job.log_file
+
+
+def _run_submitit(
+    jobs: list[Job],
+    report: SweepReport,
+    *,
+    cluster: str,
+    gpus: list[int],
+    folder: Path,
+    parameters: dict[str, Any],
+    cwd: Path | None,
+    description: str,
+) -> None:
+    import submitit  # imported here: only the SLURM path needs it
+
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    device = "cuda:0" if gpus else "cpu"
+    if cluster == "slurm":
+        executor.update_parameters(gpus_per_node=1 if gpus else 0, **parameters)
+    elif parameters:
+        executor.update_parameters(**parameters)
+    submitted = []
+    for job in jobs:
+        executor.update_parameters(name=job.name)
+        function = _LoggedCommand(job, device, cwd)
+        submitted.append((job, executor.submit(function)))
+    for job, handle in tqdm(submitted, desc=description):
+        try:
+            returncode = handle.result()
+        except Exception as error:  # noqa: BLE001 - a failed job must not stop the sweep
+            job.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(job.log_file, "a") as log:
+                log.write(f"submitit job failed: {error}\n")
+            returncode = 1
+        _record(report, job, returncode)
+
+
+class _LoggedCommand:
+    """Picklable callable that runs a job's command on the executing node."""
+
+    def __init__(self, job: Job, device: str, cwd: Path | None) -> None:
+        self.job, self.device, self.cwd = job, device, cwd
+
+    def __call__(self) -> int:
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK", os.cpu_count() or 1))
+        return _run_subprocess(self.job, thread_environment(threads), self.device, self.cwd)
+
+
+def python_command(script: Path | str, *args: str) -> tuple[str, ...]:
+    """argv running ``script`` with this interpreter."""
+    return (sys.executable, str(script), *args)
+
+
+def fail_on(report: SweepReport, what: str, *, echo: Callable[[str], None] = print) -> int:
+    """Print the report; return the process exit code (1 when any job failed)."""
+    echo(f"{what}: {report.summary()}")
+    return 0 if report.ok else 1
