@@ -81,7 +81,8 @@ def read_records(records_dir: Path) -> list[dict[str, Any]]:
 
 def records_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """The tidy table: one row per measurement, the columns of TABLE_COLUMNS first."""
-    rows = [{key: value for key, value in record.items() if key not in ("settings", "provenance")} for record in records]
+    nested = ("settings", "provenance")
+    rows = [{key: value for key, value in record.items() if key not in nested} for record in records]
     table = pd.DataFrame(rows)
     for column in TABLE_COLUMNS:
         if column not in table.columns:
