@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from dispersion_score.io import atomic_save_npy, atomic_write_text, provenance
 
 TABLE_COLUMNS = (

@@ -1,0 +1,99 @@
+"""Generating one instance directory (``model.obj``, ``points.npy``, ``Isometric.png``) atomically.
+
+The three files are written into a temporary sibling directory ``instances/.tmp-<id>-<pid>`` that is
+renamed to ``instances/<id>`` only when all three are complete, so an instance directory either is complete
+or does not exist (a killed build leaves at most a ``.tmp-*`` directory, which the next build removes).
+Functions here run in worker processes; each process keeps one renderer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from dataset.cubesphere_geometry import cubesphere_mesh, sample_surface_points, uv_sphere
+from dataset.manifest import sha256_bytes
+from dataset.render import MeshRenderer, RenderSettings, encode_png
+from dataset.training_sets import SPLIT_CODES, Instance
+
+# Bump when a change to the generator changes the files it writes (geometry, sampling, rendering).
+GENERATOR_VERSION = "1"
+TMP_PREFIX = ".tmp-"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceSettings:
+    """Settings that determine an instance's files (and nothing else)."""
+
+    num_points: int = 30000
+    seed: int = 0
+    render: RenderSettings = dataclasses.field(default_factory=RenderSettings)
+
+    def __post_init__(self) -> None:
+        if self.num_points < 1:
+            raise ValueError(f"num_points must be >= 1, got {self.num_points!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        document = dataclasses.asdict(self)
+        document["generator_version"] = GENERATOR_VERSION
+        return document
+
+
+def points_seed(seed: int, instance: Instance) -> list[int]:
+    """Seed of an instance's point sampling: (base seed, split code, index) — independent of build order."""
+    return [int(seed), SPLIT_CODES[instance.split], int(instance.index)]
+
+
+def instance_payload(instance: Instance, settings: InstanceSettings, renderer: MeshRenderer) -> dict[str, bytes]:
+    """The three files of an instance, as bytes keyed by file name."""
+    mesh = cubesphere_mesh(instance.t)
+    points = sample_surface_points(mesh, settings.num_points, points_seed(settings.seed, instance))
+    npy = io.BytesIO()
+    np.save(npy, points, allow_pickle=False)
+    obj = trimesh.exchange.obj.export_obj(mesh, include_normals=False, include_color=False, include_texture=False)
+    png = encode_png(renderer.render(mesh.vertices))
+    return {"model.obj": obj.encode(), "points.npy": npy.getvalue(), "Isometric.png": png}
+
+
+def write_instance(root: Path, instance: Instance, payload: dict[str, bytes]) -> dict[str, str]:
+    """Writes the files atomically (temp directory + rename); returns {relative path: sha256}."""
+    instances_dir = root / "instances"
+    instances_dir.mkdir(parents=True, exist_ok=True)
+    tmp = instances_dir / f"{TMP_PREFIX}{instance.id}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    # No fsync: a rerun re-hashes every recorded file, so what a crash could lose is found and rebuilt.
+    for name, data in payload.items():
+        (tmp / name).write_bytes(data)
+    final = instances_dir / instance.id
+    if final.exists():
+        # Move the stale directory aside first, so `final` is never a mix of old and new files.
+        stale = instances_dir / f"{TMP_PREFIX}stale-{instance.id}-{os.getpid()}"
+        os.rename(final, stale)
+        shutil.rmtree(stale)
+    os.rename(tmp, final)
+    return {instance.path(name): sha256_bytes(data) for name, data in payload.items()}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def init_worker(root: str, settings: InstanceSettings) -> None:
+    """Pool initializer: one renderer per process."""
+    _WORKER["root"] = Path(root)
+    _WORKER["settings"] = settings
+    _WORKER["renderer"] = MeshRenderer(uv_sphere()[1], settings.render)
+
+
+def build_instance(instance: Instance) -> tuple[Instance, dict[str, str]]:
+    """Worker task: generates and writes one instance (after :func:`init_worker`)."""
+    payload = instance_payload(instance, _WORKER["settings"], _WORKER["renderer"])
+    return instance, write_instance(_WORKER["root"], instance, payload)

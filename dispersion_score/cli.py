@@ -1,0 +1,383 @@
+"""Command line: ``dispersion-score {matrix,images,shapes,elbow} ...`` (console script ``dispersion-score``).
+
+Every subcommand prints a human-readable summary, or with ``--json`` the result document of
+:func:`dispersion_score.io.result_document` (result, settings, provenance) on stdout; ``--out FILE.json``
+also saves it. Progress bars go to stderr when it is a terminal. Bad input (a ValueError from the
+library, a missing file, a bad k spec) prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+EXIT_BAD_INPUT = 2
+
+
+class _UsageError(ValueError):
+    """A command-line value that argparse could not check on its own."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line instead of argparse's usage block: scripts and logs read the last line.
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_k_spec(spec: str) -> list[int]:
+    """``"2:100:2"`` → 2, 4, …, 100 (START:STOP[:STEP], STOP included); ``"2,5,10"`` → [2, 5, 10]; ``"7"``."""
+    try:
+        if ":" in spec:
+            parts = [int(p) for p in spec.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
+            if step < 1 or stop < start:
+                raise ValueError
+            ks = list(range(start, stop + 1, step))
+        else:
+            ks = [int(p) for p in spec.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad k spec {spec!r}; expected START:STOP[:STEP] (STOP included, STEP >= 1), a comma list or one int"
+        ) from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"bad k spec {spec!r}; every k must be >= 1")
+    return ks
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _subsample(text: str) -> float | int:
+    """A fraction in (0, 1] (has a '.' or an exponent) or a count >= 1."""
+    try:
+        value: float | int = float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a count >= 1, got {text!r}") from None
+    if (isinstance(value, float) and not 0 < value <= 1) or (isinstance(value, int) and value < 1):
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a count >= 1, got {text!r}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", choices=("pam", "alternate"), default="pam",
+                        help="k-medoids method: pam (swap-refined, default) or alternate (the paper's)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:0, ... (default: cuda if available, else cpu)")
+    parser.add_argument("--json", action="store_true", help="print the result document as JSON on stdout")
+    parser.add_argument("--out", type=Path, default=None, help="also save the result document to this .json file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_ds_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--k", type=_positive_int, required=True, help="number of medoids")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="k-medoids seeds; several give mean and std (default: 0)")
+    parser.add_argument("--subsample", type=_subsample, default=None,
+                        help="compute DS on a random subset: a fraction (0.1) or a count (5000)")
+    _add_common(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dispersion-score",
+        description="Dispersion score (Zhou et al., 3DV 2021): mean distance of items to their k-medoids.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    matrix = commands.add_parser("matrix", help="DS of a precomputed (N, N) distance matrix (.npy)")
+    matrix.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
+    _add_ds_options(matrix)
+
+    images = commands.add_parser("images", help="DS of a directory of images (VGG16 relu3_3 perceptual distance)")
+    images.add_argument("directory", type=Path, help="directory of .png/.jpg images (sorted by path)")
+    images.add_argument("--weights", default="imagenet",
+                        help="imagenet (torch hub cache), a VGG16 state-dict file, or random (tests only)")
+    images.add_argument("--pool", choices=("channel_max", "none"), default="channel_max",
+                        help="channel_max: 3136-d (paper); none: the 802,816-d relu3_3 map")
+    images.add_argument("--features", choices=("vgg16", "pixels"), default="vgg16",
+                        help="vgg16 (perceptual, default) or raw pixels")
+    images.add_argument("--image-size", type=_positive_int, default=224,
+                        help="side of the raw-pixel features (VGG16 always uses 224)")
+    images.add_argument("--batch-size", type=_positive_int, default=32, help="images per forward pass")
+    images.add_argument("--recursive", action="store_true", help="also read images in subdirectories")
+    images.add_argument("--save-matrix", type=Path, default=None, help="write the distance matrix (.npy)")
+    images.add_argument("--save-features", type=Path, default=None, help="write the (N, d) features (.npy)")
+    _add_ds_options(images)
+
+    shapes = commands.add_parser("shapes", help="DS of a directory of shapes (Chamfer distance)")
+    shapes.add_argument("directory", type=Path, help="directory of .npy/.ply/.obj/.off files (sorted by path)")
+    shapes.add_argument("--points", type=_positive_int, default=2500, help="points per shape (default 2500)")
+    shapes.add_argument("--seed", type=int, default=0,
+                        help="seed of the point sampling (k-medoids seeds: --seeds)")
+    shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
+    shapes.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
+    shapes.add_argument("--save-matrix", type=Path, default=None, help="write the Chamfer matrix (.npy)")
+    _add_ds_options(shapes)
+
+    elbow = commands.add_parser("elbow", help="DS for a range of k (DS-vs-k curve) on a distance matrix")
+    elbow.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
+    elbow.add_argument("--k", type=parse_k_spec, required=True,
+                       help="START:STOP[:STEP] (STOP included), e.g. 2:100:2, or a comma list")
+    elbow.add_argument("--seed", type=int, default=0, help="k-medoids seed")
+    elbow.add_argument("--subsample", type=_subsample, default=None,
+                       help="compute the curve on one random subset: a fraction (0.1) or a count (5000)")
+    elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
+    _add_common(elbow)
+    return parser
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def _device(name: str | None) -> str:
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise _UsageError(f"bad --device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise _UsageError(f"--device {name}: CUDA is not available on this machine")
+    return str(device)
+
+
+def _load_matrix(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"matrix file not found: {path}")
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"could not read matrix {path} (expected an (N, N) .npy array): {exc}") from exc
+    if not isinstance(matrix, np.ndarray):
+        raise ValueError(f"{path} holds several arrays; expected one (N, N) .npy array")
+    return matrix
+
+
+def _list_images(directory: Path, recursive: bool) -> list[Path]:
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image directory not found: {directory}")
+    candidates = directory.rglob("*") if recursive else directory.iterdir()
+    files = sorted(
+        (p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: p.relative_to(directory).as_posix(),
+    )
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
+    return files
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _ds_settings(args: argparse.Namespace, device: str, n: int) -> dict[str, Any]:
+    return {"command": args.command, "k": args.k, "method": args.method, "seeds": list(args.seeds),
+            "subsample": args.subsample, "device": device, "n_items": n}
+
+
+def _compute_ds(D: Any, args: argparse.Namespace, device: str) -> Any:
+    from dispersion_score.score import dispersion_score, dispersion_scores
+
+    if len(args.seeds) == 1:
+        return dispersion_score(D, args.k, method=args.method, seed=args.seeds[0], device=device,
+                                subsample=args.subsample)
+    return dispersion_scores(D, args.k, method=args.method, seeds=tuple(args.seeds), device=device,
+                             subsample=args.subsample)
+
+
+def _format_ds(result: Any, settings: dict[str, Any]) -> list[str]:
+    head = f"k={settings['k']}, method={settings['method']}, N={settings['n_items']}"
+    if settings.get("subsample") is not None:
+        head += f", subsample={settings['subsample']}"
+    if len(settings["seeds"]) == 1:
+        return [f"dispersion score DS = {result.ds:.6g}  (inertia {result.inertia:.6g}; {head}, "
+                f"seed {result.seed})"]
+    lines = [f"dispersion score DS = {result.mean:.6g} ± {result.std:.6g}  (mean ± sample std over "
+             f"{len(result.results)} seeds; {head})"]
+    lines += [f"  seed {r.seed}: DS = {r.ds:.6g}  inertia {r.inertia:.6g}" for r in result.results]
+    return lines
+
+
+def _medoid_line(result: Any, files: Sequence[str]) -> list[str]:
+    if not hasattr(result, "medoids"):  # several seeds: medoids differ per seed, see --json
+        return []
+    names = [files[int(m)] for m in result.medoids]
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    return [f"medoids: {shown}"]
+
+
+def _emit(args: argparse.Namespace, result: Any, settings: dict[str, Any], lines: list[str],
+          matrix_file: Path | None = None) -> None:
+    from dispersion_score.io import dumps, result_document, save_result
+
+    if args.out is not None:
+        save_result(args.out, result, matrix_path=matrix_file, settings=settings)
+    if args.json:
+        document = result_document(result, settings=settings, device=settings.get("device"),
+                                   matrix_file=os.fspath(matrix_file) if matrix_file else None)
+        sys.stdout.write(dumps(document))
+    else:
+        print("\n".join(lines))
+        if args.out is not None:
+            print(f"saved {args.out}")
+
+
+# --- subcommands ----------------------------------------------------------------------------------------
+
+
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    D = _load_matrix(args.matrix)
+    settings = _ds_settings(args, device, int(D.shape[0]))
+    settings["matrix"] = os.fspath(args.matrix)
+    result = _compute_ds(D, args, device)
+    _emit(args, result, settings, _format_ds(result, settings), matrix_file=args.matrix)
+    return 0
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    from dispersion_score.features import feature_matrix
+    from dispersion_score.io import atomic_save_npy
+    from dispersion_score.perceptual import feature_label, perceptual_features, pixel_features
+
+    device = _device(args.device)
+    files = _list_images(args.directory, args.recursive)
+    if args.features == "pixels":
+        label = f"rgb_pixels_{args.image_size}"
+        features = pixel_features(files, size=args.image_size)
+    else:
+        label = feature_label(args.weights, args.pool)
+        features = perceptual_features(files, weights=args.weights, pool=args.pool, device=device,
+                                       batch_size=args.batch_size, progress=_progress(args))
+    if args.save_features is not None:
+        atomic_save_npy(args.save_features, features)
+    D = feature_matrix(features, device=device, progress=_progress(args))
+    if args.save_matrix is not None:
+        atomic_save_npy(args.save_matrix, D)
+    settings = _ds_settings(args, device, len(files))
+    vgg = args.features == "vgg16"
+    settings.update({"directory": os.fspath(args.directory), "features": label,
+                     "weights": os.fspath(args.weights) if vgg else None,
+                     "weights_seed": 0 if vgg and args.weights == "random" else None,
+                     "pool": args.pool if vgg else None,
+                     "image_size": 224 if vgg else args.image_size,
+                     "distance": "squared_euclidean_over_dim",
+                     "files": [p.relative_to(args.directory).as_posix() for p in files]})
+    result = _compute_ds(D, args, device)
+    lines = [f"{len(files)} images from {args.directory}, features {label}"] + _format_ds(result, settings)
+    lines += _medoid_line(result, settings["files"])
+    if "random-weights" in label:
+        lines.append("note: random VGG16 weights (for tests); the paper's DS needs --weights imagenet")
+    _emit(args, result, settings, lines, matrix_file=args.save_matrix)
+    return 0
+
+
+def _cmd_shapes(args: argparse.Namespace) -> int:
+    from dispersion_score.chamfer import chamfer_matrix
+    from dispersion_score.io import atomic_save_npy
+    from dispersion_score.shapes_io import list_shape_files, load_shapes
+
+    device = _device(args.device)
+    files = list_shape_files(args.directory, recursive=args.recursive)
+    clouds = load_shapes(files, num_points=args.points, seed=args.seed, progress=_progress(args))
+    D = chamfer_matrix(clouds, device=device, normalize=not args.no_normalize, progress=_progress(args))
+    if args.save_matrix is not None:
+        atomic_save_npy(args.save_matrix, D)
+    settings = _ds_settings(args, device, len(files))
+    settings.update({"directory": os.fspath(args.directory), "points": args.points, "sample_seed": args.seed,
+                     "normalize": not args.no_normalize,
+                     "distance": "chamfer_squared_mean_sum" + ("_unit_ball" if not args.no_normalize else ""),
+                     "files": [p.relative_to(args.directory).as_posix() for p in files]})
+    result = _compute_ds(D, args, device)
+    lines = [f"{len(files)} shapes from {args.directory}, {args.points} points each"] + _format_ds(result, settings)
+    lines += _medoid_line(result, settings["files"])
+    _emit(args, result, settings, lines, matrix_file=args.save_matrix)
+    return 0
+
+
+def _cmd_elbow(args: argparse.Namespace) -> int:
+    from dispersion_score.score import elbow
+
+    device = _device(args.device)
+    if args.plot is not None:
+        _check_plot_format(args.plot)
+    D = _load_matrix(args.matrix)
+    curve = elbow(D, args.k, method=args.method, seed=args.seed, device=device, subsample=args.subsample)
+    ks, ds = [int(k) for k in curve.ks], [float(v) for v in curve.ds]
+    settings = {"command": "elbow", "matrix": os.fspath(args.matrix), "ks": list(args.k), "method": args.method,
+                "seed": args.seed, "subsample": args.subsample, "device": device, "n_items": int(D.shape[0])}
+    if args.plot is not None:
+        _plot_elbow(args.plot, ks, ds, title=f"{args.matrix.name}: DS vs k ({args.method}, seed {args.seed})")
+        settings["plot"] = os.fspath(args.plot)
+    lines = [f"DS vs k on {args.matrix} (N={D.shape[0]}, method={args.method}, seed {args.seed})",
+             f"{'k':>6}  DS"] + [f"{k:>6}  {v:.6g}" for k, v in zip(ks, ds, strict=True)]
+    if args.plot is not None:
+        lines.append(f"plot written to {args.plot}")
+    _emit(args, curve, settings, lines, matrix_file=args.matrix)
+    return 0
+
+
+def _check_plot_format(path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in FigureCanvasAgg.get_supported_filetypes():
+        raise _UsageError(f"--plot {path}: unsupported image format {suffix!r}; use .png, .pdf or .svg")
+
+
+def _plot_elbow(path: Path, ks: Sequence[int], ds: Sequence[float], *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dispersion_score.io import atomic_write_bytes, figure_bytes
+
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    axis.plot(ks, ds, marker="o", markersize=3)
+    axis.set_xlabel("k (number of medoids)")
+    axis.set_ylabel("dispersion score")
+    axis.set_title(title, fontsize=9)
+    axis.grid(alpha=0.3)
+    try:
+        atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower()))
+    finally:
+        plt.close(figure)
+
+
+_COMMANDS = {"matrix": _cmd_matrix, "images": _cmd_images, "shapes": _cmd_shapes, "elbow": _cmd_elbow}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"dispersion-score {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"dispersion-score {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

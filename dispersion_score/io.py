@@ -1,0 +1,295 @@
+"""Result files: atomic writes, provenance, and DS results saved as JSON next to their `.npy` matrix.
+
+A result file is a JSON object::
+
+    {"format": "dispersion-score-result/1", "kind": "DispersionResult", "result": {...},
+     "settings": {...}, "provenance": {...}, "matrix_file": "D.npy" or null}
+
+``matrix_file`` is relative to the JSON file's directory. Every write goes to a temporary file in the target
+directory first and is moved into place with ``os.replace``, so a killed job never leaves a half-written
+result behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+RESULT_FORMAT = "dispersion-score-result/1"
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe to repeat.
+_UMASK = _current_umask()
+
+
+def _atomic_write(path: str | os.PathLike, write, mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+    return _atomic_write(path, lambda handle: handle.write(data), "wb")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
+    """Writes ``text`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_save_npy(path: str | os.PathLike, array: Any) -> Path:
+    """Saves ``array`` as a `.npy` file at exactly ``path`` (no suffix added), atomically."""
+    array = np.asarray(array)
+    return _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False), "wb")
+
+
+def _package_version() -> str:
+    from dispersion_score import __version__  # late import: this module is imported by the package
+
+    return __version__
+
+
+def _git_commit() -> str | None:
+    source_dir = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source_dir, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _device_description(device: str | torch.device | None) -> dict[str, Any]:
+    if device is None:
+        return {"device": None}
+    device = torch.device(device)
+    info: dict[str, Any] = {"device": str(device)}
+    if device.type == "cuda" and torch.cuda.is_available():
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        info["device_name"] = torch.cuda.get_device_name(index)
+    elif device.type == "cpu":
+        info["device_name"] = platform.processor() or platform.machine()
+    return info
+
+
+def provenance(device: str | torch.device | None = None) -> dict[str, Any]:
+    """Where and with what a result was computed.
+
+    Returns:
+        dict with ``python``, ``torch``, ``torchvision``, ``numpy``, ``dispersion_score`` versions,
+        ``cuda`` (torch's CUDA version or None), ``platform``, ``hostname``, ``time`` (ISO 8601, local time
+        with UTC offset), ``git_commit`` (of the source tree, None outside git), ``device`` (as given, None if
+        not) and ``device_name`` where it can be told.
+    """
+    try:
+        import torchvision
+
+        torchvision_version: str | None = str(torchvision.__version__)
+    except ImportError:
+        torchvision_version = None
+    info = {
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),  # TorchVersion would not load with torch.load(weights_only=True)
+        "torchvision": torchvision_version,
+        "numpy": np.__version__,
+        "dispersion_score": _package_version(),
+        "cuda": torch.version.cuda,
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+    }
+    info.update(_device_description(device))
+    return info
+
+
+def to_jsonable(value: Any) -> Any:
+    """Converts dataclasses, numpy/torch scalars and arrays, paths and tuples into JSON types.
+
+    Non-finite floats become the strings "nan", "inf", "-inf" so the file stays strict JSON.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, torch.Tensor):
+        return to_jsonable(value.detach().cpu().numpy())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, torch.device | torch.dtype | np.dtype):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a result file: {value!r}")
+
+
+def dumps(document: Any) -> str:
+    """Strict JSON (no NaN literals) of ``to_jsonable(document)`` with a final newline.
+
+    Objects and lists of objects are indented; lists of scalars (labels, medoids) stay on one line, so a
+    result for 35,000 items is not 35,000 lines long.
+    """
+    return _format_json(to_jsonable(document), 0) + "\n"
+
+
+def _format_json(value: Any, level: int) -> str:
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {_format_json(v, level + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return "[\n" + ",\n".join(f"{inner}{_format_json(v, level + 1)}" for v in value) + f"\n{pad}]"
+    return json.dumps(value, allow_nan=False)
+
+
+def save_result(
+    path: str | os.PathLike,
+    result: Any,
+    *,
+    matrix: Any = None,
+    matrix_path: str | os.PathLike | None = None,
+    settings: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+) -> Path:
+    """Saves a result with its settings and provenance as JSON, and its distance matrix as `.npy`.
+
+    Args:
+        path: the JSON file to write.
+        result: a result dataclass (e.g. ``DispersionResult``), a dict, or a list of them (elbow curves,
+            several seeds); numpy and torch values are converted.
+        matrix: optional (N, N) distance matrix, written to ``matrix_path`` (default: ``path`` with suffix
+            `.npy`).
+        matrix_path: where the matrix goes; with ``matrix=None``, an existing `.npy` file to reference only.
+        settings: everything needed to recompute the result (k, method, seeds, weights, ...).
+        device: recorded in the provenance; default ``settings["device"]`` if present.
+
+    Returns:
+        The JSON path. Both files are written atomically, the matrix first.
+    """
+    path = Path(path)
+    if path.suffix == ".npy":
+        raise ValueError(f"result path {path} ends in .npy; expected a .json file (the matrix goes beside it)")
+    settings = dict(settings or {})
+    matrix_file = None
+    if matrix is not None:
+        target = Path(matrix_path) if matrix_path is not None else path.with_suffix(".npy")
+        atomic_save_npy(target, matrix)
+        matrix_file = target
+    elif matrix_path is not None:
+        matrix_file = Path(matrix_path)
+        if not matrix_file.is_file():
+            raise FileNotFoundError(f"matrix file {matrix_file} does not exist (pass matrix= to write it)")
+    if matrix_file is not None:
+        matrix_file = Path(os.path.relpath(matrix_file.resolve(), path.resolve().parent))
+    document = result_document(result, settings=settings, matrix_file=matrix_file, device=device)
+    atomic_write_text(path, dumps(document))
+    return path
+
+
+def result_document(
+    result: Any,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    matrix_file: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """The JSON document :func:`save_result` writes (also what the CLI prints with ``--json``).
+
+    ``device`` defaults to ``settings["device"]``; values are not yet converted (see :func:`dumps`).
+    """
+    settings = dict(settings or {})
+    if device is None:
+        device = settings.get("device")
+    return {
+        "format": RESULT_FORMAT,
+        "kind": _kind(result),
+        "result": result,
+        "settings": settings,
+        "provenance": provenance(device),
+        "matrix_file": matrix_file,
+    }
+
+
+def _kind(result: Any) -> str:
+    if isinstance(result, list | tuple) and result:
+        return f"list[{_kind(result[0])}]"
+    return type(result).__name__
+
+
+def load_result(path: str | os.PathLike, *, load_matrix: bool = True) -> dict[str, Any]:
+    """Reads a file written by :func:`save_result`.
+
+    Returns:
+        The JSON document as a dict (``format``, ``kind``, ``result``, ``settings``, ``provenance``,
+        ``matrix_file``) plus ``matrix``: the (N, N) array when there is one and ``load_matrix`` is true,
+        else None. Results come back as plain dicts/lists.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"result file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"result file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != RESULT_FORMAT:
+        raise ValueError(f"{path} is not a dispersion-score result file (expected format {RESULT_FORMAT!r})")
+    document["matrix"] = None
+    if load_matrix and document.get("matrix_file"):
+        matrix_path = path.parent / document["matrix_file"]
+        if not matrix_path.is_file():
+            raise FileNotFoundError(f"matrix file {matrix_path} named by {path} does not exist")
+        document["matrix"] = np.load(matrix_path, allow_pickle=False)
+    return document
+
+
+def figure_bytes(figure: Any, suffix: str) -> bytes:
+    """Renders a matplotlib figure to bytes in the format named by ``suffix`` (".png", ".pdf", ...)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=suffix.lstrip(".") or "png", bbox_inches="tight", dpi=150)
+    return buffer.getvalue()

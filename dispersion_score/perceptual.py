@@ -1,0 +1,394 @@
+"""Perceptual image features for the image dispersion score (SPEC §2.2).
+
+An RGB image in [0, 1] is resized to 224×224 (bilinear, antialiased), normalised with the ImageNet mean and
+std, and passed through torchvision's VGG16 ``features[:16]`` (the output of relu3_3, 256×56×56). The
+channel-wise maximum of that map is the 3136-d feature (``pool="channel_max"``, the paper's choice);
+``pool="none"`` keeps the whole 802,816-d map. :func:`pixel_features` gives raw pixels instead.
+
+Weights are never downloaded here. ``weights="imagenet"`` reads torchvision's cached
+``vgg16-397923af.pth`` from the torch hub cache (``$TORCH_HOME/hub/checkpoints``); a path to a state-dict
+file works too; ``weights="random"`` (explicit, seeded) exists for tests, and :func:`feature_label` marks
+features computed with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from torchvision.models import VGG16_Weights
+
+IMAGE_SIZE = 224
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+POOLS = ("channel_max", "none")
+ALPHA_MODES = ("drop", "white")
+# torchvision's VGG16 `features` layout up to relu3_3: conv sizes, "M" = 2×2 max-pool. It yields modules
+# 0..15 with the same indices (and state-dict keys) as `vgg16().features[:16]`.
+_VGG16_RELU3_3_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256)
+_RELU3_3_CHANNELS = 256
+_RELU3_3_SIZE = 56
+_NUM_LAYERS = 16
+
+
+def _build_relu3_3_layers() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for item in _VGG16_RELU3_3_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(in_channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            in_channels = int(item)
+    return nn.Sequential(*layers)
+
+
+def _resolve_weights(weights: Any) -> tuple[str, Any]:
+    """Returns (kind, value): ("random", None), ("enum", VGG16_Weights) or ("file", Path)."""
+    from torchvision.models import VGG16_Weights  # late: torchvision takes ~1 s to import
+
+    if isinstance(weights, VGG16_Weights):
+        return "enum", weights
+    if isinstance(weights, str):
+        if weights == "random":
+            return "random", None
+        if weights == "imagenet":
+            return "enum", VGG16_Weights.IMAGENET1K_V1
+        if weights in VGG16_Weights.__members__ or weights == "DEFAULT":
+            return "enum", VGG16_Weights[weights]
+    if isinstance(weights, str | os.PathLike):
+        return "file", Path(weights)
+    raise ValueError(
+        f"weights must be 'imagenet', 'random', a torchvision VGG16_Weights value or a path to a VGG16 "
+        f"state-dict file, got {weights!r}"
+    )
+
+
+def _cached_weights_file(enum: VGG16_Weights) -> Path:
+    # The same file name and directory torchvision's load_state_dict_from_url would use.
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(enum.url).path)
+
+
+def _missing_weights_message(enum: VGG16_Weights, expected: Path) -> str:
+    name = expected.name
+    return (
+        f"pretrained VGG16 weights ({enum}) not found at {expected}; this library never downloads weights. "
+        f"Either copy {name} (from {enum.url}) into {expected.parent} (the torch hub cache; set TORCH_HOME "
+        f"to use another cache directory), or pass the file directly: weights='/path/to/{name}' "
+        f"(command line: --weights /path/to/{name}). weights='random' gives untrained features for tests only."
+    )
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"VGG16 weights file not found: {path} (expected 'imagenet', 'random', a VGG16_Weights name or "
+            f"a path to a state-dict file such as vgg16-397923af.pth)"
+        )
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for unreadable files
+        raise ValueError(f"could not read VGG16 weights file {path}: {type(exc).__name__}: {exc}") from exc
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ValueError(
+            f"VGG16 weights file {path} does not hold a state dict (a dict of tensors); got "
+            f"{type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _relu3_3_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Picks the keys of features[:16] from a full VGG16 state dict or from its `features` part.
+
+    Keys of later layers (conv4_1 on, the classifier) are dropped; anything else is kept so that a wrong
+    file (VGG16-BN, another network) fails the key check instead of loading partially.
+    """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("features.") for k in state):
+        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    picked = {}
+    for key, value in state.items():
+        index = key.split(".", 1)[0]
+        if not (index.isdigit() and int(index) >= _NUM_LAYERS):
+            picked[key] = value
+    return picked
+
+
+def _load_relu3_3_weights(layers: nn.Sequential, path: Path) -> None:
+    state = _relu3_3_state_dict(_read_state_dict(path))
+    expected = layers.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        details = []
+        if missing:
+            details.append(f"missing keys {missing[:6]}")
+        if unexpected:
+            details.append(f"unexpected keys {unexpected[:6]}")
+        if wrong_shape:
+            details.append(
+                "wrong shapes " + ", ".join(f"{k}: {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+                                            for k in wrong_shape[:4])
+            )
+        raise ValueError(
+            f"VGG16 weights file {path} is not a torchvision VGG16 state dict (expected keys "
+            f"'features.0.weight' ... 'features.14.bias', or '0.weight' ... '14.bias' for the features part; "
+            + "; ".join(details) + ")"
+        )
+    layers.load_state_dict({k: v.float() for k, v in state.items()})
+
+
+def vgg16_relu3_3(weights: str | os.PathLike | VGG16_Weights = "imagenet", *, seed: int = 0) -> nn.Sequential:
+    """VGG16 ``features[:16]`` (conv1_1 … relu3_3) in eval mode on the CPU, with the given weights.
+
+    Args:
+        weights: "imagenet" (torchvision's IMAGENET1K_V1 file from the torch hub cache), a
+            ``torchvision.models.VGG16_Weights`` value or its name, a path to a state-dict file (a full
+            VGG16 state dict or its ``features`` part), or "random" (torchvision's VGG initialisation,
+            Kaiming-normal convolutions and zero biases, drawn from a generator seeded with ``seed``).
+        seed: seed of the random weights; ignored otherwise.
+
+    Returns:
+        ``nn.Sequential`` of 16 modules mapping (B, 3, H, W) normalised images to (B, 256, H/4, W/4).
+
+    Raises:
+        FileNotFoundError: the weights file (or the cached ImageNet file) does not exist; the message says
+            how to supply it. Nothing is ever downloaded.
+        ValueError: the file is unreadable or is not a VGG16 state dict.
+    """
+    kind, value = _resolve_weights(weights)
+    if kind == "enum" and value.name == "IMAGENET1K_FEATURES":
+        # Those weights expect 0..255 inputs with another mean; silently normalising them like the
+        # IMAGENET1K_V1 weights would give meaningless features.
+        raise ValueError("VGG16_Weights.IMAGENET1K_FEATURES is not supported; use IMAGENET1K_V1 ('imagenet')")
+    with torch.device("meta"):
+        layers = _build_relu3_3_layers()
+    layers = layers.to_empty(device="cpu")
+    if kind == "random":
+        generator = torch.Generator().manual_seed(seed)
+        for module in layers:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+                nn.init.zeros_(module.bias)
+    elif kind == "enum":
+        path = _cached_weights_file(value)
+        if not path.is_file():
+            raise FileNotFoundError(_missing_weights_message(value, path))
+        _load_relu3_3_weights(layers, path)
+    else:
+        _load_relu3_3_weights(layers, value)
+    return layers.eval().requires_grad_(False)
+
+
+def feature_label(weights: str | os.PathLike | VGG16_Weights = "imagenet", pool: str = "channel_max") -> str:
+    """A name for the features computed with these settings, for result files and plots.
+
+    Examples: ``vgg16_relu3_3_channelmax[imagenet1k_v1]``, ``vgg16_relu3_3_full[file:vgg16-397923af.pth]``,
+    ``vgg16_relu3_3_channelmax[random-weights]``.
+    """
+    _validate_pool(pool)
+    kind, value = _resolve_weights(weights)
+    if kind == "random":
+        source = "random-weights"
+    elif kind == "enum":
+        source = value.name.lower()
+    else:
+        source = f"file:{value.name}"
+    return f"vgg16_relu3_3_{'channelmax' if pool == 'channel_max' else 'full'}[{source}]"
+
+
+def _validate_pool(pool: str) -> None:
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+
+
+def _as_image_batch(images: Any) -> torch.Tensor:
+    tensor = torch.as_tensor(images) if not isinstance(images, torch.Tensor) else images
+    if tensor.ndim != 4 or tensor.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, H, W) (RGB), got {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0 or tensor.shape[2] == 0 or tensor.shape[3] == 0:
+        raise ValueError(f"images must be a non-empty (N, 3, H, W) batch, got {tuple(tensor.shape)}")
+    if not tensor.is_floating_point():
+        raise ValueError(
+            f"images must be floating point RGB in [0, 1], got dtype {tensor.dtype} (divide uint8 images by 255)"
+        )
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("images contain NaN or inf; expected RGB values in [0, 1]")
+    low, high = float(tensor.min()), float(tensor.max())
+    if low < -1e-4 or high > 1 + 1e-4:
+        raise ValueError(f"images must be RGB in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    return tensor
+
+
+def _resize(batch: torch.Tensor, size: int) -> torch.Tensor:
+    if batch.shape[-2:] == (size, size):
+        return batch
+    return F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _normalize_imagenet(batch: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(IMAGENET_MEAN, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+def _resolve_device(device: str | torch.device | None, source: Any) -> torch.device:
+    # Same rule as the rest of the library: None keeps a tensor's device, anything else runs on the CPU.
+    if device is not None:
+        return torch.device(device)
+    return source.device if isinstance(source, torch.Tensor) else torch.device("cpu")
+
+
+def _is_path_list(images: Any) -> bool:
+    return (
+        isinstance(images, Sequence)
+        and not isinstance(images, str | bytes)
+        and len(images) > 0
+        and all(isinstance(p, str | os.PathLike) for p in images)
+    )
+
+
+def _image_source(images: Any) -> tuple[int, Any]:
+    """Validates ``images`` once; returns (N, a path list or an (N, 3, H, W) tensor)."""
+    if _is_path_list(images):
+        return len(images), list(images)
+    tensor = _as_image_batch(images)
+    return int(tensor.shape[0]), tensor
+
+
+def _batches(source: Any, batch_size: int, image_size: int):
+    """Yields batches (B, 3, H, W) in [0, 1]; file lists are read one batch at a time (alpha dropped)."""
+    for start in range(0, len(source), batch_size):
+        chunk = source[start:start + batch_size]
+        yield load_images(chunk, size=image_size) if isinstance(chunk, list) else chunk
+
+
+def perceptual_features(
+    images: Any,
+    *,
+    weights: str | os.PathLike | VGG16_Weights = "imagenet",
+    pool: str = "channel_max",
+    device: str | torch.device | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """VGG16 relu3_3 perceptual features of RGB images (SPEC §2.2).
+
+    Args:
+        images: (N, 3, H, W) float RGB in [0, 1] (tensor or array; any H, W, resized to 224×224 bilinear
+            with antialiasing), or a sequence of N image file paths, read ``batch_size`` at a time with
+            :func:`load_images` (alpha dropped) so memory stays O(batch).
+        weights: see :func:`vgg16_relu3_3`; "random" only for tests (label the result with
+            :func:`feature_label`).
+        pool: "channel_max" — max over the 256 channels of the 256×56×56 map → (N, 3136), the paper's
+            feature; "none" — the whole map flattened in (C, H, W) order → (N, 802816).
+        device: where the network runs; None = the device of an ``images`` tensor, else the CPU.
+        batch_size: images per forward pass.
+        progress: show a tqdm bar (stderr).
+        seed: seed of random weights; ignored for other weights.
+
+    Returns:
+        (N, d) float32 array, d = 3136 or 802816, rows in input order.
+    """
+    _validate_pool(pool)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n, source = _image_source(images)
+    device = _resolve_device(device, source)
+    network = vgg16_relu3_3(weights, seed=seed).to(device)
+    dim = _RELU3_3_SIZE**2 if pool == "channel_max" else _RELU3_3_CHANNELS * _RELU3_3_SIZE**2
+    out = np.empty((n, dim), dtype=np.float32)
+    row = 0
+    with torch.no_grad(), tqdm(total=n, desc="VGG16 features", unit="img", disable=not progress) as bar:
+        for batch in _batches(source, batch_size, IMAGE_SIZE):
+            x = _normalize_imagenet(_resize(batch.to(device=device, dtype=torch.float32), IMAGE_SIZE))
+            fmap = network(x)
+            pooled = fmap.amax(dim=1) if pool == "channel_max" else fmap
+            out[row:row + len(batch)] = pooled.reshape(len(batch), -1).cpu().numpy()
+            row += len(batch)
+            bar.update(len(batch))
+    return out
+
+
+def pixel_features(images: Any, *, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Raw-pixel features: RGB in [0, 1] resized to size×size (bilinear, antialiased), flattened.
+
+    Args:
+        images: (N, 3, H, W) float RGB in [0, 1], or a sequence of N image file paths.
+        size: side of the resized image.
+
+    Returns:
+        (N, 3·size·size) float32 array in (C, H, W) order, no normalisation.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    _, source = _image_source(images)
+    parts = [_resize(batch.float(), size).reshape(len(batch), -1) for batch in _batches(source, 256, size)]
+    return torch.cat(parts).numpy().astype(np.float32, copy=False)
+
+
+def _read_rgb(path: Path, alpha: str) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"could not read image {path}: {exc}") from exc
+    rgb = rgba[..., :3]
+    if alpha == "white":
+        a = rgba[..., 3:]
+        rgb = rgb * a + (1.0 - a)
+    return rgb
+
+
+def load_images(
+    paths: Sequence[str | os.PathLike], *, size: int | None = IMAGE_SIZE, alpha: str = "drop"
+) -> torch.Tensor:
+    """Reads image files as an RGB float batch in [0, 1].
+
+    Args:
+        paths: N image files (anything Pillow reads: PNG, JPEG, ...; grey and palette images become RGB).
+        size: resize every image to size×size (bilinear, antialiased, no crop, aspect ratio not kept);
+            None keeps the stored size (then all images must have the same size).
+        alpha: what to do with an alpha channel. "drop" (default) keeps the stored RGB values and ignores
+            alpha — what the SVR networks see for 3D-R2N2 renders (SPEC §4: "drop alpha"), so input image DS
+            measures the networks' actual inputs. "white" composites onto a white background.
+
+    Returns:
+        (N, 3, size, size) float32 tensor in [0, 1], in the order of ``paths``.
+    """
+    if alpha not in ALPHA_MODES:
+        raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
+    if size is not None and size < 1:
+        raise ValueError(f"size must be >= 1 or None, got {size}")
+    if len(paths) == 0:
+        raise ValueError("load_images needs at least one path")
+    images = []
+    for path in paths:
+        tensor = torch.from_numpy(np.ascontiguousarray(_read_rgb(Path(path), alpha))).permute(2, 0, 1)
+        if size is not None:
+            tensor = _resize(tensor.unsqueeze(0), size)[0].clamp_(0.0, 1.0)
+        elif images and tensor.shape != images[0].shape:
+            raise ValueError(
+                f"image {path} has size {tuple(tensor.shape[1:])}, expected {tuple(images[0].shape[1:])} like "
+                f"{paths[0]} (pass size= to resize)"
+            )
+        images.append(tensor)
+    return torch.stack(images)
+

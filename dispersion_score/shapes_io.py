@@ -1,0 +1,150 @@
+"""Reading a directory of shapes as point clouds for the shape dispersion score.
+
+Supported files: `.npy` point arrays (N, ≥3), the first three columns are x, y, z (the AtlasNet
+``*.points.ply.npy`` files carry normals in columns 3..5); `.ply` (a point cloud, or a mesh whose surface is
+sampled); `.obj` / `.off` meshes, sampled area-uniformly on the surface (trimesh).
+
+Each item's points come from ``numpy.random.default_rng([seed, index])``, index = position in the sorted
+list, so a given item always gets the same points and items are independent of each other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    import trimesh
+
+SHAPE_SUFFIXES = (".npy", ".ply", ".obj", ".off")
+MESH_SUFFIXES = (".obj", ".off")
+
+
+def list_shape_files(directory: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """The `.npy`/`.ply`/`.obj`/`.off` files of ``directory``, sorted by their path relative to it.
+
+    Raises:
+        FileNotFoundError: ``directory`` is not a directory.
+        ValueError: it holds no shape file.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"shape directory not found: {directory}")
+    candidates = directory.rglob("*") if recursive else directory.iterdir()
+    files = sorted(
+        (p for p in candidates if p.is_file() and p.suffix.lower() in SHAPE_SUFFIXES),
+        key=lambda p: p.relative_to(directory).as_posix(),
+    )
+    if not files:
+        raise ValueError(f"no shape files ({', '.join(SHAPE_SUFFIXES)}) in {directory}")
+    return files
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"could not read point array {path}: {exc}") from exc
+    if array.ndim != 2 or array.shape[1] < 3:
+        raise ValueError(f"point array {path} has shape {array.shape}; expected (N, 3) or more columns")
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"point array {path} has dtype {array.dtype}; expected a numeric array")
+    return np.asarray(array[:, :3], dtype=np.float64)
+
+
+def _load_geometry(path: Path) -> trimesh.Trimesh | trimesh.PointCloud:
+    import trimesh  # late: only mesh and .ply files need it, and it is slow to import
+
+    try:
+        loaded = trimesh.load(path, process=False)
+    except Exception as exc:  # trimesh raises many exception types for malformed files
+        raise ValueError(f"could not read shape {path}: {type(exc).__name__}: {exc}") from exc
+    if isinstance(loaded, trimesh.Scene):
+        geometries = list(loaded.geometry.values())
+        meshes = [g for g in geometries if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+        if meshes:
+            return trimesh.util.concatenate(meshes)
+        points = [np.asarray(g.vertices) for g in geometries if hasattr(g, "vertices")]
+        if not points:
+            raise ValueError(f"shape file {path} holds no geometry")
+        return trimesh.PointCloud(np.concatenate(points))
+    if not isinstance(loaded, trimesh.Trimesh | trimesh.PointCloud):
+        raise ValueError(f"shape file {path} holds a {type(loaded).__name__}; expected a mesh or point cloud")
+    return loaded
+
+
+def _sample_points(path: Path, num_points: int | None, rng: np.random.Generator) -> np.ndarray:
+    import trimesh
+
+    suffix = path.suffix.lower()
+    mesh = None
+    if suffix == ".npy":
+        points = _read_npy(path)
+    else:
+        geometry = _load_geometry(path)
+        if isinstance(geometry, trimesh.Trimesh) and len(geometry.faces):
+            mesh = geometry
+        elif suffix in MESH_SUFFIXES:
+            raise ValueError(f"mesh {path} has no faces; expected a surface mesh")
+        points = np.asarray(geometry.vertices, dtype=np.float64)
+    if mesh is not None:
+        if num_points is None:
+            raise ValueError(f"mesh {path} needs num_points (a mesh has no fixed point set)")
+        if not mesh.area > 0:
+            raise ValueError(f"mesh {path} has zero surface area; cannot sample points")
+        points, _ = trimesh.sample.sample_surface(mesh, num_points, seed=rng)
+        points = np.asarray(points, dtype=np.float64)
+    else:
+        if len(points) == 0:
+            raise ValueError(f"shape {path} holds no points; expected (N, 3) with N >= 1")
+        if num_points is not None:
+            # Without replacement whenever the file has enough points: duplicates would bias Chamfer.
+            replace = len(points) < num_points
+            points = points[rng.choice(len(points), size=num_points, replace=replace)]
+    if not np.isfinite(points).all():
+        raise ValueError(f"shape {path} contains NaN or inf coordinates")
+    return points.astype(np.float32)
+
+
+def load_shapes(
+    paths: Sequence[str | os.PathLike],
+    *,
+    num_points: int | None = 2500,
+    seed: int = 0,
+    progress: bool = False,
+) -> np.ndarray | list[np.ndarray]:
+    """Reads shape files as point clouds (unnormalised; ``chamfer_matrix`` normalises to the unit ball).
+
+    Args:
+        paths: N files (`.npy`, `.ply`, `.obj`, `.off`).
+        num_points: points per cloud. Point files: drawn without replacement (with replacement only when a
+            file has fewer points); meshes: area-uniform surface samples. None keeps every point of point
+            files (meshes then raise).
+        seed: sampling seed; item i uses ``default_rng([seed, i])``.
+        progress: show a tqdm bar (stderr).
+
+    Returns:
+        (N, num_points, 3) float32 array, or a list of (P_i, 3) float32 arrays when ``num_points`` is None.
+
+    Raises:
+        ValueError: a file is unreadable, empty, not finite, or has the wrong shape (the message names it).
+        FileNotFoundError: a file does not exist.
+    """
+    if num_points is not None and num_points < 1:
+        raise ValueError(f"num_points must be >= 1 or None, got {num_points}")
+    if len(paths) == 0:
+        raise ValueError("load_shapes needs at least one path")
+    clouds = []
+    for index, path in enumerate(tqdm(paths, desc="loading shapes", unit="shape", disable=not progress)):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"shape file not found: {path}")
+        if path.suffix.lower() not in SHAPE_SUFFIXES:
+            raise ValueError(f"shape file {path} has an unsupported suffix; expected one of {SHAPE_SUFFIXES}")
+        clouds.append(_sample_points(path, num_points, np.random.default_rng([seed, index])))
+    return np.stack(clouds) if num_points is not None else clouds

@@ -1,0 +1,137 @@
+"""A miniature synthetic sweep end to end: data → train → evaluate → CSV → figures → notebook.
+
+Two cluster sizes, one seed, a few epochs of tiny networks on a reduced build. The checks are on the table's
+content (what was measured, on how many items, and relations that hold by construction), not on file presence.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dispersion_score import chamfer_matrix, dispersion_score
+from experiments.sweep_config import REPO_ROOT
+from experiments.synthetic import main as run_experiment
+
+TEST_SIZE = 12
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("mini_sweep")
+    data_root = tmp / "data"
+    train_overrides = [
+        f"data.root={data_root}",
+        "data.image_size=32",
+        "data.num_points=128",
+        "model.bottleneck=32",
+        "model.atlasnet.hidden=32",
+        "model.atlasnet.sphere_level=2",
+        "train.epochs=2",
+        "train.milestones=[1]",
+        "eval.every=2",
+        "eval.items=4",
+        "run.checkpoint_every=1",
+    ]
+    sweep = {
+        "preset": "mini",
+        "train_config": str(REPO_ROOT / "configs" / "synthetic_quick.yaml"),
+        "data": {
+            "image_size": 32,
+            "points": 2000,
+            "build_args": ["--pool", "clusters", "--test-size", str(TEST_SIZE), "--val-size", "4", "--spp", "4"],
+        },
+        "kinds": ["image_aug", "shape_aug"],
+        "cluster_sizes": [1, 35],
+        "seeds": [1],
+        "train_overrides": train_overrides,
+        "eval": {"k": 2, "method": "pam", "ds_seed": 0, "shape_points": 1000, "image_weights": "random"},
+        "runs_dir": str(tmp / "runs"),
+        "results_dir": str(tmp / "results"),
+        "workers": 2,
+    }
+    config = tmp / "sweep.yaml"
+    config.write_text(yaml.safe_dump(sweep))
+    assert run_experiment(["--config", str(config)]) == 0
+    return tmp
+
+
+def test_table_has_every_measurement(experiment: Path) -> None:
+    table = pd.read_csv(experiment / "results" / "ds_table.csv")
+    counts = table.groupby("measure").size().to_dict()
+    assert counts == {"input_image": 4, "input_shape": 4, "output": 4, "gt_test": 1}
+    assert set(table["preset"]) == {"mini"}
+    assert (table["k"] == 2).all() and set(table["method"]) == {"pam"}
+    inputs = table[table["measure"].isin(["input_image", "input_shape"])]
+    assert (inputs["n"] == 20).all()
+    assert (table.loc[table["measure"].isin(["output", "gt_test"]), "n"] == TEST_SIZE).all()
+    np.testing.assert_allclose(table["ds"], table["inertia"] / table["n"], rtol=1e-6)
+    outputs = table[table["measure"] == "output"]
+    assert outputs["chamfer"].gt(0).all() and outputs["fscore"].between(0, 1).all()
+    assert set(outputs["seed"]) == {1}
+    assert all("random-weights" in label for label in table.loc[table["measure"] == "input_image", "features"])
+
+
+def test_table_relations_that_hold_by_construction(experiment: Path) -> None:
+    table = pd.read_csv(experiment / "results" / "ds_table.csv").set_index(["kind", "s", "measure"])
+    ds = table["ds"]
+    # shape_aug_s uses image_aug_35's images for every s: identical image features, identical DS.
+    assert ds[("shape_aug", 1, "input_image")] == pytest.approx(ds[("image_aug", 35, "input_image")], rel=1e-6)
+    assert ds[("shape_aug", 35, "input_image")] == pytest.approx(ds[("image_aug", 35, "input_image")], rel=1e-6)
+    # More dispersed images along image_aug.
+    assert ds[("image_aug", 35, "input_image")] > ds[("image_aug", 1, "input_image")]
+    # image_aug sets and shape_aug_1 have the same two target shapes: the sampling noise floor only.
+    floor = ds[("image_aug", 1, "input_shape")]
+    assert ds[("shape_aug", 1, "input_shape")] == pytest.approx(floor, rel=1e-6)
+    assert ds[("shape_aug", 35, "input_shape")] > 1.3 * floor
+
+
+def test_saved_matrices_reproduce_the_table(experiment: Path) -> None:
+    results = experiment / "results"
+    table = pd.read_csv(results / "ds_table.csv")
+    for row in table.itertuples():
+        matrix = np.load(results / row.matrix)
+        assert matrix.shape == (row.n, row.n)
+        assert dispersion_score(matrix, int(row.k), method=row.method, seed=int(row.ds_seed)).ds == pytest.approx(
+            row.ds, rel=1e-5
+        )
+    gt = np.load(results / table.loc[table["measure"] == "gt_test", "matrix"].iloc[0])
+    clouds = [np.load(path) for path in sorted((experiment / "data" / "instances").glob("test_*/points.npy"))]
+    assert len(clouds) == TEST_SIZE
+    # Independent recomputation from the dense clouds: same scale as the stored ground-truth matrix.
+    rng = np.random.default_rng(0)
+    sampled = np.stack([cloud[rng.choice(len(cloud), 1000, replace=False)] for cloud in clouds])
+    recomputed = chamfer_matrix(sampled)
+    assert np.median(recomputed[recomputed > 0]) == pytest.approx(np.median(gt[gt > 0]), rel=0.25)
+
+
+def test_rerun_is_resumed_not_redone(experiment: Path) -> None:
+    records = sorted((experiment / "results" / "records").glob("*.json"))
+    before = {path: path.stat().st_mtime_ns for path in records}
+    config = experiment / "sweep.yaml"
+    assert run_experiment(["--config", str(config), "--skip-figures"]) == 0
+    assert {path: path.stat().st_mtime_ns for path in records} == before
+
+
+def test_figures_and_notebook(experiment: Path) -> None:
+    import nbclient
+    import nbformat
+
+    results = experiment / "results"
+    for name in ("ds_curves.png", "distance_matrices.png"):
+        assert (results / "figures" / name).stat().st_size > 10_000
+    notebook = nbformat.read(REPO_ROOT / "plot_scripts" / "synthetic_dataset.ipynb", as_version=4)
+    os.environ["DS_RESULTS_DIR"] = str(results)
+    try:
+        nbclient.NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(experiment)}}).execute()
+    finally:
+        del os.environ["DS_RESULTS_DIR"]
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(images) >= 2  # the matrix grid and the DS curves
