@@ -1,0 +1,95 @@
+"""Distance matrix of generic feature vectors (SPEC §2.2): D[i, j] = ||f_i - f_j||² / d.
+
+Dividing by the feature dimension d makes D the mean squared difference per feature, the convention of
+the perceptual image distance (VGG16 relu3_3, channel max, d = 3136).
+
+Computation: blocks of rows, one float32 matmul per block, D = (|f_i|² + |f_j|² - 2 f_i·f_j) / d clamped
+at 0. The expansion loses precision when the squared norms are much larger than the squared distance,
+so the features are first centred on their mean (computed in float64), which changes no distance and
+makes the norms comparable to the distances. Only blocks with j >= i are computed; each value is written
+to (i, j) and (j, i), so the result is exactly symmetric with an exactly zero diagonal. The N x N float32
+output (4·N² bytes) is the only allocation that grows with N².
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dispersion_score._validation import resolve_device, validate_features
+
+_CPU_BLOCK_BYTES = 16 << 20
+_CUDA_BLOCK_BYTES = 256 << 20
+
+
+@torch.no_grad()
+def feature_matrix(
+    features: Any,
+    *,
+    device: str | torch.device | None = None,
+    block_size: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """N x N matrix of squared Euclidean distances divided by the feature dimension.
+
+    Args:
+        features: (N, d) array or tensor, N >= 1, d >= 1, finite.
+        device: where to compute; None = the CPU unless ``features`` is a CUDA tensor.
+        block_size: rows per block; None chooses from a memory budget (results do not depend on it).
+        progress: show a tqdm progress bar over blocks.
+
+    Returns:
+        (N, N) float32 NumPy array, D[i, j] = ||f_i - f_j||² / d, exactly symmetric, zero diagonal.
+
+    Raises:
+        ValueError: wrong shape, empty input, NaN/inf (naming the item index), bad block_size.
+    """
+    tensor = validate_features(features, name="features")
+    if block_size is not None and (
+        isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1
+    ):
+        raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+    dev = resolve_device(device, tensor)
+    n, dim = tensor.shape
+    centred = _centred_float32(tensor, dev)
+    norms = centred.square().sum(dim=1)
+    if block_size is None:
+        budget = _CUDA_BLOCK_BYTES if dev.type == "cuda" else _CPU_BLOCK_BYTES
+        block_size = max(1, int((budget // 4) ** 0.5))
+    block = int(block_size)
+    out = np.zeros((n, n), dtype=np.float32)
+    starts = range(0, n, block)
+    bar = tqdm(total=len(starts) * (len(starts) + 1) // 2, desc="feature matrix", disable=not progress)
+    for r0 in starts:
+        rows = slice(r0, min(n, r0 + block))
+        for c0 in range(r0, n, block):
+            cols = slice(c0, min(n, c0 + block))
+            tile = torch.addmm(
+                norms[rows, None] + norms[None, cols], centred[rows], centred[cols].T, alpha=-2.0
+            )
+            tile = (tile.clamp_min_(0) / dim).cpu().numpy()
+            if r0 == c0:
+                tile = np.triu(tile, k=1)
+                tile = tile + tile.T  # exact: every off-diagonal value is added to a zero
+            out[rows, cols] = tile
+            out[cols, rows] = tile.T
+            bar.update(1)
+    bar.close()
+    return out
+
+
+def _centred_float32(features: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """features - mean (mean in float64), as float32 on ``device``, converted in row chunks."""
+    chunk = max(1, (64 << 20) // (8 * features.shape[1]))
+    total = torch.zeros(features.shape[1], dtype=torch.float64, device=device)
+    for s in range(0, features.shape[0], chunk):
+        total += features[s : s + chunk].to(device=device, dtype=torch.float64).sum(dim=0)
+    mean = total / features.shape[0]
+    parts = [
+        (features[s : s + chunk].to(device=device, dtype=torch.float64) - mean).to(torch.float32)
+        for s in range(0, features.shape[0], chunk)
+    ]
+    return torch.cat(parts)
