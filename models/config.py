@@ -1,0 +1,318 @@
+"""Training configs: YAML files with ``inherit_from``, ``--set key.sub=value`` overrides and a typed schema.
+
+A config file holds only what differs from the defaults below (``SCHEMA``); ``inherit_from: other.yaml``
+(relative to the file that names it) starts from another file. ``load_config`` returns the *resolved* config:
+every key of the schema, validated, as plain dicts/lists/scalars that ``yaml.safe_dump`` can write.
+
+Rules:
+  * an unknown key, a value of the wrong type or a value outside its choices → ValueError naming the key path
+    (``model.atlasnet.primitves: unknown key; valid keys: ...``);
+  * ints are accepted where floats are expected; strings such as ``1e-3`` (PyYAML reads a float without a dot
+    as a string) are converted for float keys;
+  * override values are parsed with ``yaml.safe_load`` (``--set train.milestones=[10,20]``,
+    ``--set model.atlasnet.grid_size=null``).
+
+The ``run`` section holds settings that do not change what a run computes (checkpoint frequency, data loader
+workers, progress bars, the debug stop); a run may be resumed with different ``run`` settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODEL_NAMES = ("atlasnet", "psgn", "foldnet")
+RUNTIME_SECTION = "run"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One leaf of the schema: its type, default, whether null is allowed, allowed values, meaning."""
+
+    type: type
+    default: Any
+    doc: str
+    nullable: bool = False
+    choices: tuple[Any, ...] | None = None
+    item_type: type | None = None  # for lists
+    required: bool = False
+
+
+SCHEMA: dict[str, Any] = {
+    "preset": Key(str, "custom", "name recorded with results (paper, quick, ...)"),
+    "seed": Key(int, 1, "seeds python, numpy, torch, the model initialisation and the data order"),
+    "data": {
+        "dataset": Key(str, "cubesphere", "dataset class name (models.data.DATASETS)"),
+        "root": Key(
+            str, None, "dataset root; relative paths are relative to the repository root", required=True
+        ),
+        "train_file": Key(str, "train_pool.json", "index file of the training items (relative to root)"),
+        "val_file": Key(str, "val.json", "index file of the validation items"),
+        "test_file": Key(str, "test.json", "index file of the test items (used by evaluation, not training)"),
+        "num_points": Key(int, 2500, "ground-truth points per item (loss and metrics)"),
+        "image_size": Key(int, 224, "network input size in pixels (images are resized to it)"),
+        "normalization": Key(str, "unit_ball", "point-cloud normalisation passed to the dataset"),
+        "point_seed": Key(int, 0, "seed of the per-item ground-truth point sampling (not the training seed)"),
+    },
+    "model": {
+        "name": Key(str, "atlasnet", "decoder", choices=MODEL_NAMES),
+        "bottleneck": Key(int, 1024, "latent size: ResNet-18 fc output, AtlasNet first decoder layer width"),
+        "num_points": Key(int, None, "points per training prediction; null = data.num_points", nullable=True),
+        "atlasnet": {
+            "template": Key(str, "sphere", "primitive template", choices=("sphere", "square")),
+            "primitives": Key(int, 1, "number of patches"),
+            "hidden": Key(int, 512, "width of the decoder layers after the first"),
+            "hidden_layers": Key(int, 2, "number of hidden → hidden layers"),
+            "sphere_level": Key(int, 4, "icosphere subdivision of the regular sphere (4 → 2562 points)"),
+            "grid_size": Key(
+                int, None, "square patch grid side for predict; null = sqrt(points/patch)", nullable=True
+            ),
+        },
+        "psgn": {
+            "hidden": Key(list, [512, 512, 512], "hidden layer widths", item_type=int),
+        },
+        "foldnet": {
+            "grid_size": Key(
+                int, None, "side of the folded grid; null = round(sqrt(num_points))", nullable=True
+            ),
+            "hidden": Key(list, [512, 512], "hidden widths of each fold", item_type=int),
+        },
+    },
+    "train": {
+        "epochs": Key(int, 1200, "number of epochs"),
+        "batch_size": Key(int, 8, "items per step"),
+        "lr": Key(float, 1e-3, "Adam learning rate"),
+        "milestones": Key(
+            list, [800, 1000, 1100], "epochs after which lr is multiplied by gamma", item_type=int
+        ),
+        "gamma": Key(float, 0.1, "learning-rate factor at each milestone"),
+        "weight_decay": Key(float, 0.0, "Adam weight decay"),
+        "amp": Key(bool, False, "mixed precision on CUDA (ignored on CPU)"),
+        "amp_dtype": Key(str, "float16", "autocast dtype on CUDA", choices=("float16", "bfloat16")),
+    },
+    "eval": {
+        "every": Key(int, 1, "validate every N epochs (the last epoch always); 0 = last epoch only"),
+        "items": Key(int, None, "validate on this many evenly spaced val items; null = all", nullable=True),
+        "batch_size": Key(int, 32, "validation batch size"),
+        "fscore_threshold": Key(
+            float,
+            None,
+            "F-score threshold tau; null = the convention's default (0.01 euclidean)",
+            nullable=True,
+        ),
+        "fscore_convention": Key(
+            str,
+            "euclidean",
+            "F-score convention (dispersion_score.fscore)",
+            choices=("euclidean", "atlasnet_squared"),
+        ),
+    },
+    RUNTIME_SECTION: {
+        "checkpoint_every": Key(int, 1, "write checkpoint.pt every N epochs (and when the run stops)"),
+        "keep_checkpoint": Key(
+            bool, False, "keep checkpoint.pt after the run finished (final.pt has the weights)"
+        ),
+        "stop_after_epochs": Key(
+            int, None, "debug: stop (resumable) after this many epochs in total", nullable=True
+        ),
+        "num_workers": Key(int, 0, "DataLoader worker processes"),
+        "cache_data": Key(bool, False, "keep loaded items in memory (small datasets, num_workers = 0)"),
+        "progress": Key(bool, True, "tqdm progress bars (only on a terminal)"),
+    },
+}
+
+_POSITIVE = {
+    "data.num_points", "data.image_size", "model.bottleneck", "model.num_points", "model.atlasnet.primitives",
+    "model.atlasnet.hidden", "train.epochs", "train.batch_size", "eval.batch_size", "eval.items",
+    "run.checkpoint_every", "run.stop_after_epochs", "model.foldnet.grid_size", "model.atlasnet.grid_size",
+}  # fmt: skip
+_NON_NEGATIVE = {
+    "model.atlasnet.hidden_layers",
+    "model.atlasnet.sphere_level",
+    "eval.every",
+    "run.num_workers",
+}
+
+
+def default_config() -> dict[str, Any]:
+    """The schema's defaults (``data.root`` is None and must be set)."""
+    return _defaults(SCHEMA)
+
+
+def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: _defaults(entry) if isinstance(entry, Mapping) else copy.deepcopy(entry.default)
+        for name, entry in schema.items()
+    }
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Reads a config file (following ``inherit_from``), applies ``key.sub=value`` overrides, validates.
+
+    Args:
+        path: the YAML file.
+        overrides: strings ``"dotted.key=value"``; values are parsed with ``yaml.safe_load``.
+
+    Returns:
+        The resolved config: every key of ``SCHEMA`` with its value.
+
+    Raises:
+        ValueError: a missing file in the inheritance chain, a cycle, a malformed override, an unknown key
+            or a value of the wrong type (the message names the file or the key path).
+    """
+    merged = _read_with_inheritance(Path(path), seen=())
+    for override in overrides:
+        _apply_override(merged, override)
+    return resolve_config(merged)
+
+
+def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Fills defaults into a partial config and validates it; returns a new dict."""
+    resolved = default_config()
+    _merge(resolved, dict(config), path="")
+    _validate(resolved, SCHEMA, path="")
+    return resolved
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` → (["a", "b"], yaml.safe_load("value"))."""
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ValueError(f"override must look like key.sub=value, got {override!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ValueError(f"override {override!r}: value is not valid YAML ({error})") from None
+    return key.split("."), value
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Sections in block style, lists of scalars on one line."""
+
+
+_ConfigDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+)
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """YAML text of a resolved config (keys in schema order)."""
+    return yaml.dump(dict(config), Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False)
+
+
+def results_relevant(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without its ``run`` section: what must match for a run to be resumed."""
+    return {key: value for key, value in config.items() if key != RUNTIME_SECTION}
+
+
+def _read_with_inheritance(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " → ".join(str(p) for p in (*seen, path))
+        raise ValueError(f"inherit_from cycle: {chain}")
+    if not path.is_file():
+        raise ValueError(f"config file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(content, dict):
+        raise ValueError(
+            f"config file {path} must hold a mapping at the top level, got {type(content).__name__}"
+        )
+    parent = content.pop("inherit_from", None)
+    if parent is None:
+        return content
+    if not isinstance(parent, str):
+        raise ValueError(f"{path}: inherit_from must be a file path, got {parent!r}")
+    base = _read_with_inheritance(path.parent / parent, seen=(*seen, path))
+    _merge(base, content, path="", where=str(path))
+    return base
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], *, path: str, where: str = "") -> None:
+    """Recursive update: mappings merge key by key, anything else replaces."""
+    for key, value in update.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{_describe(path + str(key), where)}: keys must be strings, got {key!r}")
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value, path=f"{path}{key}.", where=where)
+        else:
+            base[key] = copy.deepcopy(value) if not isinstance(value, Mapping) else dict(value)
+
+
+def _describe(path: str, where: str) -> str:
+    return f"{where}: {path}" if where else path
+
+
+def _apply_override(config: dict[str, Any], override: str) -> None:
+    parts, value = parse_override(override)
+    node = config
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            prefix = ".".join(parts[: depth + 1])
+            raise ValueError(f"override {override!r}: {prefix} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _validate(config: dict[str, Any], schema: Mapping[str, Any], *, path: str) -> None:
+    unknown = sorted(set(config) - set(schema))
+    if unknown:
+        names = ", ".join(f"{path}{name}" for name in unknown)
+        raise ValueError(f"unknown config key(s): {names}; valid keys here: {', '.join(schema)}")
+    for name, entry in schema.items():
+        key_path = f"{path}{name}"
+        if isinstance(entry, Mapping):
+            if not isinstance(config[name], dict):
+                raise ValueError(f"{key_path}: must be a section (mapping), got {config[name]!r}")
+            _validate(config[name], entry, path=f"{key_path}.")
+        else:
+            config[name] = _check_value(key_path, config[name], entry)
+
+
+def _check_value(key_path: str, value: Any, key: Key) -> Any:
+    if value is None:
+        if key.required:
+            raise ValueError(f"{key_path}: must be set ({key.doc})")
+        if not key.nullable:
+            raise ValueError(f"{key_path}: must not be null; expected {key.type.__name__} ({key.doc})")
+        return None
+    value = _coerce(key_path, value, key.type)
+    if key.item_type is not None:
+        value = [_coerce(f"{key_path}[{i}]", item, key.item_type) for i, item in enumerate(value)]
+    if key.choices is not None and value not in key.choices:
+        raise ValueError(f"{key_path}: must be one of {list(key.choices)}, got {value!r}")
+    if key_path in _POSITIVE and value < 1:
+        raise ValueError(f"{key_path}: must be >= 1, got {value!r}")
+    if key_path in _NON_NEGATIVE and value < 0:
+        raise ValueError(f"{key_path}: must be >= 0, got {value!r}")
+    return value
+
+
+def _coerce(key_path: str, value: Any, expected: type) -> Any:
+    if expected is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif expected is list:
+        if isinstance(value, list | tuple):
+            return list(value)
+    elif isinstance(value, expected) and not (expected is not bool and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{key_path}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
