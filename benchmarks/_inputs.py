@@ -7,6 +7,7 @@ input in a test and in a benchmark.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def random_clouds(n: int, p: int, *, seed: int = 0, scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
@@ -40,3 +41,28 @@ def random_features(n: int, d: int, *, seed: int = 0, offset: float = 0.0) -> np
     distance computation does not lose precision to the norms)."""
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n, d)) + offset).astype(np.float32)
+
+
+def clustered_distance_matrix(
+    n: int, *, dim: int = 5, clusters: int = 50, spread: float = 3.0, seed: int = 0, block: int = 2048
+) -> np.ndarray:
+    """(n, n) float32 squared Euclidean distances of n points around `clusters` Gaussian centres.
+
+    Centres ~ N(0, spread² I), points = centre + N(0, I), in `dim` dimensions. Built in square blocks
+    (float64 arithmetic, then float32), each upper block mirrored, so the result is exactly symmetric with
+    a zero diagonal and the only large allocation is the output itself (n = 20000: 1.6 GB).
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)) * spread
+    points = torch.from_numpy(centres[rng.integers(0, clusters, n)] + rng.normal(size=(n, dim)))
+    norms = (points * points).sum(dim=1)
+    out = np.empty((n, n), dtype=np.float32)
+    view = torch.from_numpy(out)
+    for i in range(0, n, block):
+        for j in range(i, n, block):
+            gram = points[i : i + block] @ points[j : j + block].t()
+            tile = (norms[i : i + block, None] + norms[None, j : j + block] - 2.0 * gram).clamp_(min=0.0).float()
+            view[i : i + block, j : j + block] = tile
+            view[j : j + block, i : i + block] = tile.t()
+    view.fill_diagonal_(0.0)
+    return out

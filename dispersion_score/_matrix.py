@@ -1,0 +1,213 @@
+"""Validation and conversion of distance matrices for k-medoids and the dispersion score.
+
+A distance matrix here is a square (N, N) array or tensor: finite, non-negative, symmetric within a
+relative tolerance and with a zero diagonal (within a tolerance relative to the largest entry). The
+library works on one float32 copy of it; every check below streams over square tiles so that no second
+N×N array is ever allocated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+# Elements per temporary block (64 MiB of float32): bounds every O(N²) pass to O(block) extra memory.
+BLOCK_ELEMS = 1 << 24
+
+# Symmetry tolerance |a - b| <= ATOL + RTOL * max(|a|, |b|); the diagonal may be up to ATOL + RTOL * max(D).
+RTOL = 1e-5
+ATOL = 1e-8
+
+
+def resolve_device(device: str | torch.device | None, data: object = None) -> torch.device:
+    """The device to compute on: `device` if given, else the tensor's own device, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    if isinstance(data, torch.Tensor):
+        return data.device
+    return torch.device("cpu")
+
+
+def as_distance_tensor(
+    D: np.ndarray | torch.Tensor,
+    *,
+    device: str | torch.device | None = None,
+    name: str = "D",
+) -> torch.Tensor:
+    """Validate a distance matrix and return it as a contiguous float32 tensor on `device`.
+
+    Args:
+        D: (N, N) distances, numpy array or tensor of any real dtype. A contiguous float32 input on the
+            target device is used as is (no copy); anything else is converted once.
+        device: where to compute; None keeps a tensor's device and puts numpy input on the CPU.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        (N, N) float32 tensor on `device`, sharing memory with `D` when possible.
+
+    Raises:
+        ValueError: naming the first offending entry (i, j) when D is not a valid distance matrix.
+    """
+    target = resolve_device(device, D)
+    if isinstance(D, np.ndarray):
+        if D.dtype == object or not (np.issubdtype(D.dtype, np.number) or D.dtype == np.bool_):
+            raise ValueError(f"{name} must be a real-valued (N, N) distance matrix, got dtype {D.dtype}")
+        if np.iscomplexobj(D):
+            raise ValueError(f"{name} must be real-valued, got complex dtype {D.dtype}")
+        _check_shape(tuple(D.shape), name)
+        # One conversion step: a float64 input becomes one float32 matrix, never a second float64 one.
+        array = np.ascontiguousarray(D, dtype=np.float32)
+        with warnings.catch_warnings():
+            # Read-only inputs (np.load(mmap_mode="r")) are fine: nothing here writes to D.
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            tensor = torch.from_numpy(array)
+    elif isinstance(D, torch.Tensor):
+        if D.is_complex():
+            raise ValueError(f"{name} must be real-valued, got complex dtype {D.dtype}")
+        _check_shape(tuple(D.shape), name)
+        tensor = D.detach()
+    else:
+        raise ValueError(f"{name} must be an (N, N) numpy array or torch tensor, got {type(D).__name__}")
+    tensor = tensor.to(device=target, dtype=torch.float32).contiguous()
+    with single_cpu_thread(tensor.device):
+        validate_distance_tensor(tensor, name=name)
+    return tensor
+
+
+@contextlib.contextmanager
+def single_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run torch single-threaded on the CPU for the duration (the thread count is restored after).
+
+    k-medoids is a long chain of small operations (most on O(N) or O(k·N) data), and the checks of D
+    are memory-bound: thread start-up and synchronisation cost more than they save. Measured at
+    N = 5000, k = 500 on a busy 2-core machine: 2 threads made the seeding 40x and the whole "pam" call
+    8x slower than 1 thread.
+    """
+    before = torch.get_num_threads()
+    if device.type != "cpu" or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_shape(shape: tuple[int, ...], name: str) -> None:
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{name} must be a square (N, N) distance matrix, got shape {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {shape}); expected (N, N) with N >= 1")
+
+
+def _tiles(n: int, side: int = 512) -> list[tuple[int, int, int, int]]:
+    """Upper-triangular square tiles (i0, i1, j0, j1) of an n×n matrix; 512² floats fit in L2 cache,
+    which keeps reading the mirrored (transposed) tile cheap."""
+    starts = range(0, n, side)
+    return [(i, min(i + side, n), j, min(j + side, n)) for i in starts for j in starts if j >= i]
+
+
+def validate_distance_tensor(D: torch.Tensor, *, name: str = "D") -> None:
+    """Check that a float (N, N) tensor is finite, non-negative, symmetric and has a zero diagonal.
+
+    Streams over square tiles (each upper tile compared with its mirror), so the extra memory is at most
+    one tile; exactly symmetric matrices take the fast path (one min/max and one equality per tile).
+    Symmetry tolerance: |D[i, j] - D[j, i]| <= ATOL + RTOL * max(D[i, j], D[j, i]); diagonal tolerance:
+    |D[i, i]| <= ATOL + RTOL * max(D).
+
+    Raises:
+        ValueError: naming the kind of defect and the first offending (i, j) in row-major order.
+    """
+    _check_shape(tuple(D.shape), name)
+    n = D.shape[0]
+    largest = 0.0
+    for i0, i1, j0, j1 in _tiles(n):
+        tile = D[i0:i1, j0:j1]
+        mirror = D[j0:j1, i0:i1].t()
+        low, high = (float(v) for v in torch.aminmax(tile))
+        if not (low >= 0.0 and math.isfinite(high)):  # also catches NaN, which fails every comparison
+            _raise_first_defect(D, name)
+        largest = max(largest, high)
+        if i0 != j0 and not torch.equal(tile, mirror):
+            low, high = (float(v) for v in torch.aminmax(mirror))
+            if not (low >= 0.0 and math.isfinite(high)) or not bool(_close(tile, mirror).all()):
+                _raise_first_defect(D, name)
+            largest = max(largest, high)  # so that `largest` is max(D), as in _raise_first_defect
+        elif i0 == j0 and not torch.equal(tile, mirror) and not bool(_close(tile, mirror).all()):
+            _raise_first_defect(D, name)
+    diag = torch.diagonal(D)
+    if bool((diag.abs() > ATOL + RTOL * largest).any()):
+        _raise_first_defect(D, name)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).abs() <= ATOL + RTOL * torch.maximum(a.abs(), b.abs())
+
+
+def _first(mask: torch.Tensor, i0: int, j0: int) -> tuple[int, int] | None:
+    hits = mask.nonzero()
+    if hits.shape[0] == 0:
+        return None
+    i, j = (int(v) for v in hits[0])
+    return i + i0, j + j0
+
+
+def _raise_first_defect(D: torch.Tensor, name: str) -> None:
+    """Find and report the first defect, checking one kind at a time over the whole matrix."""
+    n = D.shape[0]
+    side = max(1, BLOCK_ELEMS // max(n, 1))
+    checks = (
+        ("contains a non-finite value (NaN or inf)", lambda r, i0: ~torch.isfinite(r)),
+        ("contains a negative distance", lambda r, i0: r < 0),
+        (
+            "is not symmetric (|D[i, j] - D[j, i]| exceeds the tolerance)",
+            lambda r, i0: ~_close(r, D[:, i0 : i0 + r.shape[0]].t()),
+        ),
+    )
+    for what, test in checks:
+        for i0 in range(0, n, side):
+            rows = D[i0 : i0 + side]
+            hit = _first(test(rows, i0), i0, 0)
+            if hit is not None:
+                i, j = hit
+                detail = f"D[{i}, {j}] = {float(D[i, j]):.6g}"
+                if "symmetric" in what:
+                    detail += f", D[{j}, {i}] = {float(D[j, i]):.6g}"
+                raise ValueError(
+                    f"{name} {what}: first at (i, j) = ({i}, {j}), {detail}; expected a finite, "
+                    "non-negative, symmetric distance matrix with a zero diagonal"
+                )
+    diag = torch.diagonal(D)
+    limit = ATOL + RTOL * float(D.max())
+    hit = _first((diag.abs() > limit)[:, None], 0, 0)
+    if hit is not None:
+        i = hit[0]
+        raise ValueError(
+            f"{name} has a non-zero diagonal: first at (i, j) = ({i}, {i}), D[{i}, {i}] = "
+            f"{float(D[i, i]):.6g}; expected D[i, i] = 0 (within {limit:.3g})"
+        )
+    raise AssertionError("validate_distance_tensor found a defect that _raise_first_defect did not")
+
+
+def validate_k(k: object, n: int, *, name: str = "k") -> int:
+    """Check that k is an integer with 1 <= k <= n and return it as an int."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"{name} must be an integer with 1 <= {name} <= N = {n}, got {k!r}")
+    k = int(k)
+    if not 1 <= k <= n:
+        raise ValueError(f"{name} must satisfy 1 <= {name} <= N = {n} (the number of items), got {k}")
+    return k
+
+
+def validate_seed(seed: object) -> int:
+    """Seeds are non-negative integers (numpy's SeedSequence rejects negative ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)

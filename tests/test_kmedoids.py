@@ -1,0 +1,458 @@
+"""Tests of dispersion_score.kmedoids and the distance-matrix checks of dispersion_score._matrix.
+
+References written here: brute force over all k-subsets (global optimum), a brute-force check that no
+single swap improves a PAM result, a numpy k-medoids++ seeding and Voronoi iteration (scikit-learn-extra
+semantics), hand-made matrices with known answers. The ``kmedoids`` package (FasterPAM, Rust) is a
+reference only. ``clustered_distance_matrix`` is also the input builder of benchmarks/bench_kmedoids.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks._inputs import clustered_distance_matrix
+from dispersion_score import KMedoidsResult, kmedoids
+from dispersion_score._matrix import as_distance_tensor
+from dispersion_score.kmedoids import (
+    _apply_swaps,
+    _entries_below,
+    _nearest_two,
+    _pick_independent_swaps,
+    _row_min,
+    _swap_deltas,
+    _SwapState,
+    kpp_seed,
+    run_kmedoids,
+)
+
+# The submodule, not the function of the same name that the package exports.
+km_module = sys.modules["dispersion_score.kmedoids"]
+matrix_module = sys.modules["dispersion_score._matrix"]
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+# --- input builders (shared with the benchmark) --------------------------------------------------------
+
+
+def random_small_matrix(rng: np.random.Generator, n: int, kind: str = "gauss2") -> np.ndarray:
+    """Small float32 distance matrices of three kinds: 2-D / 5-D squared Euclidean, random symmetric."""
+    if kind == "symmetric":
+        a = rng.random((n, n))
+        d = a + a.T
+        np.fill_diagonal(d, 0.0)
+    else:
+        x = rng.normal(size=(n, 2 if kind == "gauss2" else 5))
+        d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    return d.astype(np.float32)
+
+
+# --- naive references -----------------------------------------------------------------------------------
+
+
+def naive_cost(D: np.ndarray, medoids) -> float:
+    return float(D[:, list(medoids)].astype(np.float64).min(axis=1).sum())
+
+
+def brute_force_optimum(D: np.ndarray, k: int) -> float:
+    return min(naive_cost(D, c) for c in itertools.combinations(range(D.shape[0]), k))
+
+
+def improving_swaps(D: np.ndarray, medoids) -> int:
+    """Number of single swaps (medoid out, non-medoid in) that lower the cost by more than 1e-9 (relative)."""
+    medoids = list(medoids)
+    cost = naive_cost(D, medoids)
+    count = 0
+    for j in range(len(medoids)):
+        for x in set(range(D.shape[0])) - set(medoids):
+            trial = medoids.copy()
+            trial[j] = x
+            count += naive_cost(D, trial) < cost - 1e-9 * max(cost, 1.0)
+    return count
+
+
+def naive_kpp_seed(D: np.ndarray, k: int, seed: int) -> list[int]:
+    """k-medoids++ as scikit-learn-extra's _kpp_init, with numpy's default_rng draws in the library's order."""
+    rng = np.random.default_rng(seed)
+    n = D.shape[0]
+    trials = 2 + int(np.log(k))
+    chosen = [int(rng.integers(n))]
+    closest = D[chosen[0]].astype(np.float64) ** 2
+    closest[chosen[0]] = 0.0
+    for _ in range(1, k):
+        cumulative = np.cumsum(closest)
+        draws = rng.random(trials) * cumulative[-1]
+        candidates = np.minimum(np.searchsorted(cumulative, draws, side="right"), n - 1)
+        best, best_total = None, math.inf
+        for c in candidates:
+            total = np.minimum(closest, D[c].astype(np.float64) ** 2).sum()
+            if c not in chosen and total < best_total:
+                best, best_total = int(c), total
+        chosen.append(best)
+        closest = np.minimum(closest, D[best].astype(np.float64) ** 2)
+        closest[best] = 0.0
+    return chosen
+
+
+def naive_alternate(D: np.ndarray, medoids, max_iter: int = 300) -> list[int]:
+    """Voronoi iteration as scikit-learn-extra's method="alternate" (keep a medoid unless strictly beaten)."""
+    medoids = list(medoids)
+    k = len(medoids)
+    for _ in range(max_iter):
+        labels = np.argmin(D[medoids], axis=0)
+        new = medoids.copy()
+        for j in range(k):
+            members = np.flatnonzero(labels == j)
+            if members.size == 0:
+                continue
+            costs = D[np.ix_(members, members)].astype(np.float64).sum(axis=1)
+            current = costs[members == medoids[j]][0] if labels[medoids[j]] == j else math.inf
+            if costs.min() < current:
+                new[j] = int(members[np.argmin(costs)])
+        if new == medoids:
+            break
+        medoids = new
+    return medoids
+
+
+# --- correctness against brute force ---------------------------------------------------------------------
+
+
+def test_pam_reaches_global_optimum_on_most_small_cases_and_never_loses_to_alternate():
+    rng = np.random.default_rng(2024)
+    hits = 0
+    cases = 50
+    for case in range(cases):
+        n = int(rng.integers(5, 13))
+        k = int(rng.integers(1, min(5, n) + 1))
+        D = random_small_matrix(rng, n, ("gauss2", "gauss5", "symmetric")[case % 3])
+        pam = kmedoids(D, k, seed=case)
+        alt = kmedoids(D, k, method="alternate", seed=case)
+        assert pam.inertia <= alt.inertia + 1e-9 * max(alt.inertia, 1.0)
+        # PAM's defining property: no single swap improves its result.
+        assert improving_swaps(D, pam.medoids) == 0
+        hits += pam.inertia <= brute_force_optimum(D, k) * (1 + 1e-6) + 1e-9
+    # Swap local search misses the global optimum on some tiny instances (FasterPAM with random init
+    # reaches about 85-90% on such cases too); measured 46/50 here.
+    assert hits >= 0.8 * cases
+
+
+def test_k1_is_the_global_one_medoid_for_both_methods():
+    rng = np.random.default_rng(5)
+    D = random_small_matrix(rng, 40, "gauss5")
+    best = int(np.argmin(D.astype(np.float64).sum(axis=1)))
+    for method in ("pam", "alternate"):
+        result = kmedoids(D, 1, method=method, seed=3)
+        assert result.medoids.tolist() == [best]
+        assert np.all(result.labels == 0)
+        assert result.inertia == pytest.approx(D[:, best].astype(np.float64).sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["pam", "alternate"])
+def test_k_equals_n_gives_zero_inertia(method):
+    D = random_small_matrix(np.random.default_rng(1), 9)
+    result = kmedoids(D, 9, method=method)
+    assert sorted(result.medoids.tolist()) == list(range(9))
+    assert result.inertia == 0.0
+    assert np.array_equal(result.labels[result.medoids], np.arange(9))
+
+
+def test_two_tight_far_apart_clusters_analytic():
+    # 1-D points {0, 1, 2} and {100, 101, 102}, squared distances: the medoids are 1 and 101 (items 1
+    # and 4) and every other point is at squared distance 1: inertia 4, DS 4 / 6.
+    x = np.array([0.0, 1.0, 2.0, 100.0, 101.0, 102.0])
+    D = ((x[:, None] - x[None, :]) ** 2).astype(np.float32)
+    for method in ("pam", "alternate"):
+        for seed in range(5):
+            result = kmedoids(D, 2, method=method, seed=seed)
+            assert sorted(result.medoids.tolist()) == [1, 4]
+            assert result.inertia == pytest.approx(4.0)
+            assert len(set(result.labels[:3].tolist())) == 1 and len(set(result.labels[3:].tolist())) == 1
+            assert result.labels[0] != result.labels[3]
+
+
+def test_block_matrix_with_equal_within_cluster_distances():
+    # Within-cluster distance a, between-cluster b >> a: any member is a medoid; inertia = (N - k) * a.
+    sizes, a, b = [5, 7, 4], 0.5, 50.0
+    labels = np.repeat(np.arange(3), sizes)
+    D = np.where(labels[:, None] == labels[None, :], a, b).astype(np.float32)
+    np.fill_diagonal(D, 0.0)
+    for method in ("pam", "alternate"):
+        result = kmedoids(D, 3, method=method, seed=7)
+        assert result.inertia == pytest.approx((16 - 3) * a)
+        assert sorted(labels[result.medoids].tolist()) == [0, 1, 2]
+
+
+def test_duplicates_and_more_medoids_than_distinct_points():
+    # 3 distinct locations, 4 copies each: with k >= 3 the cost is 0 and the medoids stay distinct items.
+    x = np.repeat(np.array([0.0, 5.0, 9.0]), 4)
+    D = ((x[:, None] - x[None, :]) ** 2).astype(np.float32)
+    for k in (3, 5, 12):
+        for method in ("pam", "alternate"):
+            result = kmedoids(D, k, method=method, seed=k)
+            assert len(set(result.medoids.tolist())) == k
+            assert result.inertia == 0.0
+            assert np.array_equal(result.labels[result.medoids], np.arange(k))
+
+
+def test_result_fields_labels_and_inertia_are_consistent():
+    D = clustered_distance_matrix(300, clusters=8, seed=3)
+    result = kmedoids(D, 12, seed=1)
+    assert isinstance(result, KMedoidsResult)
+    assert result.medoids.dtype == np.int64 and result.medoids.shape == (12,)
+    assert result.labels.dtype == np.int64 and result.labels.shape == (300,)
+    assert result.method == "pam" and result.seed == 1 and result.n_iter >= 1
+    dist = D[np.arange(300)[:, None], result.medoids[None, :]].astype(np.float64)
+    assert np.allclose(dist[np.arange(300), result.labels], dist.min(axis=1))
+    assert result.inertia == pytest.approx(dist.min(axis=1).sum(), rel=1e-9)
+    assert np.array_equal(result.labels[result.medoids], np.arange(12))
+
+
+# --- the seeding and the alternate step against numpy references ----------------------------------------
+
+
+@pytest.mark.parametrize("n,k,seed", [(50, 4, 0), (200, 25, 1), (120, 120, 2)])
+def test_kpp_seeding_matches_numpy_reference(n, k, seed):
+    D = clustered_distance_matrix(n, clusters=6, seed=seed)
+    ours = kpp_seed(torch.from_numpy(D), k, seed).tolist()
+    assert ours == naive_kpp_seed(D, k, seed)
+    assert len(set(ours)) == k
+
+
+@pytest.mark.parametrize("n,k,seed", [(60, 2, 0), (200, 7, 1), (400, 40, 2), (300, 150, 3)])
+def test_alternate_matches_naive_voronoi_iteration(n, k, seed):
+    D = clustered_distance_matrix(n, clusters=10, seed=seed)
+    ours = kmedoids(D, k, method="alternate", seed=seed)
+    reference = naive_alternate(D, naive_kpp_seed(D, k, seed))
+    assert ours.medoids.tolist() == reference
+    assert ours.inertia == pytest.approx(naive_cost(D, reference), rel=1e-9)
+
+
+def test_small_blocks_give_the_same_result(monkeypatch):
+    """Every blockwise path (chunks of medoids, of rows, of pairs, of validation tiles) is exact."""
+    D = clustered_distance_matrix(150, clusters=5, seed=4)
+    expected = [kmedoids(D, k, method=m, seed=2) for k in (2, 25) for m in ("pam", "alternate")]
+    for module in (km_module, matrix_module):
+        monkeypatch.setattr(module, "BLOCK_ELEMS", 997)
+    got = [kmedoids(D, k, method=m, seed=2) for k in (2, 25) for m in ("pam", "alternate")]
+    for a, b in zip(expected, got, strict=True):
+        assert a.medoids.tolist() == b.medoids.tolist()
+        assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
+
+
+def test_swap_step_loss_changes_caches_and_joint_swaps_are_exact():
+    """The swap step's bookkeeping against recomputation from scratch, round by round: the predicted
+    loss change of the jointly applied swaps is the true one, the incrementally updated caches and
+    (B, k) loss changes equal fresh ones."""
+    D = clustered_distance_matrix(400, clusters=30, seed=12)
+    Dt = torch.from_numpy(D)
+    k, batch = 25, 200
+    state = _SwapState.start(Dt, kpp_seed(Dt, k, 0))  # no alternate step: many improving swaps
+    rows = Dt[:batch]
+    delta = _swap_deltas(rows, state.caches, k).masked_fill_(state.is_medoid[:batch, None], math.inf)
+    for candidate in range(0, batch, 37):
+        if not state.is_medoid[candidate]:
+            for j in range(0, k, 6):
+                trial = state.medoids.tolist()
+                trial[j] = candidate
+                expected = naive_cost(D, trial) - naive_cost(D, state.medoids.tolist())
+                assert float(delta[candidate, j]) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    cost = naive_cost(D, state.medoids.tolist())
+    joint = rounds = 0
+    while True:
+        picked, positions, touched = _pick_independent_swaps(delta, rows, state.caches, 0.0)
+        if picked.numel() == 0:
+            break
+        predicted = float(delta[picked, positions].sum())
+        _apply_swaps(Dt, state, delta, rows, 0, picked, positions, touched)
+        new_cost = naive_cost(D, state.medoids.tolist())
+        assert predicted < 0 and new_cost == pytest.approx(cost + predicted, rel=1e-9)
+        near, d_near, _, d_sec = _nearest_two(Dt, state.medoids)
+        assert torch.equal(d_near, state.caches.d_near) and torch.equal(d_sec, state.caches.d_sec)
+        assert torch.equal(near, state.caches.near)
+        fresh = _swap_deltas(rows, state.caches, k)
+        free = ~state.is_medoid[:batch]
+        assert torch.allclose(delta[free], fresh[free], rtol=1e-9, atol=1e-9 * new_cost)
+        assert torch.isinf(delta[~free]).all()
+        cost, rounds, joint = new_cost, rounds + 1, joint + (picked.numel() > 1)
+    assert rounds >= 3 and joint >= 1
+    assert float(_swap_deltas(rows, state.caches, k)[~state.is_medoid[:batch]].min()) >= 0
+
+
+def test_numpy_fast_paths_match_the_torch_paths():
+    """The CPU helpers use numpy on contiguous tensors and torch otherwise (the path CUDA takes)."""
+    rng = np.random.default_rng(3)
+    rows = torch.from_numpy(rng.random((37, 300), dtype=np.float32))
+    limit = torch.from_numpy(rng.random(300, dtype=np.float32) * 0.1)
+    strided = rows.t().contiguous().t()  # same values, not contiguous: the torch path
+    for a, b in zip(_entries_below(rows, limit), _entries_below(strided, limit), strict=True):
+        assert torch.equal(a, b)
+    values = torch.from_numpy(rng.integers(0, 5, (40, 9)).astype(np.float64))  # many ties
+    fast, slow = _row_min(values), _row_min(values.t().contiguous().t())
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+    assert torch.equal(fast[1], torch.from_numpy(values.numpy().argmin(axis=1)))
+
+
+# --- determinism ----------------------------------------------------------------------------------------
+
+
+def test_same_seed_reproduces_exactly():
+    D = clustered_distance_matrix(400, clusters=12, seed=9)
+    for method in ("pam", "alternate"):
+        a = kmedoids(D, 20, method=method, seed=11)
+        b = kmedoids(D, 20, method=method, seed=11)
+        assert np.array_equal(a.medoids, b.medoids) and np.array_equal(a.labels, b.labels)
+        assert a.inertia == b.inertia and a.n_iter == b.n_iter
+
+
+def test_different_seeds_can_differ():
+    D = clustered_distance_matrix(300, clusters=12, seed=9)
+    seedings = {tuple(kpp_seed(torch.from_numpy(D), 15, s).tolist()) for s in range(5)}
+    assert len(seedings) == 5
+    inertias = {kmedoids(D, 15, method="alternate", seed=s).inertia for s in range(5)}
+    assert len(inertias) > 1
+
+
+def test_input_types_give_the_same_result():
+    D = clustered_distance_matrix(150, clusters=6, seed=2)
+    expected = kmedoids(D, 9, seed=5)
+    read_only = D.copy()
+    read_only.setflags(write=False)
+    for variant in (D.astype(np.float64), torch.from_numpy(D), torch.from_numpy(D).double(), read_only):
+        result = kmedoids(variant, 9, seed=5)
+        assert result.medoids.tolist() == expected.medoids.tolist()
+        assert result.inertia == pytest.approx(expected.inertia, rel=1e-12)
+
+
+def test_float32_tensor_is_used_without_a_copy():
+    D = torch.from_numpy(clustered_distance_matrix(64, clusters=3))
+    assert as_distance_tensor(D).data_ptr() == D.data_ptr()
+
+
+# --- bad input --------------------------------------------------------------------------------------------
+
+
+def _valid(n: int = 6) -> np.ndarray:
+    return random_small_matrix(np.random.default_rng(0), n)
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda: _valid()[:, :5], r"square \(N, N\).*got shape \(6, 5\)"),
+        (lambda: np.zeros((2, 3, 3), np.float32), r"square \(N, N\)"),
+        (lambda: np.zeros((0, 0), np.float32), r"empty"),
+        (lambda: "not a matrix", r"numpy array or torch tensor"),
+        (lambda: np.array([["a", "b"], ["c", "d"]]), r"real-valued"),
+    ],
+)
+def test_bad_shapes_and_types(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        kmedoids(make(), 2)
+
+
+def _with(change) -> np.ndarray:
+    D = _valid()
+    change(D)
+    return D
+
+
+def _set(D, i, j, value, symmetric=True):
+    D[i, j] = value
+    if symmetric:
+        D[j, i] = value
+
+
+@pytest.mark.parametrize(
+    "D, pattern",
+    [
+        (_with(lambda D: _set(D, 2, 4, np.nan)), r"non-finite.*\(i, j\) = \(2, 4\)"),
+        (_with(lambda D: _set(D, 1, 3, np.inf)), r"non-finite.*\(i, j\) = \(1, 3\)"),
+        (_with(lambda D: _set(D, 3, 5, -0.5)), r"negative.*\(i, j\) = \(3, 5\)"),
+        (_with(lambda D: _set(D, 4, 1, 7.0, symmetric=False)), r"not symmetric.*\(i, j\) = \(1, 4\)"),
+        (_with(lambda D: _set(D, 2, 2, 3.0)), r"non-zero diagonal.*\(i, j\) = \(2, 2\)"),
+    ],
+)
+def test_invalid_distance_matrices_name_the_first_offending_entry(D, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        kmedoids(D, 2)
+
+
+def test_symmetry_and_diagonal_tolerances_accept_rounding():
+    D = _valid().astype(np.float64)
+    D[1, 3] *= 1 + 1e-7
+    D[4, 4] = 1e-12
+    assert kmedoids(D, 2).inertia >= 0
+
+
+@pytest.mark.parametrize("k, pattern", [(0, r"1 <= k <= N = 6"), (7, r"1 <= k <= N = 6"), (2.5, r"integer")])
+def test_bad_k(k, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        kmedoids(_valid(), k)
+
+
+def test_bad_method_seed_max_iter():
+    with pytest.raises(ValueError, match=r"method must be one of 'pam', 'alternate', got 'fasterpam'"):
+        kmedoids(_valid(), 2, method="fasterpam")
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer"):
+        kmedoids(_valid(), 2, seed=-1)
+    with pytest.raises(ValueError, match=r"max_iter must be a positive integer"):
+        kmedoids(_valid(), 2, max_iter=0)
+
+
+def test_max_iter_bounds_the_iterations():
+    D = clustered_distance_matrix(500, clusters=20, seed=1)
+    result = kmedoids(D, 30, method="alternate", max_iter=1, seed=0)
+    assert result.n_iter == 1
+
+
+# --- the reference implementation (kmedoids package, FasterPAM) -----------------------------------------
+
+
+def test_pam_inertia_within_0_1_percent_of_fasterpam():
+    # Two swap searches stop in different local optima: single runs differ by up to about 0.7% either
+    # way here, so the 0.1% criterion is applied to the mean over five seeds.
+    reference = pytest.importorskip("kmedoids")
+    D = clustered_distance_matrix(1500, clusters=50, seed=6)
+    ours = [kmedoids(D, 150, seed=s).inertia for s in range(5)]
+    theirs = [reference.fasterpam(D, 150, random_state=s, n_cpu=1).loss for s in range(5)]
+    assert np.mean(ours) <= 1.001 * np.mean(theirs)
+
+
+def test_alternate_matches_kmedoids_alternating_from_the_same_seeding():
+    reference = pytest.importorskip("kmedoids")
+    D = clustered_distance_matrix(600, clusters=15, seed=8)
+    seeding = kpp_seed(torch.from_numpy(D), 30, 4)
+    ours = run_kmedoids(torch.from_numpy(D), 30, method="alternate", seed=4)
+    theirs = reference.alternating(D, seeding.numpy().copy())
+    assert ours.inertia == pytest.approx(theirs.loss, rel=1e-6)
+
+
+# --- CUDA -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("method", ["pam", "alternate"])
+def test_cuda_matches_cpu(method):
+    D = clustered_distance_matrix(700, clusters=15, seed=3)
+    cpu = kmedoids(D, 25, method=method, seed=1)
+    gpu = kmedoids(D, 25, method=method, seed=1, device="cuda")
+    gpu_tensor = kmedoids(torch.from_numpy(D).cuda(), 25, method=method, seed=1)
+    for result in (gpu, gpu_tensor):
+        assert result.inertia == pytest.approx(cpu.inertia, rel=1e-6)
+        assert result.medoids.tolist() == cpu.medoids.tolist()
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_validation_errors():
+    D = torch.from_numpy(_with(lambda D: _set(D, 2, 4, np.nan))).cuda()
+    with pytest.raises(ValueError, match=r"\(i, j\) = \(2, 4\)"):
+        kmedoids(D, 2)
