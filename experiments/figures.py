@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from dispersion_score.io import atomic_write_bytes
 
 # Figures are built without pyplot: no global state and no display backend, so this works headless and in
 # worker processes; a notebook shows the returned Figure objects inline.
 from matplotlib.figure import Figure
+
+from dispersion_score.io import atomic_write_bytes
 
 KIND_TITLES = {"image_aug": "more dispersed images", "shape_aug": "more dispersed shapes"}
 MEASURE_TITLES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}

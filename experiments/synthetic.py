@@ -8,27 +8,28 @@ resumable: finished data, runs and measurements are kept and skipped.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from dataset.cubesphere import CubeSphereDataset
-from dispersion_score.perceptual import feature_label, load_images, perceptual_features
-from models.config import load_config
 from tqdm import tqdm
 
+from dataset.cubesphere import CubeSphereDataset
 from dispersion_score import chamfer_matrix, dispersion_score, feature_matrix
+from dispersion_score.perceptual import feature_label, load_images, perceptual_features
 from experiments.records import read_records, records_table, write_record, write_table
 from experiments.sweep import Job, SweepReport, python_command, run_jobs
 from experiments.sweep_config import REPO_ROOT, SweepConfig, load_sweep_config, preset_path
+from models.config import load_config
 
 LOGGER = logging.getLogger("experiments.synthetic")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
@@ -41,6 +42,11 @@ def training_set_file(kind: str, s: int) -> str:
 
 def run_name(kind: str, s: int, seed: int) -> str:
     return f"{kind}_s{s:02d}_seed{seed}"
+
+
+def sweep_runs(cfg: SweepConfig) -> Iterator[tuple[str, int, int]]:
+    """(kind, s, seed) of every training run of the sweep, in a fixed order."""
+    return itertools.product(cfg.kinds, cfg.cluster_sizes, cfg.seeds)
 
 
 def train_settings(cfg: SweepConfig) -> dict[str, Any]:
@@ -87,16 +93,14 @@ def build_data(cfg: SweepConfig, *, workers: int) -> None:
 def training_jobs(cfg: SweepConfig) -> list[Job]:
     """One job per (kind, s, seed): ``train_scripts/train.py`` with the run's training set and seed."""
     jobs = []
-    for kind in cfg.kinds:
-        for s in cfg.cluster_sizes:
-            for seed in cfg.seeds:
-                run_dir = cfg.runs_dir / run_name(kind, s, seed)
-                overrides = [*cfg.train_overrides, f"data.train_file={training_set_file(kind, s)}", f"seed={seed}"]
-                command = python_command(
-                    TRAIN_SCRIPT, "--config", str(cfg.train_config), "--out", str(run_dir),
-                    *[item for override in overrides for item in ("--set", override)],
-                )  # fmt: skip
-                jobs.append(Job(run_name(kind, s, seed), command, run_dir / "done", run_dir / "job.log"))
+    for kind, s, seed in sweep_runs(cfg):
+        run_dir = cfg.runs_dir / run_name(kind, s, seed)
+        overrides = [*cfg.train_overrides, f"data.train_file={training_set_file(kind, s)}", f"seed={seed}"]
+        command = python_command(
+            TRAIN_SCRIPT, "--config", str(cfg.train_config), "--out", str(run_dir),
+            *[item for override in overrides for item in ("--set", override)],
+        )  # fmt: skip
+        jobs.append(Job(run_name(kind, s, seed), command, run_dir / "done", run_dir / "job.log"))
     return jobs
 
 
@@ -193,9 +197,8 @@ def _image_features(path: Path, cfg: SweepConfig, device: str, cache: dict[str, 
 
 def evaluate_run(cfg: SweepConfig, kind: str, s: int, seed: int, *, device: str = "cpu") -> dict[str, Any]:
     """Output DS, test Chamfer and F-score of one finished run on the test split (SPEC §2.3)."""
-    from models.engine import load_trained, predict_points
-
     from dispersion_score import chamfer_distance, fscore
+    from models.engine import load_trained, predict_points
 
     name = run_name(kind, s, seed)
     run_dir = cfg.runs_dir / name
@@ -226,19 +229,17 @@ def evaluate_run(cfg: SweepConfig, kind: str, s: int, seed: int, *, device: str 
 def output_jobs(cfg: SweepConfig) -> list[Job]:
     """One evaluation job per finished training run (unfinished runs are left out)."""
     jobs = []
-    for kind in cfg.kinds:
-        for s in cfg.cluster_sizes:
-            for seed in cfg.seeds:
-                name = run_name(kind, s, seed)
-                if not (cfg.runs_dir / name / "done").exists():
-                    continue
-                command = (
-                    sys.executable, "-m", "experiments.evaluate_run", "--sweep-config", str(cfg.source),
-                    "--kind", kind, "--s", str(s), "--seed", str(seed),
-                    *_config_overrides_args(cfg),
-                )  # fmt: skip
-                record = cfg.results_dir / "records" / f"{name}_output.json"
-                jobs.append(Job(f"eval_{name}", command, record, cfg.results_dir / "logs" / f"eval_{name}.log"))
+    for kind, s, seed in sweep_runs(cfg):
+        name = run_name(kind, s, seed)
+        if not (cfg.runs_dir / name / "done").exists():
+            continue
+        command = (
+            sys.executable, "-m", "experiments.evaluate_run", "--sweep-config", str(cfg.source),
+            "--kind", kind, "--s", str(s), "--seed", str(seed),
+            *_config_overrides_args(cfg),
+        )  # fmt: skip
+        record = cfg.results_dir / "records" / f"{name}_output.json"
+        jobs.append(Job(f"eval_{name}", command, record, cfg.results_dir / "logs" / f"eval_{name}.log"))
     return jobs
 
 
@@ -290,9 +291,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local")
 
 
-def sweep_from_arguments(args: argparse.Namespace) -> SweepConfig:
-    path = args.config or preset_path(args.preset)
-    return load_sweep_config(path, seeds=tuple(args.seeds) if args.seeds else None)
+def parse_sweep_command_line(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+) -> tuple[argparse.Namespace, SweepConfig]:
+    """Add the common options, parse, load the sweep; a bad preset or file exits with status 2."""
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        path = args.config or preset_path(args.preset)
+        cfg = load_sweep_config(path, seeds=tuple(args.seeds) if args.seeds else None)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
+    return args, cfg
 
 
 def main_device(gpus: Sequence[int]) -> str:
@@ -301,14 +311,8 @@ def main_device(gpus: Sequence[int]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
     parser.add_argument("--skip-figures", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        cfg = sweep_from_arguments(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args, cfg = parse_sweep_command_line(parser, argv)
     setup_logging(cfg.results_dir / "experiment.log")
     started = time.time()
     build_data(cfg, workers=args.workers or cfg.workers)

@@ -13,18 +13,11 @@ import argparse
 import sys
 
 from experiments.sweep import fail_on
-from experiments.synthetic import add_common_arguments, setup_logging, sweep_from_arguments, train
+from experiments.synthetic import parse_sweep_command_line, setup_logging, train
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
-    args = parser.parse_args()
-    try:
-        cfg = sweep_from_arguments(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args, cfg = parse_sweep_command_line(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     setup_logging(cfg.runs_dir / "sweep.log")
     report = train(cfg, launcher=args.launcher, gpus=args.gpus, workers=args.workers)
     return fail_on(report, "training")
