@@ -24,12 +24,13 @@ import torch
 from tqdm import tqdm
 
 from dataset.cubesphere import CubeSphereDataset
-from dispersion_score import chamfer_matrix, dispersion_score, feature_matrix
-from dispersion_score.perceptual import feature_label, load_images, perceptual_features
+from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, feature_matrix, fscore
+from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.records import read_records, records_table, write_record, write_table
 from experiments.sweep import Job, SweepReport, python_command, run_jobs
 from experiments.sweep_config import REPO_ROOT, SweepConfig, load_sweep_config, preset_path
 from models.config import load_config
+from models.engine import load_trained, predict_points
 
 LOGGER = logging.getLogger("experiments.synthetic")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
@@ -145,51 +146,71 @@ def _ds_columns(matrix: np.ndarray, cfg: SweepConfig, device: str) -> dict[str, 
 def evaluate_inputs(cfg: SweepConfig, *, device: str = "cpu") -> None:
     """Input image DS and input shape DS of every training set, and the ground-truth test DS."""
     root = data_root(cfg)
-    records_dir, matrices_dir = cfg.results_dir / "records", cfg.results_dir / "matrices"
     label = feature_label(cfg.eval.image_weights, "channel_max")
-    cache: dict[str, np.ndarray] = {}
-    sets = [(kind, s) for kind in cfg.kinds for s in cfg.cluster_sizes]
-    for kind, s in tqdm(sets, desc="input DS"):
-        name = f"{kind}_s{s:02d}"
-        image_record = records_dir / f"{name}_input_image.json"
-        if not image_record.exists():
-            entries = json.loads((root / training_set_file(kind, s)).read_text())
-            features = np.stack([_image_features(root / entry["image"], cfg, device, cache) for entry in entries])
-            matrix = feature_matrix(features, device=device)
-            columns = {"kind": kind, "s": s, "measure": "input_image", "preset": cfg.preset, "features": label}
-            write_record(
-                image_record, {**columns, **_ds_columns(matrix, cfg, device), "ds_seed": cfg.eval.ds_seed},
-                settings=_settings(cfg, training_set=training_set_file(kind, s)), device=device,
-                matrix=matrix, matrix_path=matrices_dir / f"{name}_input_image.npy",
-            )  # fmt: skip
-        shape_record = records_dir / f"{name}_input_shape.json"
-        if not shape_record.exists():
+    sets = {
+        f"{kind}_s{s:02d}": (kind, s, json.loads((root / training_set_file(kind, s)).read_text()))
+        for kind in cfg.kinds
+        for s in cfg.cluster_sizes
+    }
+    records_dir = cfg.results_dir / "records"
+    missing_images = [name for name in sets if not (records_dir / f"{name}_input_image.json").exists()]
+    features = _image_features(root, [sets[name][2] for name in missing_images], cfg, device)
+    for name in tqdm(list(sets), desc="input DS"):
+        kind, s, entries = sets[name]
+        columns = {"kind": kind, "s": s, "preset": cfg.preset}
+        settings = _settings(cfg, training_set=training_set_file(kind, s))
+        if name in missing_images:
+            matrix = feature_matrix(np.stack([features[entry["image"]] for entry in entries]), device=device)
+            columns_image = {**columns, "measure": "input_image", "features": label}
+            _write_ds_record(cfg, f"{name}_input_image", matrix, columns_image, settings, device)
+        if not (records_dir / f"{name}_input_shape.json").exists():
             matrix = chamfer_matrix(stacked_points(_dataset(cfg, training_set_file(kind, s))), device=device)
-            columns = {"kind": kind, "s": s, "measure": "input_shape", "preset": cfg.preset, "features": "chamfer"}
-            write_record(
-                shape_record, {**columns, **_ds_columns(matrix, cfg, device), "ds_seed": cfg.eval.ds_seed},
-                settings=_settings(cfg, training_set=training_set_file(kind, s)), device=device,
-                matrix=matrix, matrix_path=matrices_dir / f"{name}_input_shape.npy",
-            )  # fmt: skip
-    gt_record = records_dir / "gt_test.json"
-    if not gt_record.exists():
+            columns_shape = {**columns, "measure": "input_shape", "features": "chamfer"}
+            _write_ds_record(cfg, f"{name}_input_shape", matrix, columns_shape, settings, device)
+    if not (records_dir / "gt_test.json").exists():
         test_file = train_settings(cfg)["data"]["test_file"]
         matrix = chamfer_matrix(stacked_points(_dataset(cfg, test_file)), device=device, progress=True)
         columns = {"kind": "test", "measure": "gt_test", "preset": cfg.preset, "features": "chamfer"}
-        write_record(
-            gt_record, {**columns, **_ds_columns(matrix, cfg, device), "ds_seed": cfg.eval.ds_seed},
-            settings=_settings(cfg, index_file=test_file), device=device,
-            matrix=matrix, matrix_path=matrices_dir / "gt_test.npy",
-        )  # fmt: skip
+        _write_ds_record(cfg, "gt_test", matrix, columns, _settings(cfg, index_file=test_file), device)
 
 
-def _image_features(path: Path, cfg: SweepConfig, device: str, cache: dict[str, np.ndarray]) -> np.ndarray:
-    # shape_aug sets reuse image_aug_35's images: compute each image's features once.
-    key = str(path)
-    if key not in cache:
-        images = load_images([path], size=224)
-        cache[key] = perceptual_features(images, weights=cfg.eval.image_weights, device=device)[0]
-    return cache[key]
+def _image_features(
+    root: Path, training_sets: list[list[dict[str, Any]]], cfg: SweepConfig, device: str
+) -> dict[str, np.ndarray]:
+    """VGG16 features of every image the given training sets use, keyed by the entry's ``image`` path.
+
+    Each image is computed once, in batches: the shape_aug sets all reuse image_aug_35's images.
+    """
+    paths = sorted({entry["image"] for entries in training_sets for entry in entries})
+    if not paths:
+        return {}
+    features = perceptual_features(
+        [root / path for path in paths],
+        weights=cfg.eval.image_weights,
+        device=device,
+        batch_size=cfg.eval.batch_size,
+        progress=True,
+    )
+    return dict(zip(paths, features, strict=True))
+
+
+def _write_ds_record(
+    cfg: SweepConfig,
+    name: str,
+    matrix: np.ndarray,
+    columns: dict[str, Any],
+    settings: dict[str, Any],
+    device: str,
+) -> dict[str, Any]:
+    """DS of ``matrix`` with the sweep's k-medoids settings, written as ``records/<name>.json`` + matrix."""
+    return write_record(
+        cfg.results_dir / "records" / f"{name}.json",
+        {**columns, **_ds_columns(matrix, cfg, device), "ds_seed": cfg.eval.ds_seed},
+        settings=settings,
+        device=device,
+        matrix=matrix,
+        matrix_path=cfg.results_dir / "matrices" / f"{name}.npy",
+    )
 
 
 # ------------------------------------------------------------------------------------------- outputs
@@ -197,9 +218,6 @@ def _image_features(path: Path, cfg: SweepConfig, device: str, cache: dict[str, 
 
 def evaluate_run(cfg: SweepConfig, kind: str, s: int, seed: int, *, device: str = "cpu") -> dict[str, Any]:
     """Output DS, test Chamfer and F-score of one finished run on the test split (SPEC §2.3)."""
-    from dispersion_score import chamfer_distance, fscore
-    from models.engine import load_trained, predict_points
-
     name = run_name(kind, s, seed)
     run_dir = cfg.runs_dir / name
     model, run_config = load_trained(run_dir, device=device)
@@ -210,7 +228,6 @@ def evaluate_run(cfg: SweepConfig, kind: str, s: int, seed: int, *, device: str 
     pred_t, gt_t = torch.from_numpy(predictions).float(), torch.from_numpy(ground_truth).float()
     columns = {
         "kind": kind, "s": s, "seed": seed, "measure": "output", "preset": cfg.preset, "features": "chamfer",
-        **_ds_columns(matrix, cfg, device), "ds_seed": cfg.eval.ds_seed,
         "chamfer": float(chamfer_distance(pred_t, gt_t, reduction="mean")),
         "fscore": float(fscore(pred_t, gt_t, convention="euclidean").mean()),
         "fscore_convention": "euclidean, tau=0.01 (unit ball)",
@@ -219,11 +236,8 @@ def evaluate_run(cfg: SweepConfig, kind: str, s: int, seed: int, *, device: str 
         "fscore_atlasnet": float(fscore(pred_t, gt_t, convention="atlasnet_squared").mean()),
         "prediction_points": int(predictions.shape[1]),
     }  # fmt: skip
-    return write_record(
-        cfg.results_dir / "records" / f"{name}_output.json", columns,
-        settings=_settings(cfg, run_dir=str(run_dir), run_config=run_config), device=device,
-        matrix=matrix, matrix_path=cfg.results_dir / "matrices" / f"{name}_output.npy",
-    )  # fmt: skip
+    settings = _settings(cfg, run_dir=str(run_dir), run_config=run_config)
+    return _write_ds_record(cfg, f"{name}_output", matrix, columns, settings, device)
 
 
 def output_jobs(cfg: SweepConfig) -> list[Job]:
