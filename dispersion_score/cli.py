@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from dispersion_score.io import list_files
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXIT_BAD_INPUT = 2
 
@@ -171,16 +173,7 @@ def _load_matrix(path: Path) -> np.ndarray:
 
 
 def _list_images(directory: Path, recursive: bool) -> list[Path]:
-    if not directory.is_dir():
-        raise FileNotFoundError(f"image directory not found: {directory}")
-    candidates = directory.rglob("*") if recursive else directory.iterdir()
-    files = sorted(
-        (p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: p.relative_to(directory).as_posix(),
-    )
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
-    return files
+    return list_files(directory, IMAGE_SUFFIXES, what="images", recursive=recursive)
 
 
 def _progress(args: argparse.Namespace) -> bool:

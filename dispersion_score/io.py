@@ -80,6 +80,28 @@ def atomic_save_npy(path: str | os.PathLike, array: Any) -> Path:
     return _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False), "wb")
 
 
+def list_files(
+    directory: str | os.PathLike, suffixes: tuple[str, ...], *, what: str, recursive: bool = False
+) -> list[Path]:
+    """The files of ``directory`` whose suffix is in ``suffixes`` (case-insensitive), sorted by relative path.
+
+    Raises:
+        FileNotFoundError: ``directory`` is not a directory.
+        ValueError: it holds no such file (``what`` names them in the message, e.g. "shape files").
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{what} directory not found: {directory}")
+    candidates = directory.rglob("*") if recursive else directory.iterdir()
+    files = sorted(
+        (p for p in candidates if p.is_file() and p.suffix.lower() in suffixes),
+        key=lambda p: p.relative_to(directory).as_posix(),
+    )
+    if not files:
+        raise ValueError(f"no {what} ({', '.join(suffixes)}) in {directory}")
+    return files
+
+
 def _package_version() -> str:
     from dispersion_score import __version__  # late import: this module is imported by the package
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from dispersion_score.io import list_files
+
 if TYPE_CHECKING:
     import trimesh
 
@@ -32,17 +34,7 @@ def list_shape_files(directory: str | os.PathLike, *, recursive: bool = False) -
         FileNotFoundError: ``directory`` is not a directory.
         ValueError: it holds no shape file.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"shape directory not found: {directory}")
-    candidates = directory.rglob("*") if recursive else directory.iterdir()
-    files = sorted(
-        (p for p in candidates if p.is_file() and p.suffix.lower() in SHAPE_SUFFIXES),
-        key=lambda p: p.relative_to(directory).as_posix(),
-    )
-    if not files:
-        raise ValueError(f"no shape files ({', '.join(SHAPE_SUFFIXES)}) in {directory}")
-    return files
+    return list_files(directory, SHAPE_SUFFIXES, what="shape files", recursive=recursive)
 
 
 def _read_npy(path: Path) -> np.ndarray:
