@@ -11,15 +11,13 @@ import argparse
 import sys
 
 from experiments.sweep import fail_on
-from experiments.synthetic import evaluate, main_device, parse_sweep_command_line, setup_logging
+from experiments.synthetic import evaluate, launch_from_arguments, parse_sweep_command_line, setup_logging
 
 
 def main() -> int:
     args, cfg = parse_sweep_command_line(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     setup_logging(cfg.results_dir / "evaluate.log")
-    report, table = evaluate(
-        cfg, device=main_device(args.gpus), launcher=args.launcher, gpus=args.gpus, workers=args.workers
-    )
+    report, table = evaluate(cfg, launch_from_arguments(args))
     print(f"wrote {cfg.results_dir / 'ds_table.csv'} ({len(table)} rows)")
     return fail_on(report, "evaluation")
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,34 @@ def run_name(kind: str, s: int, seed: int) -> str:
 def sweep_runs(cfg: SweepConfig) -> Iterator[tuple[str, int, int]]:
     """(kind, s, seed) of every training run of the sweep, in a fixed order."""
     return itertools.product(cfg.kinds, cfg.cluster_sizes, cfg.seeds)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where a sweep's jobs run: ``launcher`` and ``gpus`` as in :func:`experiments.sweep.run_jobs`;
+    ``workers`` None = the preset's; ``slurm_parameters`` go to submitit (partition, timeout_min, ...)."""
+
+    launcher: str = "local"
+    gpus: tuple[int, ...] = ()
+    workers: int | None = None
+    slurm_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> str:
+        """Device of the work done in this process (the first listed GPU, else the CPU)."""
+        return f"cuda:{self.gpus[0]}" if self.gpus else "cpu"
+
+    def run(self, jobs: list[Job], cfg: SweepConfig, *, folder: Path, description: str) -> SweepReport:
+        return run_jobs(
+            jobs,
+            launcher=self.launcher,
+            gpus=self.gpus,
+            workers=self.workers or cfg.workers,
+            cwd=REPO_ROOT,
+            slurm_folder=folder,
+            slurm_parameters=self.slurm_parameters,
+            description=description,
+        )
 
 
 def train_settings(cfg: SweepConfig) -> dict[str, Any]:
@@ -105,19 +134,9 @@ def training_jobs(cfg: SweepConfig) -> list[Job]:
     return jobs
 
 
-def train(
-    cfg: SweepConfig, *, launcher: str = "local", gpus: Sequence[int] = (), workers: int | None = None
-) -> SweepReport:
+def train(cfg: SweepConfig, launch: Launch = Launch()) -> SweepReport:
     """Train every run of the sweep that is not finished yet."""
-    return run_jobs(
-        training_jobs(cfg),
-        launcher=launcher,
-        gpus=gpus,
-        workers=workers or cfg.workers,
-        cwd=REPO_ROOT,
-        slurm_folder=cfg.runs_dir / "submitit",
-        description=f"training ({cfg.preset})",
-    )
+    return launch.run(training_jobs(cfg), cfg, folder=cfg.runs_dir / "submitit", description=f"training ({cfg.preset})")
 
 
 # -------------------------------------------------------------------------------------------- inputs
@@ -262,25 +281,10 @@ def _config_overrides_args(cfg: SweepConfig) -> tuple[str, ...]:
     return ("--seeds", *map(str, cfg.seeds))
 
 
-def evaluate(
-    cfg: SweepConfig,
-    *,
-    device: str = "cpu",
-    launcher: str = "local",
-    gpus: Sequence[int] = (),
-    workers: int | None = None,
-) -> tuple[SweepReport, pd.DataFrame]:
+def evaluate(cfg: SweepConfig, launch: Launch = Launch()) -> tuple[SweepReport, pd.DataFrame]:
     """Input DS (in this process), output DS of every finished run (as jobs), then the table."""
-    evaluate_inputs(cfg, device=device)
-    report = run_jobs(
-        output_jobs(cfg),
-        launcher=launcher,
-        gpus=gpus,
-        workers=workers or cfg.workers,
-        cwd=REPO_ROOT,
-        slurm_folder=cfg.results_dir / "submitit",
-        description="output DS",
-    )
+    evaluate_inputs(cfg, device=launch.device)
+    report = launch.run(output_jobs(cfg), cfg, folder=cfg.results_dir / "submitit", description="output DS")
     table = records_table(read_records(cfg.results_dir / "records"))
     write_table(table, cfg.results_dir / "ds_table.csv")
     return report, table
@@ -303,6 +307,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=int, nargs="*", default=[], help="GPU indices; one job per GPU")
     parser.add_argument("--workers", type=int, help="concurrent CPU jobs (default: the preset's)")
     parser.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local")
+    slurm = parser.add_argument_group("SLURM (--launcher slurm)")
+    slurm.add_argument("--slurm-partition", help="partition to submit to")
+    slurm.add_argument("--slurm-timeout-min", type=int, default=240, help="time limit per job, minutes")
+    slurm.add_argument("--slurm-cpus-per-task", type=int, default=4)
+
+
+def launch_from_arguments(args: argparse.Namespace) -> Launch:
+    slurm_parameters: dict[str, Any] = {}
+    if args.launcher == "slurm":
+        slurm_parameters = {"timeout_min": args.slurm_timeout_min, "cpus_per_task": args.slurm_cpus_per_task}
+        if args.slurm_partition:
+            slurm_parameters["slurm_partition"] = args.slurm_partition
+    return Launch(args.launcher, tuple(args.gpus), args.workers, slurm_parameters)
 
 
 def parse_sweep_command_line(
@@ -319,22 +336,17 @@ def parse_sweep_command_line(
     return args, cfg
 
 
-def main_device(gpus: Sequence[int]) -> str:
-    return f"cuda:{gpus[0]}" if gpus else "cpu"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-figures", action="store_true")
     args, cfg = parse_sweep_command_line(parser, argv)
     setup_logging(cfg.results_dir / "experiment.log")
     started = time.time()
+    launch = launch_from_arguments(args)
     build_data(cfg, workers=args.workers or cfg.workers)
-    train_report = train(cfg, launcher=args.launcher, gpus=args.gpus, workers=args.workers)
+    train_report = train(cfg, launch)
     print(f"training: {train_report.summary()}")
-    eval_report, table = evaluate(
-        cfg, device=main_device(args.gpus), launcher=args.launcher, gpus=args.gpus, workers=args.workers
-    )
+    eval_report, table = evaluate(cfg, launch)
     print(f"evaluation: {eval_report.summary()}")
     if not args.skip_figures:
         from experiments.figures import write_figures

@@ -13,13 +13,13 @@ import argparse
 import sys
 
 from experiments.sweep import fail_on
-from experiments.synthetic import parse_sweep_command_line, setup_logging, train
+from experiments.synthetic import launch_from_arguments, parse_sweep_command_line, setup_logging, train
 
 
 def main() -> int:
     args, cfg = parse_sweep_command_line(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     setup_logging(cfg.runs_dir / "sweep.log")
-    report = train(cfg, launcher=args.launcher, gpus=args.gpus, workers=args.workers)
+    report = train(cfg, launch_from_arguments(args))
     return fail_on(report, "training")
 
 
