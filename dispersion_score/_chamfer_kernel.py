@@ -223,16 +223,7 @@ class ChamferKernel:
         out = np.empty(len(ia), dtype=np.float32)
 
         def run(lo: int, hi: int) -> int:
-            return self._chamfer(
-                _ptr(store.data),
-                _ptr(store.offset),
-                _ptr(store.padded),
-                _ptr(store.size),
-                _ptr(ia[lo:]),
-                _ptr(ib[lo:]),
-                ctypes.c_int64(hi - lo),
-                _ptr(out[lo:]),
-            )
+            return self._chamfer(*_pair_arguments(store, ia, ib, lo, hi), _ptr(out[lo:]))
 
         _run_split(run, len(ia), threads)
         return out
@@ -253,13 +244,7 @@ class ChamferKernel:
 
         def run(lo: int, hi: int) -> int:
             return self._nearest(
-                _ptr(store.data),
-                _ptr(store.offset),
-                _ptr(store.padded),
-                _ptr(store.size),
-                _ptr(ia[lo:]),
-                _ptr(ib[lo:]),
-                ctypes.c_int64(hi - lo),
+                *_pair_arguments(store, ia, ib, lo, hi),
                 _ptr(idx_ab[lo:]),
                 ctypes.c_int64(pa),
                 _ptr(idx_ba[lo:]),
@@ -268,6 +253,19 @@ class ChamferKernel:
 
         _run_split(run, len(ia), threads)
         return idx_ab, idx_ba
+
+
+def _pair_arguments(store: CloudStore, ia: np.ndarray, ib: np.ndarray, lo: int, hi: int) -> tuple:
+    """The leading C arguments shared by the kernel's entry points: the store, then pairs lo..hi-1."""
+    return (
+        _ptr(store.data),
+        _ptr(store.offset),
+        _ptr(store.padded),
+        _ptr(store.size),
+        _ptr(ia[lo:]),
+        _ptr(ib[lo:]),
+        ctypes.c_int64(hi - lo),
+    )
 
 
 class CloudStore:
