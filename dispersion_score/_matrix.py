@@ -17,21 +17,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from dispersion_score._validation import resolve_device
+
 # Elements per temporary block (64 MiB of float32): bounds every O(N²) pass to O(block) extra memory.
 BLOCK_ELEMS = 1 << 24
 
 # Symmetry tolerance |a - b| <= ATOL + RTOL * max(|a|, |b|); the diagonal may be up to ATOL + RTOL * max(D).
 RTOL = 1e-5
 ATOL = 1e-8
-
-
-def resolve_device(device: str | torch.device | None, data: object = None) -> torch.device:
-    """The device to compute on: `device` if given, else the tensor's own device, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    if isinstance(data, torch.Tensor):
-        return data.device
-    return torch.device("cpu")
 
 
 def as_distance_tensor(

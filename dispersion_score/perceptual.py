@@ -26,6 +26,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from tqdm import tqdm
 
+from dispersion_score._validation import resolve_device
+
 if TYPE_CHECKING:
     from torchvision.models import VGG16_Weights
 
@@ -246,13 +248,6 @@ def _normalize_imagenet(batch: torch.Tensor) -> torch.Tensor:
     return (batch - mean) / std
 
 
-def _resolve_device(device: str | torch.device | None, source: Any) -> torch.device:
-    # Same rule as the rest of the library: None keeps a tensor's device, anything else runs on the CPU.
-    if device is not None:
-        return torch.device(device)
-    return source.device if isinstance(source, torch.Tensor) else torch.device("cpu")
-
-
 def _is_path_list(images: Any) -> bool:
     return (
         isinstance(images, Sequence)
@@ -309,7 +304,7 @@ def perceptual_features(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n, source = _image_source(images)
-    device = _resolve_device(device, source)
+    device = resolve_device(device, source)
     network = vgg16_relu3_3(weights, seed=seed).to(device)
     dim = _RELU3_3_SIZE**2 if pool == "channel_max" else _RELU3_3_CHANNELS * _RELU3_3_SIZE**2
     out = np.empty((n, dim), dtype=np.float32)
