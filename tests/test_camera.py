@@ -105,3 +105,15 @@ def test_bad_metadata_names_file_and_line(tmp_path) -> None:
         camera.read_r2n2_metadata(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="elevation"):
         camera.camera_rotation(0.0, 90.0)
+
+
+def test_split_and_categories() -> None:
+    from dataset.shapenet_categories import SHAPENET13, resolve_categories, split_ids
+
+    ids = [f"{i:032x}" for i in (7, 3, 9, 1, 5)]
+    assert split_ids(ids, "train") == sorted(ids)[:4] and split_ids(ids, "test") == sorted(ids)[4:]
+    assert sum(len(split_ids(ids[:n], s)) for s in ("train", "test") for n in [len(ids)]) == len(ids)
+    assert resolve_categories(["chair", "02691156"]) == ["03001627", "02691156"]
+    assert resolve_categories(None) == sorted(SHAPENET13)
+    with pytest.raises(ValueError, match="unknown ShapeNet category 'speaker'"):
+        resolve_categories(["speaker"])
