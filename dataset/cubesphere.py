@@ -242,6 +242,14 @@ class CubeSphereDataset(Dataset):
         self._points_cache[index] = points
         return points
 
+    def image_path(self, index: int) -> Path:
+        """The image file of item ``index``."""
+        return self.items[index].image
+
+    def item_id(self, index: int) -> str:
+        """The id of item ``index``."""
+        return self.items[index].id
+
     def image(self, index: int) -> torch.Tensor:
         """(3, H, W) float32 RGB image of item ``index`` in [0, 1]."""
         from PIL import Image, UnidentifiedImageError

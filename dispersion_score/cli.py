@@ -341,7 +341,7 @@ def _plot_elbow(path: Path, ks: Sequence[int], ds: Sequence[float], *, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dispersion_score.io import atomic_write_bytes, figure_bytes
+    from dispersion_score.io import save_figure
 
     figure, axis = plt.subplots(figsize=(5, 3.5))
     axis.plot(ks, ds, marker="o", markersize=3)
@@ -350,7 +350,7 @@ def _plot_elbow(path: Path, ks: Sequence[int], ds: Sequence[float], *, title: st
     axis.set_title(title, fontsize=9)
     axis.grid(alpha=0.3)
     try:
-        atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower()))
+        save_figure(figure, path)
     finally:
         plt.close(figure)
 

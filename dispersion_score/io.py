@@ -218,6 +218,7 @@ def save_result(
     matrix_path: str | os.PathLike | None = None,
     settings: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
+    kind: str | None = None,
 ) -> Path:
     """Saves a result with its settings and provenance as JSON, and its distance matrix as `.npy`.
 
@@ -230,6 +231,7 @@ def save_result(
         matrix_path: where the matrix goes; with ``matrix=None``, an existing `.npy` file to reference only.
         settings: everything needed to recompute the result (k, method, seeds, weights, ...).
         device: recorded in the provenance; default ``settings["device"]`` if present.
+        kind: the document's ``kind``; default: the result's type name (``DispersionResult``, ...).
 
     Returns:
         The JSON path. Both files are written atomically, the matrix first.
@@ -249,7 +251,7 @@ def save_result(
             raise FileNotFoundError(f"matrix file {matrix_file} does not exist (pass matrix= to write it)")
     if matrix_file is not None:
         matrix_file = Path(os.path.relpath(matrix_file.resolve(), path.resolve().parent))
-    document = result_document(result, settings=settings, matrix_file=matrix_file, device=device)
+    document = result_document(result, settings=settings, matrix_file=matrix_file, device=device, kind=kind)
     atomic_write_text(path, dumps(document))
     return path
 
@@ -260,17 +262,19 @@ def result_document(
     settings: Mapping[str, Any] | None = None,
     matrix_file: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """The JSON document :func:`save_result` writes (also what the CLI prints with ``--json``).
 
-    ``device`` defaults to ``settings["device"]``; values are not yet converted (see :func:`dumps`).
+    ``device`` defaults to ``settings["device"]``, ``kind`` to the result's type name; values are not yet
+    converted (see :func:`dumps`).
     """
     settings = dict(settings or {})
     if device is None:
         device = settings.get("device")
     return {
         "format": RESULT_FORMAT,
-        "kind": _kind(result),
+        "kind": kind or _kind(result),
         "result": result,
         "settings": settings,
         "provenance": provenance(device),
@@ -310,8 +314,17 @@ def load_result(path: str | os.PathLike, *, load_matrix: bool = True) -> dict[st
     return document
 
 
-def figure_bytes(figure: Any, suffix: str) -> bytes:
-    """Renders a matplotlib figure to bytes in the format named by ``suffix`` (".png", ".pdf", ...)."""
+def figure_bytes(figure: Any, suffix: str, *, dpi: int = 150, tight: bool = True) -> bytes:
+    """Renders a matplotlib figure to bytes in the format named by ``suffix`` (".png", ".pdf", ...).
+
+    ``tight`` crops the canvas to the drawn content (``bbox_inches="tight"``).
+    """
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=suffix.lstrip(".") or "png", bbox_inches="tight", dpi=150)
+    figure.savefig(buffer, format=suffix.lstrip(".") or "png", bbox_inches="tight" if tight else None, dpi=dpi)
     return buffer.getvalue()
+
+
+def save_figure(figure: Any, path: str | os.PathLike, *, dpi: int = 150, tight: bool = True) -> Path:
+    """Writes a matplotlib figure to ``path`` atomically, in the format of its suffix; returns the path."""
+    path = Path(path)
+    return atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower(), dpi=dpi, tight=tight))

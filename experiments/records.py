@@ -1,24 +1,30 @@
-"""Measurement records of an experiment: one JSON per measurement, gathered into a tidy CSV table.
+"""Measurement records of an experiment: one result file per measurement, gathered into a long table.
 
-A record holds the table columns (kind, s, seed, measure, ds, inertia, k, n, chamfer, fscore, preset,
-method, ...) at the top level, plus the exact settings and provenance under ``settings`` / ``provenance``.
+A record is a result document of :func:`dispersion_score.io.save_result` (the library's one result format)
+with ``kind = "measurement"``: ``result`` holds the table columns (the experiment's axes, ``predictor``,
+``measure``, ``ds``, ``inertia``, ``k``, ``n``, ``chamfer``, ``fscore``, ...), ``settings`` and
+``provenance`` say how and where it was computed, and ``matrix_file`` points at its distance matrix.
+
+The long table has one row per measurement; its first columns are ``experiment``, the axes of the
+experiment, then :data:`MEASUREMENT_COLUMNS`, then any other column a record carries.
 """
 
 from __future__ import annotations
 
-import json
+import math
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dispersion_score.io import atomic_save_npy, atomic_write_text, provenance
+from dispersion_score.io import atomic_write_text, load_result, save_result
 
-TABLE_COLUMNS = (
-    "kind",
-    "s",
-    "seed",
+RECORD_KIND = "measurement"
+MEASUREMENT_COLUMNS = (
+    "predictor",
     "measure",
     "ds",
     "inertia",
@@ -26,73 +32,82 @@ TABLE_COLUMNS = (
     "n",
     "chamfer",
     "fscore",
+    "fscore_atlasnet",
     "preset",
     "method",
     "features",
     "ds_seed",
     "device",
     "matrix",
+    "predictions",
 )
+_NUMERIC = ("ds", "inertia", "chamfer", "fscore", "fscore_atlasnet")
 
 
 def write_record(
     path: Path,
-    columns: dict[str, Any],
+    columns: Mapping[str, Any],
     *,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any],
     device: str | None = None,
     matrix: np.ndarray | None = None,
     matrix_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Write one measurement (and its distance matrix) atomically; the JSON is written last."""
-    record = {column: columns.get(column) for column in TABLE_COLUMNS}
-    record.update({key: value for key, value in columns.items() if key not in record})
-    if matrix is not None:
-        if matrix_path is None:
-            raise ValueError("matrix_path is required when a matrix is given")
-        atomic_save_npy(matrix_path, matrix)
-        record["matrix"] = str(matrix_path.relative_to(path.parent.parent))
-    record["device"] = device
-    record["settings"] = settings
-    record["provenance"] = provenance(device=device)
-    atomic_write_text(path, json.dumps(record, indent=2, default=_json_default) + "\n")
-    return record
+    """Writes one measurement (and its distance matrix) atomically; the JSON is written last.
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    Returns:
+        The record's columns as they go into the table (``device`` included).
+    """
+    if matrix is not None and matrix_path is None:
+        raise ValueError("matrix_path is required when a matrix is given")
+    columns = {**columns, "device": device}
+    save_result(
+        path, columns, matrix=matrix, matrix_path=matrix_path, settings=settings, device=device, kind=RECORD_KIND
+    )
+    return columns
 
 
 def read_records(records_dir: Path) -> list[dict[str, Any]]:
-    """All records under ``records_dir``; an unreadable record is an error naming the file."""
-    records = []
+    """The columns of every record under ``records_dir`` (``matrix`` relative to the results folder).
+
+    Raises:
+        ValueError: an unreadable record, or a file that is not a measurement record (names the file).
+    """
+    rows = []
     for path in sorted(records_dir.glob("*.json")):
         try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as error:
+            document = load_result(path, load_matrix=False)
+        except (OSError, ValueError) as error:
             raise ValueError(f"unreadable record {path}: {error}") from error
-    return records
+        if document.get("kind") != RECORD_KIND or not isinstance(document.get("result"), dict):
+            raise ValueError(f"{path} is not a measurement record (kind {document.get('kind')!r})")
+        row = dict(document["result"])
+        if document.get("matrix_file"):
+            row["matrix"] = os.path.normpath(Path(records_dir.name) / document["matrix_file"]).replace(os.sep, "/")
+        for column in _NUMERIC:  # strict JSON stores non-finite floats as strings
+            if isinstance(row.get(column), str):
+                row[column] = float(row[column])
+        rows.append(row)
+    return rows
 
 
-def records_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The tidy table: one row per measurement, the columns of TABLE_COLUMNS first."""
-    nested = ("settings", "provenance")
-    rows = [{key: value for key, value in record.items() if key not in nested} for record in records]
-    table = pd.DataFrame(rows)
-    for column in TABLE_COLUMNS:
+def long_table(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> pd.DataFrame:
+    """One row per measurement: ``experiment``, the axes, :data:`MEASUREMENT_COLUMNS`, then the rest."""
+    first = ["experiment", *axes, *MEASUREMENT_COLUMNS]
+    table = pd.DataFrame([dict(row) for row in rows])
+    for column in first:
         if column not in table.columns:
             table[column] = None
-    ordered = list(TABLE_COLUMNS) + [column for column in table.columns if column not in TABLE_COLUMNS]
-    table = table[ordered]
-    for column in ("s", "seed"):
-        table[column] = pd.array(table[column], dtype="Int64")
-    return table.sort_values(["measure", "kind", "s", "seed"], na_position="first").reset_index(drop=True)
+    table = table[first + [column for column in table.columns if column not in first]]
+    for axis in axes:
+        if table[axis].map(lambda v: isinstance(v, int | np.integer) or _missing(v)).all():
+            table[axis] = pd.array(table[axis], dtype="Int64")
+    order = ["measure", *axes, "predictor"]
+    return table.sort_values(order, na_position="first", kind="stable").reset_index(drop=True)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

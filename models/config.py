@@ -40,8 +40,9 @@ class Key:
     doc: str
     nullable: bool = False
     choices: tuple[Any, ...] | None = None
-    item_type: type | None = None  # for lists
+    item_type: type | None = None  # for lists; ``choices`` then apply to every item
     required: bool = False
+    minimum: float | None = None  # smallest allowed value (of every item, for lists)
 
 
 SCHEMA: dict[str, Any] = {
@@ -49,29 +50,29 @@ SCHEMA: dict[str, Any] = {
     "seed": Key(int, 1, "seeds python, numpy, torch, the model initialisation and the data order"),
     "data": {
         "dataset": Key(str, "cubesphere", "dataset class name (models.data.DATASETS)"),
-        "root": Key(
-            str, None, "dataset root; relative paths are relative to the repository root", required=True
-        ),
+        "root": Key(str, None, "dataset root; relative paths are relative to the repository root", required=True),
         "train_file": Key(str, "train_pool.json", "index file of the training items (relative to root)"),
         "val_file": Key(str, "val.json", "index file of the validation items"),
         "test_file": Key(str, "test.json", "index file of the test items (used by evaluation, not training)"),
-        "num_points": Key(int, 2500, "ground-truth points per item (loss and metrics)"),
-        "image_size": Key(int, 224, "network input size in pixels (images are resized to it)"),
+        "num_points": Key(int, 2500, "ground-truth points per item (loss and metrics)", minimum=1),
+        "image_size": Key(int, 224, "network input size in pixels (images are resized to it)", minimum=1),
         "normalization": Key(str, "unit_ball", "point-cloud normalisation passed to the dataset"),
         "point_seed": Key(int, 0, "seed of the per-item ground-truth point sampling (not the training seed)"),
     },
     "model": {
         "name": Key(str, "atlasnet", "decoder", choices=MODEL_NAMES),
-        "bottleneck": Key(int, 1024, "latent size: ResNet-18 fc output, AtlasNet first decoder layer width"),
-        "num_points": Key(int, None, "points per training prediction; null = data.num_points", nullable=True),
+        "bottleneck": Key(int, 1024, "latent size: ResNet-18 fc output, AtlasNet first decoder layer width", minimum=1),
+        "num_points": Key(
+            int, None, "points per training prediction; null = data.num_points", nullable=True, minimum=1
+        ),
         "atlasnet": {
             "template": Key(str, "sphere", "primitive template", choices=("sphere", "square")),
-            "primitives": Key(int, 1, "number of patches"),
-            "hidden": Key(int, 512, "width of the decoder layers after the first"),
-            "hidden_layers": Key(int, 2, "number of hidden → hidden layers"),
-            "sphere_level": Key(int, 4, "icosphere subdivision of the regular sphere (4 → 2562 points)"),
+            "primitives": Key(int, 1, "number of patches", minimum=1),
+            "hidden": Key(int, 512, "width of the decoder layers after the first", minimum=1),
+            "hidden_layers": Key(int, 2, "number of hidden → hidden layers", minimum=0),
+            "sphere_level": Key(int, 4, "icosphere subdivision of the regular sphere (4 → 2562 points)", minimum=0),
             "grid_size": Key(
-                int, None, "square patch grid side for predict; null = sqrt(points/patch)", nullable=True
+                int, None, "square patch grid side for predict; null = sqrt(points/patch)", nullable=True, minimum=1
             ),
         },
         "psgn": {
@@ -79,27 +80,25 @@ SCHEMA: dict[str, Any] = {
         },
         "foldnet": {
             "grid_size": Key(
-                int, None, "side of the folded grid; null = round(sqrt(num_points))", nullable=True
+                int, None, "side of the folded grid; null = round(sqrt(num_points))", nullable=True, minimum=1
             ),
             "hidden": Key(list, [512, 512], "hidden widths of each fold", item_type=int),
         },
     },
     "train": {
-        "epochs": Key(int, 1200, "number of epochs"),
-        "batch_size": Key(int, 8, "items per step"),
+        "epochs": Key(int, 1200, "number of epochs", minimum=1),
+        "batch_size": Key(int, 8, "items per step", minimum=1),
         "lr": Key(float, 1e-3, "Adam learning rate"),
-        "milestones": Key(
-            list, [800, 1000, 1100], "epochs after which lr is multiplied by gamma", item_type=int
-        ),
+        "milestones": Key(list, [800, 1000, 1100], "epochs after which lr is multiplied by gamma", item_type=int),
         "gamma": Key(float, 0.1, "learning-rate factor at each milestone"),
         "weight_decay": Key(float, 0.0, "Adam weight decay"),
         "amp": Key(bool, False, "mixed precision on CUDA (ignored on CPU)"),
         "amp_dtype": Key(str, "float16", "autocast dtype on CUDA", choices=("float16", "bfloat16")),
     },
     "eval": {
-        "every": Key(int, 1, "validate every N epochs (the last epoch always); 0 = last epoch only"),
-        "items": Key(int, None, "validate on this many evenly spaced val items; null = all", nullable=True),
-        "batch_size": Key(int, 32, "validation batch size"),
+        "every": Key(int, 1, "validate every N epochs (the last epoch always); 0 = last epoch only", minimum=0),
+        "items": Key(int, None, "validate on this many evenly spaced val items; null = all", nullable=True, minimum=1),
+        "batch_size": Key(int, 32, "validation batch size", minimum=1),
         "fscore_threshold": Key(
             float,
             None,
@@ -114,35 +113,21 @@ SCHEMA: dict[str, Any] = {
         ),
     },
     RUNTIME_SECTION: {
-        "checkpoint_every": Key(int, 1, "write checkpoint.pt every N epochs (and when the run stops)"),
-        "keep_checkpoint": Key(
-            bool, False, "keep checkpoint.pt after the run finished (final.pt has the weights)"
-        ),
+        "checkpoint_every": Key(int, 1, "write checkpoint.pt every N epochs (and when the run stops)", minimum=1),
+        "keep_checkpoint": Key(bool, False, "keep checkpoint.pt after the run finished (final.pt has the weights)"),
         "stop_after_epochs": Key(
-            int, None, "debug: stop (resumable) after this many epochs in total", nullable=True
+            int, None, "debug: stop (resumable) after this many epochs in total", nullable=True, minimum=1
         ),
-        "num_workers": Key(int, 0, "DataLoader worker processes"),
+        "num_workers": Key(int, 0, "DataLoader worker processes", minimum=0),
         "cache_data": Key(bool, False, "keep loaded items in memory (small datasets, num_workers = 0)"),
         "progress": Key(bool, True, "tqdm progress bars (only on a terminal)"),
     },
 }
 
-_POSITIVE = {
-    "data.num_points", "data.image_size", "model.bottleneck", "model.num_points", "model.atlasnet.primitives",
-    "model.atlasnet.hidden", "train.epochs", "train.batch_size", "eval.batch_size", "eval.items",
-    "run.checkpoint_every", "run.stop_after_epochs", "model.foldnet.grid_size", "model.atlasnet.grid_size",
-}  # fmt: skip
-_NON_NEGATIVE = {
-    "model.atlasnet.hidden_layers",
-    "model.atlasnet.sphere_level",
-    "eval.every",
-    "run.num_workers",
-}
 
-
-def default_config() -> dict[str, Any]:
-    """The schema's defaults (``data.root`` is None and must be set)."""
-    return _defaults(SCHEMA)
+def default_config(schema: Mapping[str, Any] = SCHEMA) -> dict[str, Any]:
+    """The schema's defaults (for the training schema, ``data.root`` is None and must be set)."""
+    return _defaults(schema)
 
 
 def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,31 +137,44 @@ def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), *, schema: Mapping[str, Any] = SCHEMA
+) -> dict[str, Any]:
     """Reads a config file (following ``inherit_from``), applies ``key.sub=value`` overrides, validates.
 
     Args:
         path: the YAML file.
         overrides: strings ``"dotted.key=value"``; values are parsed with ``yaml.safe_load``.
+        schema: the schema to validate against: the training schema ``SCHEMA`` (default) or another one
+            built from :class:`Key` leaves (experiment presets use this loader too).
 
     Returns:
-        The resolved config: every key of ``SCHEMA`` with its value.
+        The resolved config: every key of ``schema`` with its value.
 
     Raises:
         ValueError: a missing file in the inheritance chain, a cycle, a malformed override, an unknown key
             or a value of the wrong type (the message names the file or the key path).
     """
+    return resolve_config(read_config(path, overrides), schema=schema)
+
+
+def read_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The merged, not yet validated content of a config file (``inherit_from`` followed, overrides applied).
+
+    Raises:
+        ValueError: as :func:`load_config`, except for schema errors.
+    """
     merged = _read_with_inheritance(Path(path), seen=())
     for override in overrides:
         _apply_override(merged, override)
-    return resolve_config(merged)
+    return merged
 
 
-def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Fills defaults into a partial config and validates it; returns a new dict."""
-    resolved = default_config()
+def resolve_config(config: Mapping[str, Any], *, schema: Mapping[str, Any] = SCHEMA) -> dict[str, Any]:
+    """Fills defaults into a partial config and validates it against ``schema``; returns a new dict."""
+    resolved = default_config(schema)
     _merge(resolved, dict(config), path="")
-    _validate(resolved, SCHEMA, path="")
+    _validate(resolved, schema, path="")
     return resolved
 
 
@@ -224,9 +222,7 @@ def _read_with_inheritance(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]
     except yaml.YAMLError as error:
         raise ValueError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(content, dict):
-        raise ValueError(
-            f"config file {path} must hold a mapping at the top level, got {type(content).__name__}"
-        )
+        raise ValueError(f"config file {path} must hold a mapping at the top level, got {type(content).__name__}")
     parent = content.pop("inherit_from", None)
     if parent is None:
         return content
@@ -289,13 +285,18 @@ def _check_value(key_path: str, value: Any, key: Key) -> Any:
     value = _coerce(key_path, value, key.type)
     if key.item_type is not None:
         value = [_coerce(f"{key_path}[{i}]", item, key.item_type) for i, item in enumerate(value)]
+        for i, item in enumerate(value):
+            _check_range(f"{key_path}[{i}]", item, key)
+    else:
+        _check_range(key_path, value, key)
+    return value
+
+
+def _check_range(key_path: str, value: Any, key: Key) -> None:
     if key.choices is not None and value not in key.choices:
         raise ValueError(f"{key_path}: must be one of {list(key.choices)}, got {value!r}")
-    if key_path in _POSITIVE and value < 1:
-        raise ValueError(f"{key_path}: must be >= 1, got {value!r}")
-    if key_path in _NON_NEGATIVE and value < 0:
-        raise ValueError(f"{key_path}: must be >= 0, got {value!r}")
-    return value
+    if key.minimum is not None and value < key.minimum:
+        raise ValueError(f"{key_path}: must be >= {key.minimum:g}, got {value!r}")
 
 
 def _coerce(key_path: str, value: Any, expected: type) -> Any:

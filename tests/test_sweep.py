@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.sweep import Job, fail_on, run_jobs
+from dispersion_score.launch import Job, fail_on, run_jobs
 
 # A job that records its argv and environment into its marker, or fails when asked to.
 _JOB_CODE = """

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dispersion_score import chamfer_matrix, dispersion_score
-from experiments.sweep_config import REPO_ROOT
+from experiments.config import REPO_ROOT
 from experiments.synthetic import main as run_experiment
 
 TEST_SIZE = 12
@@ -39,6 +39,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "run.checkpoint_every=1",
     ]
     sweep = {
+        "experiment": "synthetic",
         "preset": "mini",
         "train_config": str(REPO_ROOT / "configs" / "synthetic_quick.yaml"),
         "data": {
@@ -46,9 +47,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "points": 2000,
             "build_args": ["--pool", "clusters", "--test-size", str(TEST_SIZE), "--val-size", "4", "--spp", "4"],
         },
-        "kinds": ["image_aug", "shape_aug"],
-        "cluster_sizes": [1, 35],
-        "seeds": [1],
+        "grid": {"kind": ["image_aug", "shape_aug"], "s": [1, 35], "seed": [1]},
         "train_overrides": train_overrides,
         "eval": {"k": 2, "method": "pam", "ds_seed": 0, "shape_points": 1000, "image_weights": "random"},
         "runs_dir": str(tmp / "runs"),

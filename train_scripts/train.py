@@ -14,11 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.config import dump_config, load_config
-from models.engine import CheckpointError, train
+from experiments.checkout import use_own_checkout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    use_own_checkout(__file__)
+    from models.config import dump_config, load_config
+    from models.engine import CheckpointError, train
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="YAML config (may use inherit_from)")
     parser.add_argument(

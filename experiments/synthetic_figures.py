@@ -14,7 +14,7 @@ import pandas as pd
 # worker processes; a notebook shows the returned Figure objects inline.
 from matplotlib.figure import Figure
 
-from dispersion_score.io import atomic_write_bytes
+from dispersion_score.io import save_figure
 
 KIND_TITLES = {"image_aug": "more dispersed images", "shape_aug": "more dispersed shapes"}
 MEASURE_TITLES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}
@@ -118,14 +118,5 @@ def write_figures(results_dir: Path | str) -> list[Path]:
         ("distance_matrices.png", distance_matrix_grid(results_dir, table)),
     ):
         path = results_dir / "figures" / name
-        out.append(_save(figure, path))
+        out.append(save_figure(figure, path, dpi=110, tight=False))
     return out
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    import io
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path

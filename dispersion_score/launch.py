@@ -1,8 +1,9 @@
-"""Run a list of independent jobs (training runs, evaluations) locally or on SLURM, resumably.
+"""Run a list of independent jobs (training runs, evaluations, matrix tiles) locally or on SLURM, resumably.
 
 Each job is a command line plus a marker file that the command writes last when it succeeds. A sweep skips
 jobs whose marker exists, runs the others (in parallel, one per GPU or per CPU worker), keeps going when one
-fails, and reports the failures with the log file of each, so the caller can exit non-zero.
+fails, and reports the failures with the log file of each, so the caller can exit non-zero. :class:`Launch`
+holds where jobs run (launcher, GPUs, CPU workers, SLURM settings); every sweep of the project takes one.
 
 Local parallelism: with ``gpus=[0, 1]`` each job sees one GPU through ``CUDA_VISIBLE_DEVICES`` and gets
 ``--device cuda:0``; without GPUs, ``workers`` CPU processes run at once with their thread counts set
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -59,11 +61,82 @@ class SweepReport:
         return not self.failed
 
     def summary(self) -> str:
-        lines = [
-            f"{len(self.succeeded)} ran, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
-        ]
+        lines = [f"{len(self.succeeded)} ran, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"]
         lines += [f"  FAILED {name}: see {log}" for name, log in sorted(self.failed.items())]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where a sweep's jobs run.
+
+    Attributes:
+        launcher: "local" (subprocesses here), "slurm" (submitit on a SLURM cluster) or "submitit-local"
+            (submitit's local executor: the SLURM code path without a cluster).
+        gpus: GPU indices; locally one job per listed GPU at a time, on SLURM one GPU per job.
+        workers: concurrent CPU jobs when ``gpus`` is empty; None = the caller's default.
+        slurm_parameters: extra submitit ``update_parameters`` keywords (``slurm_partition``, ``timeout_min``,
+            ``cpus_per_task``, ``slurm_array_parallelism``, ...).
+    """
+
+    launcher: str = "local"
+    gpus: tuple[int, ...] = ()
+    workers: int | None = None
+    slurm_parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f"launcher must be one of {LAUNCHERS}, got {self.launcher!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
+            raise ValueError(f"workers must be a positive number of processes, got {self.workers!r}")
+        if any(isinstance(gpu, bool) or gpu < 0 for gpu in self.gpus) or len(set(self.gpus)) != len(self.gpus):
+            raise ValueError(f"gpus must be distinct non-negative GPU indices, got {list(self.gpus)}")
+
+    @property
+    def device(self) -> str:
+        """Device of the work done in the calling process (the first listed GPU, else the CPU)."""
+        return f"cuda:{self.gpus[0]}" if self.gpus else "cpu"
+
+    def check_available(self) -> None:
+        """Checks up front that the requested GPUs and launcher exist on this machine.
+
+        Raises:
+            ValueError: a listed GPU that CUDA does not see, or ``launcher="slurm"`` where no SLURM command
+                (``sbatch``) is on the PATH. Checked once, so that a sweep does not start every job only
+                to have each fail with the cause hidden in its log.
+        """
+        if self.gpus:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--gpus {' '.join(map(str, self.gpus))}: CUDA is not available on this machine")
+            count = torch.cuda.device_count()
+            missing = [gpu for gpu in self.gpus if gpu >= count]
+            if missing and self.launcher == "local":
+                raise ValueError(f"--gpus {missing}: only {count} CUDA device(s) visible (indices 0..{count - 1})")
+        if self.launcher == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError("--launcher slurm: no SLURM here (sbatch is not on the PATH); use --launcher local")
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        *,
+        default_workers: int = 1,
+        cwd: Path | None = None,
+        folder: Path | None = None,
+        description: str = "jobs",
+    ) -> SweepReport:
+        """:func:`run_jobs` with these settings (``default_workers`` when ``workers`` is None)."""
+        return run_jobs(
+            jobs,
+            launcher=self.launcher,
+            gpus=self.gpus,
+            workers=self.workers or default_workers,
+            cwd=cwd,
+            slurm_folder=folder,
+            slurm_parameters=self.slurm_parameters,
+            description=description,
+        )
 
 
 def run_jobs(

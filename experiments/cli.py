@@ -1,0 +1,191 @@
+"""The command line shared by every experiment's entry points (train, evaluate, everything, one job).
+
+    python -m experiments.<name> --preset quick                      # data, training, evaluation, figures
+    python train_scripts/train_<name>.py --preset paper --gpus 0 1   # the training sweep
+    python eval_scripts/eval_ds_<name>.py --preset paper --gpus 0    # the DS tables
+
+Options: ``--preset NAME`` or ``--config FILE``, ``--set key.sub=value`` (preset overrides), ``--seeds``,
+``--gpus``, ``--workers``, ``--launcher local|slurm|submitit-local`` and the SLURM settings. Bad input (an
+unknown preset, a schema error, ``--workers 0``, repeated seeds, GPUs or SLURM that are not there) prints one
+line and exits with status 2 before any job starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+
+from dispersion_score.launch import LAUNCHERS, Launch, fail_on
+from experiments import runner
+from experiments.config import Preset, load_preset, preset_path
+from experiments.declaration import get_experiment
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message}\n")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """The options every experiment entry point takes."""
+    parser = _Parser(description=description)
+    parser.add_argument("--preset", default="quick", help="preset name (configs/<experiment prefix><preset>.yaml)")
+    parser.add_argument("--config", type=Path, help="a preset file instead of a named preset")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a preset value, e.g. --set eval.k=10 grid.s=[1,35] (repeatable)",
+    )
+    parser.add_argument("--seeds", type=_index, nargs="+", help="training seeds (default: the preset's)")
+    parser.add_argument("--gpus", type=_index, nargs="*", default=[], help="GPU indices; one job per GPU")
+    parser.add_argument("--workers", type=_count, help="concurrent CPU jobs (default: the preset's)")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="local")
+    slurm = parser.add_argument_group("SLURM (--launcher slurm)")
+    slurm.add_argument("--slurm-partition", help="partition to submit to")
+    slurm.add_argument("--slurm-timeout-min", type=_count, default=240, help="time limit per job, minutes")
+    slurm.add_argument("--slurm-cpus-per-task", type=_count, default=4)
+    slurm.add_argument("--slurm-max-concurrent", type=_count, help="at most this many array tasks at once")
+    return parser
+
+
+def launch_from_arguments(args: argparse.Namespace) -> Launch:
+    """The :class:`Launch` of the parsed options, checked against this machine (GPUs, SLURM)."""
+    slurm: dict[str, Any] = {}
+    if args.launcher == "slurm":
+        slurm = {"timeout_min": args.slurm_timeout_min, "cpus_per_task": args.slurm_cpus_per_task}
+        if args.slurm_partition:
+            slurm["slurm_partition"] = args.slurm_partition
+        if args.slurm_max_concurrent:
+            slurm["slurm_array_parallelism"] = args.slurm_max_concurrent
+    launch = Launch(args.launcher, tuple(args.gpus), args.workers, slurm)
+    launch.check_available()
+    return launch
+
+
+def parse(
+    experiment: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, Preset, Launch]:
+    """Parses the options, loads the preset and checks the launch; bad input exits with status 2."""
+    args = parser.parse_args(argv)
+    overrides = [item for group in args.overrides for item in group]
+    try:
+        if args.seeds:
+            if len(set(args.seeds)) != len(args.seeds):
+                raise ValueError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
+            overrides.append(f"grid.seed=[{', '.join(map(str, args.seeds))}]")
+        path = args.config or preset_path(get_experiment(experiment), args.preset)
+        preset = load_preset(path, overrides, experiment=experiment)
+        launch = launch_from_arguments(args)
+    except ValueError as error:
+        parser.exit(EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
+    return args, preset, launch
+
+
+def setup_logging(log_file: Path) -> None:
+    """Log INFO and above to ``log_file`` (appended; one handler per file)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(log_file) for h in root.handlers):
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def print_summary(preset: Preset, table: pd.DataFrame) -> None:
+    with pd.option_context("display.float_format", "{:.5g}".format, "display.width", 160, "display.max_columns", 20):
+        print(runner.summary_table(preset, table))
+    gt = table[table["measure"] == "gt_test"]["ds"]
+    if len(gt):
+        print(f"ground-truth test shape DS: {gt.iloc[0]:.5g}")
+
+
+def main_all(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+    """Everything: data, training, evaluation, tables, figures and a summary."""
+    parser = build_parser(description or f"The {experiment} experiment, end to end.")
+    parser.add_argument("--skip-figures", action="store_true")
+    args, preset, launch = parse(experiment, parser, argv)
+    setup_logging(preset.results_dir / "experiment.log")
+    started = time.time()
+    runner.build_data(preset, launch)
+    status = fail_on(runner.train(preset, launch), "training")
+    report, table = runner.evaluate(preset, launch)
+    status = max(status, fail_on(report, "evaluation"))
+    if not args.skip_figures and preset.experiment.figures is not None:
+        for path in preset.experiment.figures(preset.results_dir):
+            print(f"figure: {path}")
+    print_summary(preset, table)
+    table_file = preset.experiment.view_file or runner.LONG_TABLE
+    print(f"table: {preset.results_dir / table_file}  ({time.time() - started:.0f} s)")
+    return status
+
+
+def main_train(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+    """The training sweep of a preset (finished runs are skipped)."""
+    _, preset, launch = parse(experiment, build_parser(description or f"Train the {experiment} sweep."), argv)
+    setup_logging(preset.runs_dir / "sweep.log")
+    return fail_on(runner.train(preset, launch), "training")
+
+
+def main_evaluate(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+    """Input DS, predictions and output DS of every finished run, then the tables."""
+    _, preset, launch = parse(experiment, build_parser(description or f"Measure DS for {experiment}."), argv)
+    setup_logging(preset.results_dir / "evaluate.log")
+    report, table = runner.evaluate(preset, launch)
+    print(f"wrote {preset.results_dir / (preset.experiment.view_file or runner.LONG_TABLE)} ({len(table)} rows)")
+    return fail_on(report, "evaluation")
+
+
+def main_job(argv: Sequence[str] | None = None) -> int:
+    """One evaluation job of a sweep (``python -m experiments.evaluate``): a target's predictions and output DS."""
+    parser = _Parser(description=main_job.__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="the preset file")
+    parser.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--target", required=True, help="prediction target name (a run name for networks)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        preset = load_preset(args.config, [item for group in args.overrides for item in group])
+    except ValueError as error:
+        parser.exit(EXIT_BAD_INPUT, f"error: {error}\n")
+    setup_logging(preset.results_dir / "logs" / "evaluate_target.log")
+    record = runner.evaluate_target(preset, args.target, device=args.device)
+    print(f"{args.target}: output DS {record['ds']:.5g}, chamfer {record['chamfer']:.5g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_job())

@@ -1,0 +1,207 @@
+"""What an experiment is: a declaration that the generic runner (:mod:`experiments.runner`) carries out.
+
+An :class:`Experiment` names
+
+* its **grid**: named axes (:class:`Axis`); the preset lists each axis's values and every combination is one
+  training run (e.g. kind × s × seed for the synthetic experiment; yaw × seed; frame × decoder × seed);
+* how a run's **training config** is derived: the preset's ``train_config`` plus the preset's
+  ``train_overrides`` plus the declaration's ``run_overrides(point)``;
+* its **input measurements** (:class:`InputMeasure`): image DS and/or shape DS of the training split, taken
+  once per combination of the axes they depend on;
+* its **predictors**: objects that write test-split predictions as files (:mod:`experiments.predictions`);
+  the trained network of each run is one, recognition baselines are others;
+* its **data build**, its **figures**, and an optional **table view** (the experiment's own CSV columns).
+
+A point is a mapping axis name → value; a partial point holds only some axes. ``Experiment.name_of(point)``
+joins the axes' labels in declaration order: ``image_aug_s05_seed1`` for the synthetic experiment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dispersion_score.launch import Launch
+    from experiments.config import Preset
+
+Point = Mapping[str, Any]
+MEASURES = ("input_image", "input_shape", "output", "gt_test")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of an experiment's grid.
+
+    Attributes:
+        name: the column name in tables and the key under ``grid:`` in presets.
+        type: type of the values (int, str, float).
+        doc: what the axis means (shown in config errors).
+        choices: the allowed values, taken from the registry that defines them (None: any value).
+        label: formats a value for run and record names (default ``str``); must give distinct names.
+        minimum: smallest allowed value of a numeric axis.
+    """
+
+    name: str
+    type: type
+    doc: str
+    choices: tuple[Any, ...] | None = None
+    label: Callable[[Any], str] = str
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class InputMeasure:
+    """An input DS of the training split.
+
+    Attributes:
+        measure: "input_image" (VGG16 perceptual distance of the training images) or "input_shape" (Chamfer
+            distance of the training targets, in the frame the network is trained in).
+        per: the axes the measurement depends on; it is taken once per combination of their values, on the
+            training split of the first run (in grid order) with those values.
+    """
+
+    measure: str
+    per: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.measure not in ("input_image", "input_shape"):
+            raise ValueError(f"input measure must be input_image or input_shape, got {self.measure!r}")
+
+
+@dataclass(frozen=True)
+class PredictedClouds:
+    """What a predictor returns for one target.
+
+    Attributes:
+        points: (N, M, 3) predicted clouds in the object frame, item i = item i of the test split.
+        ids: the N items' ids (None if the dataset has none).
+        info: small facts for the prediction file (frame the predictor worked in, weights, ...).
+        settings: everything that made them (run config, classifier settings, ...).
+    """
+
+    points: Any
+    ids: list[str] | None
+    info: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One prediction file a predictor writes: a name (unique in the experiment), the grid point it belongs to
+    (the axes it depends on) and the run whose config defines the test split (and, for networks, the weights).
+    """
+
+    predictor: str
+    name: str
+    point: Point
+    run: str
+
+
+class Predictor(Protocol):
+    """Writes test-split predictions (see :mod:`experiments.predictions`)."""
+
+    name: str
+    trains: bool  # whether its targets need the training runs first
+
+    def targets(self, preset: Preset) -> list[Target]:
+        """The prediction files this predictor writes for the preset (only those it can make now)."""
+        ...
+
+    def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
+        """Predicts the target's test split (object-frame clouds; see :mod:`experiments.predictions`)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The declaration of one experiment (see the module docstring).
+
+    Attributes:
+        name: registry name ("synthetic", "more_imgs", ...); also the ``experiment`` column of tables.
+        axes: the grid axes, in naming order.
+        run_overrides: point → ``--set`` overrides of the training config for that run.
+        inputs: the input measurements.
+        predictors: factories of the predictors evaluated (called with the preset).
+        settings: extra preset sections of this experiment (``models.config.Key`` schema), e.g. ``data``.
+        build_data: makes the dataset(s) the preset needs if missing (called with the preset and the launch).
+        figures: writes the figures of a results folder; returns their paths.
+        table_view: the experiment's own table from the long table (None: the long table only).
+        view_file: file name of the view under the results folder.
+        preset_prefix: presets are ``configs/<preset_prefix><preset>.yaml``.
+    """
+
+    name: str
+    axes: tuple[Axis, ...]
+    run_overrides: Callable[[Point], list[str]]
+    inputs: tuple[InputMeasure, ...] = ()
+    predictors: tuple[Callable[[Preset], Predictor], ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    build_data: Callable[[Preset, Launch], None] | None = None
+    figures: Callable[[Path], list[Path]] | None = None
+    table_view: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    view_file: str | None = None
+    preset_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        names = [axis.name for axis in self.axes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"experiment {self.name}: repeated axis names {names}")
+        for measure in self.inputs:
+            unknown = sorted(set(measure.per) - set(names))
+            if unknown:
+                raise ValueError(f"experiment {self.name}: {measure.measure} depends on unknown axes {unknown}")
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(axis.name for axis in self.axes)
+
+    def axis(self, name: str) -> Axis:
+        for axis in self.axes:
+            if axis.name == name:
+                return axis
+        raise KeyError(f"experiment {self.name} has no axis {name!r}; axes: {list(self.axis_names)}")
+
+    def name_of(self, point: Point) -> str:
+        """Run or record name of a (partial) point: the labels of its axes in declaration order."""
+        return "_".join(axis.label(point[axis.name]) for axis in self.axes if axis.name in point)
+
+    def points(self, grid: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
+        """Every combination of the grid's values, the first axis varying slowest."""
+        yield from _product(self.axis_names, grid)
+
+
+def _product(names: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
+    if not names:
+        yield {}
+        return
+    first, rest = names[0], names[1:]
+    for value in grid[first]:
+        for tail in _product(rest, grid):
+            yield {first: value, **tail}
+
+
+EXPERIMENTS: dict[str, Callable[[], Experiment]] = {}
+
+
+def register_experiment(name: str, factory: Callable[[], Experiment]) -> None:
+    """Makes ``experiment: <name>`` in a preset refer to the declaration ``factory()`` returns."""
+    EXPERIMENTS[name] = factory
+
+
+def get_experiment(name: str) -> Experiment:
+    """The declaration registered under ``name``; ValueError listing the registered ones otherwise."""
+    _import_builtin_experiments()
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; registered: {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]()
+
+
+def _import_builtin_experiments() -> None:
+    # The built-in declarations register themselves on import; importing them here (not at module level)
+    # keeps this module free of their heavy dependencies until a name is looked up.
+    import experiments.synthetic  # noqa: F401

@@ -1,0 +1,134 @@
+"""Prediction files: every predictor (a trained network, a recognition baseline) writes its test-split
+predictions once; output DS, test Chamfer and F-score read them.
+
+Layout, under ``<results>/predictions/``: ``<name>.npy`` holds the (N, M, 3) float32 predicted clouds in the
+**object frame** (viewer-centred predictions are rotated back, SPEC §4.1), item i being item i of the test
+split; ``<name>.json`` is a result document (:func:`dispersion_score.io.result_document`, kind
+``predictions``) with the predictor, the target, the run, the item ids and the settings that made them. The
+JSON is written last, atomically: its presence marks a complete prediction file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dispersion_score.io import atomic_save_npy, atomic_write_text, dumps, load_result, result_document
+
+PREDICTIONS_KIND = "predictions"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A prediction file read back: ``points`` (N, M, 3) float32 (memory-mapped), ``info`` (the JSON's result:
+    predictor, target, run, ids, ...), ``settings`` and the files."""
+
+    points: np.ndarray
+    info: dict[str, Any]
+    settings: dict[str, Any]
+    points_file: Path
+    info_file: Path
+
+
+def prediction_files(results_dir: Path, name: str) -> tuple[Path, Path]:
+    """(points .npy, info .json) of prediction ``name``."""
+    folder = results_dir / "predictions"
+    return folder / f"{name}.npy", folder / f"{name}.json"
+
+
+def is_complete(results_dir: Path, name: str) -> bool:
+    return prediction_files(results_dir, name)[1].is_file()
+
+
+def write_predictions(
+    results_dir: Path,
+    name: str,
+    points: np.ndarray,
+    *,
+    info: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    ids: Sequence[str] | None = None,
+    device: str | None = None,
+) -> Path:
+    """Writes prediction ``name`` atomically (points first, the JSON last).
+
+    Args:
+        results_dir: the experiment's results folder.
+        name: the target's name (unique in the experiment).
+        points: (N, M, 3) finite float predicted clouds in the object frame.
+        info: what the table needs (predictor, target, run, frame the network predicted in, ...).
+        settings: everything that made them (preset, run config, weights, ...).
+        ids: the N test items' ids, in order.
+        device: where they were computed.
+
+    Returns:
+        The JSON path.
+
+    Raises:
+        ValueError: ``points`` is not (N, M, 3) with N, M >= 1 and finite values, or ``ids`` has another length.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    if points.ndim != 3 or points.shape[2] != 3 or 0 in points.shape:
+        raise ValueError(f"prediction {name}: expected (N, M, 3) points with N, M >= 1, got {points.shape}")
+    bad = ~np.isfinite(points).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(f"prediction {name}: item {int(np.flatnonzero(bad)[0])} has NaN or infinite coordinates")
+    if ids is not None and len(ids) != len(points):
+        raise ValueError(f"prediction {name}: {len(ids)} ids for {len(points)} clouds")
+    points_file, info_file = prediction_files(results_dir, name)
+    atomic_save_npy(points_file, points)
+    result = {
+        **info,
+        "name": name,
+        "n": int(points.shape[0]),
+        "points_per_cloud": int(points.shape[1]),
+        "frame": "object",
+        "points_file": points_file.name,
+        "ids": list(ids) if ids is not None else None,
+    }
+    document = result_document(result, settings=dict(settings), device=device, kind=PREDICTIONS_KIND)
+    atomic_write_text(info_file, dumps(document))
+    return info_file
+
+
+def read_predictions(results_dir: Path, name: str) -> Predictions:
+    """Reads prediction ``name``.
+
+    Raises:
+        FileNotFoundError: it has not been written (or not completely).
+        ValueError: the files do not match (wrong kind, shape or count), naming the file.
+    """
+    points_file, info_file = prediction_files(results_dir, name)
+    if not info_file.is_file():
+        raise FileNotFoundError(f"prediction {name} is not complete: {info_file} does not exist")
+    document = load_result(info_file, load_matrix=False)
+    if document.get("kind") != PREDICTIONS_KIND:
+        raise ValueError(f"{info_file} is not a prediction file (kind {document.get('kind')!r})")
+    info = document["result"]
+    try:
+        points = np.load(points_file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"prediction points {points_file} are unreadable: {error}") from error
+    if points.ndim != 3 or points.shape[0] != info["n"] or points.shape[2] != 3:
+        raise ValueError(f"{points_file} has shape {points.shape}; {info_file} says {info['n']} clouds of 3-D points")
+    return Predictions(points, info, document.get("settings", {}), points_file, info_file)
+
+
+def rotate_to_object_frame(points: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """Viewer-centred clouds back to the object frame: ``P_i R_i`` (SPEC §4.1).
+
+    Args:
+        points: (N, M, 3) viewer-centred clouds.
+        rotations: (N, 3, 3) world → camera rotations R of each item's view.
+
+    Returns:
+        (N, M, 3) float32 object-frame clouds.
+    """
+    points, rotations = np.asarray(points, dtype=np.float64), np.asarray(rotations, dtype=np.float64)
+    if rotations.shape != (len(points), 3, 3):
+        raise ValueError(f"rotations must have shape ({len(points)}, 3, 3), got {rotations.shape}")
+    return np.einsum("nmj,njk->nmk", points, rotations).astype(np.float32)

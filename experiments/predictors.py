@@ -1,0 +1,42 @@
+"""The trained network of each run as a predictor (recognition baselines live in their own modules).
+
+The network predicts the test split built from the run's own stored config (``config.yaml``) through the
+dataset registry, with the regular template (``model.predict``); viewer-centred predictions are rotated back
+to the object frame with each test item's camera rotation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from experiments.config import Preset
+from experiments.declaration import PredictedClouds, Target
+from experiments.predictions import rotate_to_object_frame
+from experiments.runner import dataset_frame, evaluation_split, item_ids, item_rotations
+from models.engine import load_trained, predict_points
+
+
+@dataclass(frozen=True)
+class NetworkPredictor:
+    """Each finished training run of the grid predicts the test split of its own config."""
+
+    name: str = "network"
+    trains: bool = True
+
+    def targets(self, preset: Preset) -> list[Target]:
+        return [Target(self.name, run.name, run.point, run.name) for run in preset.runs if run.finished]
+
+    def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
+        run = preset.run(target.run)
+        model, config = load_trained(run.directory, device=device)
+        test_set = evaluation_split(preset, config, "test")
+        points = predict_points(model, test_set, device=device, batch_size=preset.eval["batch_size"])
+        frame = dataset_frame(test_set)
+        if frame == "viewer":
+            points = rotate_to_object_frame(points, item_rotations(test_set))
+        info = {"predicted_frame": frame, "weights": str(run.directory / "final.pt")}
+        return PredictedClouds(points, item_ids(test_set), info, {"run_config": config})
+
+
+def network_predictor(preset: Preset) -> NetworkPredictor:
+    return NetworkPredictor()

@@ -1,0 +1,399 @@
+"""The generic experiment runner: build data → train → predict → measure → tabulate → plot, resumably.
+
+Every step skips what is done: training runs with ``done``, prediction files with their JSON, measurements
+with their record. Training and prediction+output measurement run as jobs of the sweep runner
+(:class:`dispersion_score.launch.Launch`: local CPU workers, one job per GPU, or SLURM through submitit);
+input measurements and the ground-truth DS run in this process. A failed job is logged and the sweep goes on;
+the caller exits non-zero listing the failures.
+
+Datasets are built through the training-data registry (:func:`models.data.build_dataset`) from a run's config,
+with the evaluation's point count and seed (``eval.shape_points``, ``eval.ds_seed``). The runner uses these
+optional dataset methods when present (else it reads whole items): ``points(i)`` (P, 3), ``image_path(i)``,
+``rotation(i)`` (the item view's world → camera R) and the attribute ``frame`` ("object" or "viewer").
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, feature_matrix, fscore
+from dispersion_score.launch import Job, Launch, SweepReport, python_command
+from dispersion_score.perceptual import feature_label, perceptual_features
+from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
+from experiments.declaration import InputMeasure, Predictor, Target
+from experiments.predictions import (
+    is_complete,
+    read_predictions,
+    rotate_to_object_frame,
+    write_predictions,
+)
+from experiments.records import long_table, read_records, write_record, write_table
+from models.config import load_config
+from models.data import build_dataset
+
+LOGGER = logging.getLogger("experiments.runner")
+TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
+LONG_TABLE = "measurements.csv"
+
+
+# ------------------------------------------------------------------------------------------ datasets
+
+
+def run_config(preset: Preset, run: Run) -> dict[str, Any]:
+    """A run's own stored config (``config.yaml`` in its folder) when it has been started, else the config
+    the preset derives for it."""
+    stored = run.directory / "config.yaml"
+    if stored.is_file():
+        return load_config(stored)
+    return preset.training_config(run)
+
+
+def evaluation_split(preset: Preset, config: Mapping[str, Any], split: str) -> Dataset:
+    """The ``split`` of a run's data, with the evaluation's ground-truth point count and seed."""
+    settings = with_settings(config, num_points=preset.eval["shape_points"], point_seed=preset.eval["ds_seed"])
+    return build_dataset(settings, split)
+
+
+def stacked_points(dataset: Dataset, *, object_frame: bool = False) -> np.ndarray:
+    """(N, P, 3) float32 ground-truth clouds in item order; with ``object_frame`` viewer-centred items are
+    rotated back to the object frame."""
+    reader = getattr(dataset, "points", None)
+    clouds = np.stack(
+        [
+            (reader(i) if callable(reader) else dataset[i]["points"]).numpy()
+            for i in range(len(dataset))  # type: ignore[arg-type]
+        ]
+    )
+    if object_frame and dataset_frame(dataset) == "viewer":
+        clouds = rotate_to_object_frame(clouds, item_rotations(dataset))
+    return clouds.astype(np.float32, copy=False)
+
+
+def dataset_frame(dataset: Dataset) -> str:
+    return str(getattr(dataset, "frame", "object"))
+
+
+def item_rotations(dataset: Dataset) -> np.ndarray:
+    """(N, 3, 3) world → camera rotations of the items' views."""
+    reader = getattr(dataset, "rotation", None)
+    rotations = [reader(i) if callable(reader) else dataset[i]["cam_rotmat"] for i in range(len(dataset))]  # type: ignore[arg-type]
+    return np.stack([np.asarray(r, dtype=np.float64) for r in rotations])
+
+
+def image_paths(dataset: Dataset) -> list[Path]:
+    """The image file of every item, in order; ValueError if the dataset cannot name them."""
+    reader = getattr(dataset, "image_path", None)
+    if not callable(reader):
+        raise ValueError(
+            f"{type(dataset).__name__} does not name its image files (no image_path(i)); input image DS needs them"
+        )
+    return [Path(reader(i)) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+def item_ids(dataset: Dataset) -> list[str]:
+    reader = getattr(dataset, "item_id", None)
+    if callable(reader):
+        return [str(reader(i)) for i in range(len(dataset))]  # type: ignore[arg-type]
+    return [str(dataset[i].get("id", i)) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def build_data(preset: Preset, launch: Launch) -> None:
+    """The experiment's data build (a no-op for declarations without one)."""
+    if preset.experiment.build_data is not None:
+        preset.experiment.build_data(preset, launch)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def training_jobs(preset: Preset) -> list[Job]:
+    """One ``train_scripts/train.py`` job per run of the grid."""
+    jobs = []
+    for run in preset.runs:
+        command = python_command(
+            TRAIN_SCRIPT,
+            "--config",
+            str(preset.train_config_path),
+            "--out",
+            str(run.directory),
+            *[item for override in run.overrides for item in ("--set", override)],
+        )
+        jobs.append(Job(run.name, command, run.directory / "done", run.directory / "job.log"))
+    return jobs
+
+
+def needs_training(preset: Preset) -> bool:
+    return any(predictor.trains for predictor in predictors(preset))
+
+
+def train(preset: Preset, launch: Launch) -> SweepReport:
+    """Trains every run that is not finished (nothing when no predictor needs trained runs)."""
+    if not needs_training(preset):
+        return SweepReport()
+    return launch.run(
+        training_jobs(preset),
+        default_workers=preset.workers,
+        cwd=REPO_ROOT,
+        folder=preset.runs_dir / "submitit",
+        description=f"training ({preset.name})",
+    )
+
+
+# -------------------------------------------------------------------------------------- predictions
+
+
+def predictors(preset: Preset) -> list[Predictor]:
+    return [factory(preset) for factory in preset.experiment.predictors]
+
+
+def targets(preset: Preset) -> list[tuple[Predictor, Target]]:
+    """Every prediction file the predictors can write now, with its predictor."""
+    pairs = [(predictor, target) for predictor in predictors(preset) for target in predictor.targets(preset)]
+    names = [target.name for _, target in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"experiment {preset.experiment.name}: two prediction targets share a name")
+    return pairs
+
+
+def find_target(preset: Preset, name: str) -> tuple[Predictor, Target]:
+    for predictor, target in targets(preset):
+        if target.name == name:
+            return predictor, target
+    raise ValueError(f"no prediction target {name!r} in preset {preset.name} (is its run finished?)")
+
+
+def ensure_predictions(preset: Preset, predictor: Predictor, target: Target, *, device: str) -> None:
+    """Writes the target's prediction file unless it is complete."""
+    if is_complete(preset.results_dir, target.name):
+        return
+    made = predictor.predict(preset, target, device=device)
+    write_predictions(
+        preset.results_dir,
+        target.name,
+        made.points,
+        ids=made.ids,
+        device=device,
+        info={
+            "predictor": target.predictor,
+            "target": target.name,
+            "run": target.run,
+            "point": dict(target.point),
+            **made.info,
+        },
+        settings={"preset": preset.as_dict(), **made.settings},
+    )
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+def record_path(preset: Preset, name: str) -> Path:
+    return preset.results_dir / "records" / f"{name}.json"
+
+
+def _ds_columns(preset: Preset, matrix: np.ndarray, device: str) -> dict[str, Any]:
+    settings = preset.eval
+    result = dispersion_score(matrix, settings["k"], method=settings["method"], seed=settings["ds_seed"], device=device)
+    return {"ds": result.ds, "inertia": result.inertia, "k": result.k, "n": result.n, "method": result.method}
+
+
+def write_ds_record(
+    preset: Preset,
+    name: str,
+    matrix: np.ndarray,
+    columns: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    device: str,
+) -> dict[str, Any]:
+    """DS of ``matrix`` with the preset's k-medoids settings, written as ``records/<name>.json`` + matrix."""
+    full = {
+        "experiment": preset.experiment.name,
+        **columns,
+        **_ds_columns(preset, matrix, device),
+        "ds_seed": preset.eval["ds_seed"],
+    }
+    return write_record(
+        record_path(preset, name),
+        full,
+        device=device,
+        matrix=matrix,
+        matrix_path=preset.results_dir / "matrices" / f"{name}.npy",
+        settings={"preset": preset.as_dict(), **settings},
+    )
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def _representatives(preset: Preset, measure: InputMeasure) -> list[tuple[dict[str, Any], Run]]:
+    """(partial point, first run with it) for each combination of the measure's axes, in grid order."""
+    seen: dict[str, tuple[dict[str, Any], Run]] = {}
+    for run in preset.runs:
+        point = partial_point(run.point, measure.per)
+        seen.setdefault(preset.experiment.name_of(point), (point, run))
+    return list(seen.values())
+
+
+def _input_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
+    prefix = preset.experiment.name_of(point)
+    return f"{prefix}_{measure}" if prefix else measure
+
+
+def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
+    """Input image/shape DS of the training splits and the ground-truth test DS (missing records only)."""
+    todo = []
+    for measure in preset.experiment.inputs:
+        for point, run in _representatives(preset, measure):
+            name = _input_name(preset, point, measure.measure)
+            if not record_path(preset, name).exists():
+                todo.append((measure.measure, point, run, name))
+    splits = {run.name: evaluation_split(preset, run_config(preset, run), "train") for _, _, run, _ in todo}
+    features = _image_features(preset, [splits[run.name] for kind, _, run, _ in todo if kind == "input_image"], device)
+    label = feature_label(preset.eval["image_weights"], "channel_max")
+    for kind, point, run, name in tqdm(todo, desc="input DS", disable=not todo):
+        dataset = splits[run.name]
+        if kind == "input_image":
+            matrix = feature_matrix(np.stack([features[path] for path in image_paths(dataset)]), device=device)
+            columns = {**point, "measure": kind, "preset": preset.name, "features": label}
+        else:
+            matrix = chamfer_matrix(stacked_points(dataset), device=device)
+            columns = {**point, "measure": kind, "preset": preset.name, "features": "chamfer"}
+        write_ds_record(
+            preset, name, matrix, columns, {"run": run.name, "split": "train", "frame": dataset_frame(dataset)}, device
+        )
+    if preset.experiment.predictors and preset.runs and not record_path(preset, "gt_test").exists():
+        run = preset.runs[0]
+        dataset = evaluation_split(preset, run_config(preset, run), "test")
+        matrix = chamfer_matrix(stacked_points(dataset, object_frame=True), device=device, progress=True)
+        columns = {"measure": "gt_test", "preset": preset.name, "features": "chamfer"}
+        write_ds_record(
+            preset, "gt_test", matrix, columns, {"run": run.name, "split": "test", "frame": "object"}, device
+        )
+
+
+def _image_features(preset: Preset, datasets: Iterable[Dataset], device: str) -> dict[Path, np.ndarray]:
+    """VGG16 features of every image the datasets use, keyed by path; each image computed once, in batches
+    (training sets often share images)."""
+    paths = sorted({path for dataset in datasets for path in image_paths(dataset)})
+    if not paths:
+        return {}
+    features = perceptual_features(
+        paths, weights=preset.eval["image_weights"], device=device, batch_size=preset.eval["batch_size"], progress=True
+    )
+    return dict(zip(paths, features, strict=True))
+
+
+# ------------------------------------------------------------------------------------------ outputs
+
+
+def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[str, Any]:
+    """Prediction file (if missing) and the output record (output DS, test Chamfer, F-score) of one target."""
+    predictor, target = find_target(preset, name)
+    ensure_predictions(preset, predictor, target, device=device)
+    predictions = read_predictions(preset.results_dir, name)
+    run = preset.run(target.run)
+    test_set = evaluation_split(preset, run_config(preset, run), "test")
+    ground_truth = stacked_points(test_set, object_frame=True)
+    points = np.array(predictions.points, dtype=np.float32)  # a writable copy of the memory map
+    if len(points) != len(ground_truth):
+        raise ValueError(f"prediction {name} has {len(points)} clouds but the test split has {len(ground_truth)} items")
+    matrix = chamfer_matrix(points, device=device)
+    pred_t, gt_t = torch.from_numpy(points).float(), torch.from_numpy(ground_truth).float()
+    columns = {
+        **target.point,
+        "predictor": target.predictor,
+        "measure": "output",
+        "preset": preset.name,
+        "features": "chamfer",
+        "chamfer": float(chamfer_distance(pred_t, gt_t, reduction="mean")),
+        "fscore": float(fscore(pred_t, gt_t, convention="euclidean").mean()),
+        "fscore_convention": "euclidean, tau=0.01 (unit ball)",
+        # tau = 0.01 is below the point spacing of 1000-2500-point clouds, so the old AtlasNet convention
+        # (squared distance < 0.001, i.e. tau = 0.032) is recorded too: it still separates models.
+        "fscore_atlasnet": float(fscore(pred_t, gt_t, convention="atlasnet_squared").mean()),
+        "prediction_points": int(points.shape[1]),
+        "predictions": f"predictions/{predictions.points_file.name}",
+    }
+    settings = {
+        "target": name,
+        "run": target.run,
+        "prediction_info": predictions.info,
+        "prediction_settings": predictions.settings,
+    }
+    return write_ds_record(preset, f"{name}_output", matrix, columns, settings, device)
+
+
+def output_jobs(preset: Preset) -> list[Job]:
+    """One job per prediction target whose output record is missing (targets not ready are left out)."""
+    jobs = []
+    for _, target in targets(preset):
+        command = (
+            sys.executable,
+            "-m",
+            "experiments.evaluate",
+            "--config",
+            str(preset.source),
+            *[item for override in preset.overrides for item in ("--set", override)],
+            "--target",
+            target.name,
+        )
+        marker = record_path(preset, f"{target.name}_output")
+        jobs.append(
+            Job(f"eval_{target.name}", command, marker, preset.results_dir / "logs" / f"eval_{target.name}.log")
+        )
+    return jobs
+
+
+def evaluate(preset: Preset, launch: Launch) -> tuple[SweepReport, pd.DataFrame]:
+    """Input DS (here), prediction and output DS of every target (as jobs), then the tables."""
+    measure_inputs(preset, device=launch.device)
+    report = launch.run(
+        output_jobs(preset),
+        default_workers=preset.workers,
+        cwd=REPO_ROOT,
+        folder=preset.results_dir / "submitit",
+        description="output DS",
+    )
+    return report, tabulate(preset)
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def tabulate(preset: Preset) -> pd.DataFrame:
+    """Writes ``measurements.csv`` (the long table) and the experiment's view; returns the long table."""
+    rows = read_records(preset.results_dir / "records")
+    table = long_table(rows, preset.experiment.axis_names)
+    write_table(table, preset.results_dir / LONG_TABLE)
+    experiment = preset.experiment
+    if experiment.table_view is not None and experiment.view_file is not None:
+        write_table(experiment.table_view(table), preset.results_dir / experiment.view_file)
+    return table
+
+
+def summary_table(preset: Preset, table: pd.DataFrame) -> pd.DataFrame:
+    """DS per grid point without its seed, one column per (predictor, measure), mean over seeds."""
+    axes = [axis for axis in preset.experiment.axis_names if axis != "seed"]
+    rows = table[table["measure"] != "gt_test"].copy()
+    if rows.empty or not axes:
+        return rows
+    rows["column"] = [
+        m if p in (None, "network") or pd.isna(p) else f"{p}:{m}"
+        for p, m in zip(rows["predictor"], rows["measure"], strict=True)
+    ]
+    pivot = rows.pivot_table(index=axes, columns="column", values="ds", aggfunc="mean")
+    first = [c for c in ("input_image", "input_shape", "output") if c in pivot.columns]
+    return pivot.reindex(columns=first + sorted(c for c in pivot.columns if c not in first))

@@ -1,0 +1,155 @@
+"""The generic experiment runner on a tiny fake experiment declared here: two axes, a predictor that writes
+known clouds, a dataset whose clouds are known; the table is checked against values computed by hand.
+
+Clouds: A = {(±1, 0, 0)} and B = {(0, ±1, 0)}, already unit-ball normalised. Chamfer(A, B): every point is at
+squared distance 2 from its nearest point of the other cloud, so CD = 2 + 2 = 4; CD(A, A) = 0. With k = 1 the
+medoid of [A, A, B, B] leaves two items at distance 4: inertia 8, DS 8 / 4 = 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch.utils.data import Dataset
+
+from experiments import runner
+from experiments.config import Preset, load_preset
+from experiments.declaration import (
+    EXPERIMENTS,
+    Axis,
+    Experiment,
+    InputMeasure,
+    PredictedClouds,
+    Target,
+    register_experiment,
+)
+from experiments.predictions import read_predictions
+from models.data import DATASETS, register_dataset
+
+A = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=np.float32)
+B = np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]], dtype=np.float32)
+SPLITS = {"train1": [A, A, B, B], "train2": [A, A, A, A], "test": [A, B, A, B]}
+
+
+class KnownClouds(Dataset):
+    def __init__(self, root: Path, index_file: str, **_: Any) -> None:
+        self.clouds = SPLITS[index_file]
+
+    def __len__(self) -> int:
+        return len(self.clouds)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"image": torch.zeros(3, 32, 32), "points": torch.from_numpy(self.clouds[index]), "id": f"item{index}"}
+
+
+@dataclass(frozen=True)
+class KnownPredictor:
+    """b = "x": every prediction is A (one shape: recognition); b = "y": the ground truth itself."""
+
+    name: str = "known"
+    trains: bool = False
+
+    def targets(self, preset: Preset) -> list[Target]:
+        return [Target(self.name, f"known_{run.name}", run.point, run.name) for run in preset.runs]
+
+    def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
+        clouds = [A] * 4 if target.point["b"] == "x" else SPLITS["test"]
+        return PredictedClouds(np.stack(clouds), [f"item{i}" for i in range(4)], {"note": "known"}, {})
+
+
+@pytest.fixture()
+def preset(tmp_path: Path) -> Preset:
+    register_dataset("known_clouds", KnownClouds)
+    register_experiment(
+        "fake",
+        lambda: Experiment(
+            name="fake",
+            axes=(Axis("a", int, "training set", choices=(1, 2)), Axis("b", str, "predictor mode", choices=("x", "y"))),
+            run_overrides=lambda point: [f"data.train_file=train{point['a']}"],
+            inputs=(InputMeasure("input_shape", ("a",)),),
+            predictors=(lambda preset: KnownPredictor(),),
+        ),
+    )
+    train_config = tmp_path / "train.yaml"
+    train_config.write_text(
+        yaml.safe_dump({"data": {"dataset": "known_clouds", "root": str(tmp_path), "test_file": "test"}})
+    )
+    document = {
+        "experiment": "fake",
+        "preset": "tiny",
+        "train_config": str(train_config),
+        "runs_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "results"),
+        "grid": {"a": [1, 2], "b": ["x", "y"]},
+        "eval": {"k": 1, "shape_points": 2},
+    }
+    path = tmp_path / "fake.yaml"
+    path.write_text(yaml.safe_dump(document))
+    yield load_preset(path)
+    EXPERIMENTS.pop("fake")
+    DATASETS.pop("known_clouds")
+
+
+def _run(preset: Preset) -> pd.DataFrame:
+    """The runner's steps in this process; the output jobs are those whose marker (the record) is missing."""
+    runner.measure_inputs(preset)
+    for job in runner.output_jobs(preset):
+        if not job.done_marker.exists():
+            runner.evaluate_target(preset, job.command[job.command.index("--target") + 1])
+    return runner.tabulate(preset)
+
+
+def test_table_of_a_fake_experiment_matches_hand_computed_values(preset: Preset) -> None:
+    assert not runner.needs_training(preset)
+    table = _run(preset)
+    assert list(table.columns[:5]) == ["experiment", "a", "b", "predictor", "measure"]
+    assert set(table["experiment"]) == {"fake"} and set(table["preset"]) == {"tiny"}
+    rows = {
+        (r.measure, r.a if pd.notna(r.a) else None, r.b if isinstance(r.b, str) else None): r
+        for r in table.itertuples()
+    }
+    assert set(rows) == {
+        ("gt_test", None, None),
+        ("input_shape", 1, None),
+        ("input_shape", 2, None),
+        ("output", 1, "x"),
+        ("output", 1, "y"),
+        ("output", 2, "x"),
+        ("output", 2, "y"),
+    }
+    assert rows[("input_shape", 1, None)].ds == pytest.approx(2.0)  # [A, A, B, B], k = 1
+    assert rows[("input_shape", 2, None)].ds == pytest.approx(0.0)  # [A, A, A, A]
+    assert rows[("gt_test", None, None)].ds == pytest.approx(2.0)  # [A, B, A, B]
+    for a in (1, 2):
+        x, y = rows[("output", a, "x")], rows[("output", a, "y")]
+        assert x.ds == pytest.approx(0.0) and x.inertia == pytest.approx(0.0)  # four copies of A
+        assert x.chamfer == pytest.approx(2.0)  # (0 + 4 + 0 + 4) / 4
+        assert x.fscore == pytest.approx(0.5) and x.fscore_atlasnet == pytest.approx(0.5)
+        assert y.ds == pytest.approx(2.0) and y.chamfer == pytest.approx(0.0) and y.fscore == pytest.approx(1.0)
+        assert x.predictor == "known" and x.n == 4 and x.k == 1
+    matrix = np.load(preset.results_dir / rows[("output", 1, "y")].matrix)
+    np.testing.assert_allclose(matrix, 4.0 * (1 - np.eye(4)) * np.array([[0, 1, 0, 1], [1, 0, 1, 0]] * 2), atol=1e-6)
+    saved = read_predictions(preset.results_dir, "known_1_x")
+    assert saved.info["predictor"] == "known" and saved.info["ids"] == ["item0", "item1", "item2", "item3"]
+    np.testing.assert_array_equal(saved.points, np.stack([A] * 4))
+    assert (preset.results_dir / runner.LONG_TABLE).is_file()
+
+
+def test_rerun_skips_everything_and_a_prediction_is_made_once(preset: Preset) -> None:
+    _run(preset)
+    files = sorted((preset.results_dir / "records").glob("*.json")) + sorted(
+        (preset.results_dir / "predictions").glob("*")
+    )
+    before = {path: path.stat().st_mtime_ns for path in files}
+    (preset.results_dir / "records" / "known_1_x_output.json").unlink()  # one measurement lost
+    _run(preset)
+    after = {path: path.stat().st_mtime_ns for path in files if path.exists()}
+    changed = [path.name for path in files if after.get(path) != before[path]]
+    assert changed == ["known_1_x_output.json"]  # re-measured from the kept prediction file, not re-predicted
