@@ -29,6 +29,22 @@ EVAL_SCHEMA: dict[str, Key] = {
         str, "imagenet", "VGG16 weights of input image DS: imagenet, a state-dict file, or random (tests only)"
     ),
     "batch_size": Key(int, 50, "images per forward pass (features, predictions)", minimum=1),
+    "input_subsample": Key(
+        float,
+        None,
+        "input DS on a seeded random fraction of the training items (the original used 0.1); null = all",
+        nullable=True,
+        minimum=1e-6,
+        maximum=1.0,
+    ),
+    "k_curve": Key(
+        list,
+        None,
+        "also DS for these k of every matrix (DS-vs-k curves, ds_vs_k.csv); null = none",
+        nullable=True,
+        item_type=int,
+        minimum=1,
+    ),
 }
 
 

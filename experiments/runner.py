@@ -14,6 +14,7 @@ optional dataset methods when present (else it reads whole items): ``points(i)``
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable, Mapping
@@ -23,10 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
-from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, feature_matrix, fscore
+from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, elbow, feature_matrix, fscore
+from dispersion_score.io import atomic_write_text
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
@@ -44,6 +46,8 @@ from models.data import build_dataset
 LOGGER = logging.getLogger("experiments.runner")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
 LONG_TABLE = "measurements.csv"
+DS_VS_K_TABLE = "ds_vs_k.csv"
+_INPUT_SUBSAMPLE_STREAM = 2  # the input subsample's random stream, apart from k-medoids' (seed ds_seed)
 
 
 # ------------------------------------------------------------------------------------------ datasets
@@ -260,17 +264,18 @@ def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
             name = _input_name(preset, point, measure.measure)
             if not record_path(preset, name).exists():
                 todo.append((measure.measure, point, run, name))
-    splits = {run.name: evaluation_split(preset, run_config(preset, run), "train") for _, _, run, _ in todo}
+    splits = {run.name: _input_split(preset, run) for _, _, run, _ in todo}
     features = _image_features(preset, [splits[run.name] for kind, _, run, _ in todo if kind == "input_image"], device)
     label = feature_label(preset.eval["image_weights"], "channel_max")
     for kind, point, run, name in tqdm(todo, desc="input DS", disable=not todo):
         dataset = splits[run.name]
+        columns = {**point, "measure": kind, "preset": preset.name, "subsample": preset.eval["input_subsample"]}
         if kind == "input_image":
             matrix = feature_matrix(np.stack([features[path] for path in image_paths(dataset)]), device=device)
-            columns = {**point, "measure": kind, "preset": preset.name, "features": label}
+            columns["features"] = label
         else:
             matrix = chamfer_matrix(stacked_points(dataset), device=device)
-            columns = {**point, "measure": kind, "preset": preset.name, "features": "chamfer"}
+            columns["features"] = "chamfer"
         write_ds_record(
             preset, name, matrix, columns, {"run": run.name, "split": "train", "frame": dataset_frame(dataset)}, device
         )
@@ -282,6 +287,29 @@ def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
         write_ds_record(
             preset, "gt_test", matrix, columns, {"run": run.name, "split": "test", "frame": "object"}, device
         )
+
+
+def _input_split(preset: Preset, run: Run) -> Dataset:
+    """A run's training split for input DS: all items, or the seeded subsample of ``eval.input_subsample``."""
+    dataset = evaluation_split(preset, run_config(preset, run), "train")
+    fraction = preset.eval["input_subsample"]
+    if fraction is None or fraction >= 1.0:
+        return dataset
+    count = max(1, round(fraction * len(dataset)))
+    rng = np.random.default_rng([preset.eval["ds_seed"], _INPUT_SUBSAMPLE_STREAM])
+    return _Subset(dataset, np.sort(rng.choice(len(dataset), size=count, replace=False)).tolist())
+
+
+class _Subset(Subset):
+    """A subset that keeps the runner's optional dataset methods (points, image_path, rotation, frame)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("points", "image_path", "item_id", "rotation"):
+            method = getattr(self.dataset, name)
+            return lambda index: method(self.indices[index])
+        if name == "frame":
+            return getattr(self.dataset, "frame", "object")
+        raise AttributeError(name)
 
 
 def _image_features(preset: Preset, datasets: Iterable[Dataset], device: str) -> dict[Path, np.ndarray]:
@@ -374,14 +402,49 @@ def evaluate(preset: Preset, launch: Launch) -> tuple[SweepReport, pd.DataFrame]
 
 
 def tabulate(preset: Preset) -> pd.DataFrame:
-    """Writes ``measurements.csv`` (the long table) and the experiment's view; returns the long table."""
+    """Writes ``measurements.csv`` (the long table), the experiment's view and, with ``eval.k_curve``,
+    ``ds_vs_k.csv``; returns the long table."""
     rows = read_records(preset.results_dir / "records")
     table = long_table(rows, preset.experiment.axis_names)
     write_table(table, preset.results_dir / LONG_TABLE)
     experiment = preset.experiment
     if experiment.table_view is not None and experiment.view_file is not None:
         write_table(experiment.table_view(table), preset.results_dir / experiment.view_file)
+    if preset.eval["k_curve"]:
+        write_table(ds_vs_k(preset, table), preset.results_dir / DS_VS_K_TABLE)
     return table
+
+
+def ds_vs_k(preset: Preset, table: pd.DataFrame) -> pd.DataFrame:
+    """DS of every measurement's matrix for each k of ``eval.k_curve`` (k <= n), one row per (measurement, k).
+
+    Shows whether the ordering of the sets holds over a range of k rather than at one k (SPEC §2). Each curve
+    is cached in ``curves/<record>.json`` and recomputed only when the k list or the matrix changes.
+    """
+    ks = sorted(set(preset.eval["k_curve"]))
+    keep = ["experiment", *preset.experiment.axis_names, "predictor", "measure", "n", "matrix"]
+    rows = []
+    for row in table[table["matrix"].notna()].itertuples(index=False):
+        row = row._asdict()
+        matrix_file = preset.results_dir / row["matrix"]
+        usable = [k for k in ks if k <= int(row["n"])]
+        for k, ds in zip(usable, _curve(preset, matrix_file, usable), strict=True):
+            rows.append({**{key: row[key] for key in keep}, "k": k, "ds": ds})
+    return pd.DataFrame(rows, columns=[*keep, "k", "ds"])
+
+
+def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
+    cache = preset.results_dir / "curves" / f"{matrix_file.stem}.json"
+    key = {"ks": ks, "method": preset.eval["method"], "seed": preset.eval["ds_seed"],
+           "matrix_mtime_ns": matrix_file.stat().st_mtime_ns}  # fmt: skip
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return stored["ds"]
+    curve = elbow(np.load(matrix_file), ks, method=preset.eval["method"], seed=preset.eval["ds_seed"]) if ks else None
+    values = [float(v) for v in curve.ds] if curve is not None else []
+    atomic_write_text(cache, json.dumps({"key": key, "ds": values}))
+    return values
 
 
 def summary_table(preset: Preset, table: pd.DataFrame) -> pd.DataFrame:

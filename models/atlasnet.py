@@ -82,9 +82,7 @@ class AtlasNet(PointCloudNet):
         if template == "sphere":
             self.template: SphereTemplate | SquareTemplate = SphereTemplate(sphere_level)
         else:
-            side = (
-                grid_size if grid_size is not None else SquareTemplate.grid_size_for(num_points / primitives)
-            )
+            side = grid_size if grid_size is not None else SquareTemplate.grid_size_for(num_points / primitives)
             self.template = SquareTemplate(side)
         self.decoders = nn.ModuleList(
             PrimitiveDecoder(self.template.dim, bottleneck, hidden, hidden_layers) for _ in range(primitives)

@@ -28,6 +28,33 @@ from typing import Any
 import yaml
 
 MODEL_NAMES = ("atlasnet", "psgn", "foldnet")
+
+# The four decoders of the paper's ShapeNet experiments (SPEC §4.4), as model settings.
+DECODERS: dict[str, dict[str, Any]] = {
+    "atlasnet_sphere1": {"name": "atlasnet", "atlasnet": {"template": "sphere", "primitives": 1}},
+    "atlasnet_square25": {"name": "atlasnet", "atlasnet": {"template": "square", "primitives": 25}},
+    "foldnet": {"name": "foldnet"},
+    "psgn": {"name": "psgn"},
+}
+
+
+def decoder_overrides(decoder: str) -> list[str]:
+    """``--set`` overrides that select one of :data:`DECODERS` (``model.name=atlasnet`` ...)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; known: {sorted(DECODERS)}")
+    return [f"model.{key}={value}" for key, value in _flatten(DECODERS[decoder])]
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
 RUNTIME_SECTION = "run"
 
 
@@ -43,6 +70,7 @@ class Key:
     item_type: type | None = None  # for lists; ``choices`` then apply to every item
     required: bool = False
     minimum: float | None = None  # smallest allowed value (of every item, for lists)
+    maximum: float | None = None  # largest allowed value
 
 
 SCHEMA: dict[str, Any] = {
@@ -58,6 +86,20 @@ SCHEMA: dict[str, Any] = {
         "image_size": Key(int, 224, "network input size in pixels (images are resized to it)", minimum=1),
         "normalization": Key(str, "unit_ball", "point-cloud normalisation passed to the dataset"),
         "point_seed": Key(int, 0, "seed of the per-item ground-truth point sampling (not the training seed)"),
+        # Options of data.dataset: shapenet (SPEC §4.1); other datasets ignore them.
+        "shapenet": {
+            "categories": Key(
+                list, None, "category names or synset ids; null = the ShapeNet-13", nullable=True, item_type=str
+            ),
+            "images": Key(str, "r2n2", "render set: 3D-R2N2 views or a yaw-limited set", choices=("r2n2", "yaw")),
+            "views": Key(int, 1, "R2N2 training views per shape (01..views; test uses view 00)", minimum=1),
+            "yaw": Key(int, None, "yaw range r of the training renders (images: yaw)", nullable=True, minimum=0),
+            "test_yaw": Key(
+                int, None, "yaw range of the test renders; null = yaw (the paper tests on 90)", nullable=True
+            ),
+            "frame": Key(str, "object", "target frame: object- or viewer-centred", choices=("object", "viewer")),
+            "cache_dir": Key(str, None, "where the normalised-cloud cache lives; null = the default", nullable=True),
+        },
     },
     "model": {
         "name": Key(str, "atlasnet", "decoder", choices=MODEL_NAMES),
@@ -297,6 +339,8 @@ def _check_range(key_path: str, value: Any, key: Key) -> None:
         raise ValueError(f"{key_path}: must be one of {list(key.choices)}, got {value!r}")
     if key.minimum is not None and value < key.minimum:
         raise ValueError(f"{key_path}: must be >= {key.minimum:g}, got {value!r}")
+    if key.maximum is not None and value > key.maximum:
+        raise ValueError(f"{key_path}: must be <= {key.maximum:g}, got {value!r}")
 
 
 def _coerce(key_path: str, value: Any, expected: type) -> Any:

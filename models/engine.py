@@ -61,9 +61,7 @@ class RunDirectoryError(ValueError):
 # ---------------------------------------------------------------------------------------------- public
 
 
-def train(
-    config: Mapping[str, Any], out_dir: str | Path, *, device: str = "cpu", force: bool = False
-) -> Path:
+def train(config: Mapping[str, Any], out_dir: str | Path, *, device: str = "cpu", force: bool = False) -> Path:
     """Trains one run (or finishes an interrupted one) and returns its directory.
 
     Args:
@@ -234,12 +232,8 @@ def make_optimizer(
     The fused Adam kernel does the same update as the default one in a single pass over the parameters
     (about 3× faster per step on CPU for ResNet-18's 11 M parameters).
     """
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"], fused=True
-    )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=train["milestones"], gamma=train["gamma"]
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"], fused=True)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=train["milestones"], gamma=train["gamma"])
     return optimizer, scheduler
 
 
@@ -309,9 +303,7 @@ class _Run:
             generator=self.generator,
             **common,
         )
-        val_loader = DataLoader(
-            val_set, batch_size=self.config["eval"]["batch_size"], shuffle=False, **common
-        )
+        val_loader = DataLoader(val_set, batch_size=self.config["eval"]["batch_size"], shuffle=False, **common)
         return train_loader, val_loader
 
     # ------------------------------------------------------------------------------------ checkpoints
@@ -475,9 +467,7 @@ def _check_same_config(out_dir: Path, config: Mapping[str, Any]) -> None:
     try:
         existing = resolve_config(yaml.safe_load(path.read_text()) or {})
     except (ValueError, yaml.YAMLError) as error:
-        raise RunDirectoryError(
-            f"{path} cannot be read ({error}); rerun with --force to start over"
-        ) from None
+        raise RunDirectoryError(f"{path} cannot be read ({error}); rerun with --force to start over") from None
     differences = _differences(results_relevant(existing), results_relevant(config))
     if differences:
         raise RunDirectoryError(
@@ -586,8 +576,7 @@ def _torch_load(path: Path) -> dict[str, Any]:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to read means the same thing to the user
         raise CheckpointError(
-            f"{path} is corrupt or unreadable ({type(error).__name__}: {error}). "
-            "Delete it or rerun with --force."
+            f"{path} is corrupt or unreadable ({type(error).__name__}: {error}). Delete it or rerun with --force."
         ) from None
     if not isinstance(content, dict):
         raise CheckpointError(f"{path} is not a checkpoint of this project (holds {type(content).__name__})")

@@ -51,9 +51,7 @@ class FoldNet(PointCloudNet):
         hidden: hidden widths of each fold.
     """
 
-    def __init__(
-        self, *, grid_size: int = 50, bottleneck: int = 1024, hidden: Sequence[int] = (512, 512)
-    ) -> None:
+    def __init__(self, *, grid_size: int = 50, bottleneck: int = 1024, hidden: Sequence[int] = (512, 512)) -> None:
         super().__init__(bottleneck)
         if grid_size < 2:
             raise ValueError(f"grid_size must be >= 2, got {grid_size}")

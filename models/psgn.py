@@ -19,9 +19,7 @@ class PSGN(PointCloudNet):
         hidden: widths of the hidden layers (SPEC §5: 512, 512, 512).
     """
 
-    def __init__(
-        self, *, num_points: int = 2500, bottleneck: int = 1024, hidden: Sequence[int] = (512, 512, 512)
-    ):
+    def __init__(self, *, num_points: int = 2500, bottleneck: int = 1024, hidden: Sequence[int] = (512, 512, 512)):
         super().__init__(bottleneck)
         if num_points < 1:
             raise ValueError(f"num_points must be >= 1, got {num_points}")
