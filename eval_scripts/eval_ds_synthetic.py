@@ -7,15 +7,7 @@ and output DS, test Chamfer and F-score of every finished run; writes results/sy
 
 import sys
 
-from experiments.checkout import use_own_checkout
-
-
-def main() -> int:
-    use_own_checkout(__file__)
-    from experiments.cli import main_evaluate
-
-    return main_evaluate("synthetic", description=__doc__.splitlines()[0])
-
+from experiments.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(__file__, "evaluate", "synthetic", __doc__))

@@ -169,6 +169,22 @@ def main_evaluate(experiment: str, argv: Sequence[str] | None = None, *, descrip
     return fail_on(report, "evaluation")
 
 
+def main_plot(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+    """Figures of a results folder (default: the preset's), drawn from its tables."""
+    parser = build_parser(description or f"Figures of the {experiment} experiment.")
+    parser.add_argument("results_dir", type=Path, nargs="?", help="a results folder (default: the preset's)")
+    args, preset, _ = parse(experiment, parser, argv)
+    if preset.experiment.figures is None:
+        parser.exit(EXIT_BAD_INPUT, f"error: experiment {experiment} draws no figures\n")
+    try:
+        paths = preset.experiment.figures(args.results_dir or preset.results_dir)
+    except ValueError as error:
+        parser.exit(EXIT_BAD_INPUT, f"error: {error}\n")
+    for path in paths:
+        print(path)
+    return 0
+
+
 def main_job(argv: Sequence[str] | None = None) -> int:
     """One evaluation job of a sweep (``python -m experiments.evaluate``): a target's predictions and output DS."""
     parser = _Parser(description=main_job.__doc__)

@@ -204,4 +204,5 @@ def get_experiment(name: str) -> Experiment:
 def _import_builtin_experiments() -> None:
     # The built-in declarations register themselves on import; importing them here (not at module level)
     # keeps this module free of their heavy dependencies until a name is looked up.
+    import experiments.shapenet  # noqa: F401
     import experiments.synthetic  # noqa: F401

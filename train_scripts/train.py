@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.checkout import use_own_checkout
+from experiments.entry import use_own_checkout
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,15 +9,7 @@ Finished runs are skipped; a failed run is logged and the sweep goes on, then ex
 
 import sys
 
-from experiments.checkout import use_own_checkout
-
-
-def main() -> int:
-    use_own_checkout(__file__)
-    from experiments.cli import main_train
-
-    return main_train("synthetic", description=__doc__.splitlines()[0])
-
+from experiments.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(__file__, "train", "synthetic", __doc__))

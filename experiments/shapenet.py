@@ -1,0 +1,298 @@
+"""The paper's ShapeNet experiments (SPEC §4.4), declared for the generic runner.
+
+* ``more_imgs`` (more dispersed images): AtlasNet sphere×1 per yaw range r ∈ {0, 15, …, 90} and seed, trained
+  on that r's training renders with object-centred targets; input image DS per r, input shape DS once; output
+  DS, Chamfer and F-score of every run on the r = 90 test renders.
+* ``more_shapes`` (more dispersed shapes): R2N2 view 01 for training, view 00 for test; object- vs
+  viewer-centred targets × {AtlasNet sphere×1, AtlasNet square×25, FoldNet, PSGN} × seed; input image DS once
+  (identical for both frames), input shape DS per frame; output DS in the object frame.
+* ``nviews`` (number of training views): viewer-centred AtlasNet sphere×1 with 1, 3, 6, … R2N2 views per shape.
+
+``python -m experiments.shapenet --preset quick`` runs all three (building the stand-in and its yaw renders
+when the preset asks for it); ``train_scripts/train_more_imgs.py`` etc. run one experiment's steps.
+Presets: ``configs/<experiment>_<preset>.yaml``; results under ``results/shapenet/<preset>/<experiment>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from dispersion_score.launch import Launch, fail_on
+from experiments import cli, runner
+from experiments.config import REPO_ROOT, Preset, load_preset, preset_path, repo_path
+from experiments.declaration import Axis, Experiment, InputMeasure, Point, get_experiment, register_experiment
+from experiments.predictors import network_predictor
+from models.config import DECODERS, Key, decoder_overrides
+
+LOGGER = logging.getLogger("experiments.shapenet")
+YAWS = (0, 15, 30, 45, 60, 75, 90)
+TEST_YAW = 90
+FRAMES = ("object", "viewer")
+MAX_VIEWS = 23  # R2N2 training views are 01..23 (00 is the test view)
+EXPERIMENT_NAMES = ("more_imgs", "more_shapes", "nviews")
+# Columns of each experiment's ds_table.csv: every ShapeNet axis (empty where an experiment does not use it).
+VIEW_COLUMNS = (
+    "experiment",
+    "yaw",
+    "frame",
+    "decoder",
+    "views",
+    "seed",
+    "predictor",
+    "measure",
+    "ds",
+    "inertia",
+    "k",
+    "n",
+    "chamfer",
+    "fscore",
+    "fscore_atlasnet",
+    "preset",
+    "method",
+    "features",
+    "ds_seed",
+    "device",
+    "matrix",
+    "predictions",
+)
+
+DATA_SETTINGS = {
+    "standin": Key(bool, False, "build the ShapeNet-13 stand-in at the training config's data.root if missing"),
+    "per_category": Key(int, 20, "stand-in shapes per category", minimum=2),
+    "standin_seed": Key(int, 0, "seed of the stand-in generator", minimum=0),
+    "yaw_renders": Key(bool, False, "render the yaw-limited sets this experiment needs if missing"),
+    "yaw_image_size": Key(int, 224, "side of the yaw-limited renders", minimum=8),
+    "render_seed": Key(int, 0, "seed of the yaw-limited camera draws", minimum=0),
+}
+
+SEED = Axis("seed", int, "training seed", label=lambda seed: f"seed{seed}", minimum=0)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def _data_root(preset: Preset) -> Path:
+    return repo_path(preset.training_config(preset.runs[0])["data"]["root"])
+
+
+def _run_module(module: str, *arguments: str) -> None:
+    command = [sys.executable, "-m", module, *arguments]
+    LOGGER.info("building data: %s", " ".join(command))
+    if subprocess.run(command, cwd=REPO_ROOT).returncode != 0:
+        raise RuntimeError(f"building ShapeNet data failed: {' '.join(command)}")
+
+
+def build_standin(preset: Preset, launch: Launch) -> None:
+    """The stand-in (meshes, point clouds, R2N2 renders, taxonomy) at the data root, if the preset asks."""
+    settings = preset.config["data"]
+    if not settings["standin"]:
+        return
+    _run_module(
+        "dataset.shapenet_standin",
+        "--root",
+        str(_data_root(preset)),
+        "--per-category",
+        str(settings["per_category"]),
+        "--seed",
+        str(settings["standin_seed"]),
+        "--workers",
+        str(launch.workers or preset.workers),
+    )
+
+
+def build_yaw_renders(preset: Preset, launch: Launch, yaws: Sequence[int]) -> None:
+    """The yaw-limited render sets of ``yaws`` for the training split and r = 90 for the test split."""
+    settings = preset.config["data"]
+    if not settings["yaw_renders"]:
+        return
+    root = _data_root(preset)
+    common = [
+        "--meshes",
+        str(root / "ShapeNetCore.v1"),
+        "--out",
+        str(root / "ShapeNetV1RenderingAnglelimit"),
+        "--image-size",
+        str(settings["yaw_image_size"]),
+        "--seed",
+        str(settings["render_seed"]),
+        "--workers",
+        str(launch.workers or preset.workers),
+    ]
+    _run_module("dataset.render_yaw", *common, "--split", "train", "--yaw", *map(str, yaws))
+    _run_module("dataset.render_yaw", *common, "--split", "test", "--yaw", str(TEST_YAW))
+
+
+def _build_more_imgs(preset: Preset, launch: Launch) -> None:
+    build_standin(preset, launch)
+    build_yaw_renders(preset, launch, preset.config["grid"]["yaw"])
+
+
+# ----------------------------------------------------------------------------------------- overrides
+
+
+def _more_imgs_overrides(point: Point) -> list[str]:
+    return [
+        "data.dataset=shapenet",
+        "data.shapenet.images=yaw",
+        f"data.shapenet.yaw={point['yaw']}",
+        f"data.shapenet.test_yaw={TEST_YAW}",
+        "data.shapenet.frame=object",
+        f"seed={point['seed']}",
+    ]
+
+
+def _more_shapes_overrides(point: Point) -> list[str]:
+    return [
+        "data.dataset=shapenet",
+        "data.shapenet.images=r2n2",
+        "data.shapenet.views=1",
+        f"data.shapenet.frame={point['frame']}",
+        *decoder_overrides(point["decoder"]),
+        f"seed={point['seed']}",
+    ]
+
+
+def _nviews_overrides(point: Point) -> list[str]:
+    return [
+        "data.dataset=shapenet",
+        "data.shapenet.images=r2n2",
+        f"data.shapenet.views={point['views']}",
+        "data.shapenet.frame=viewer",
+        f"seed={point['seed']}",
+    ]
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def table_view(table: pd.DataFrame) -> pd.DataFrame:
+    """ds_table.csv: the long table with every ShapeNet axis as a column (empty where not used)."""
+    view = table.copy()
+    for column in VIEW_COLUMNS:
+        if column not in view.columns:
+            view[column] = None
+    return view[list(VIEW_COLUMNS) + [c for c in view.columns if c not in VIEW_COLUMNS]]
+
+
+def _figures(name: str):  # noqa: ANN202 - a small closure factory
+    def write(results_dir: Path) -> list[Path]:
+        from experiments.shapenet_figures import write_figures
+
+        return write_figures(results_dir, name)
+
+    return write
+
+
+def _declaration(name: str, axes: tuple[Axis, ...], overrides, inputs, build) -> Experiment:  # noqa: ANN001
+    return Experiment(
+        name=name,
+        axes=axes,
+        run_overrides=overrides,
+        inputs=inputs,
+        predictors=(network_predictor,),
+        settings={"data": DATA_SETTINGS},
+        build_data=build,
+        figures=_figures(name),
+        table_view=table_view,
+        view_file="ds_table.csv",
+        preset_prefix=f"{name}_",
+    )
+
+
+def more_imgs() -> Experiment:
+    yaw = Axis("yaw", int, "yaw range r of the training renders, degrees", choices=YAWS, label=lambda r: f"yaw{r:03d}")
+    return _declaration(
+        "more_imgs",
+        (yaw, SEED),
+        _more_imgs_overrides,
+        (InputMeasure("input_image", ("yaw",)), InputMeasure("input_shape", ())),
+        _build_more_imgs,
+    )
+
+
+def more_shapes() -> Experiment:
+    frame = Axis("frame", str, "target frame: object- or viewer-centred", choices=FRAMES)
+    decoder = Axis("decoder", str, "decoder (models.config.DECODERS)", choices=tuple(DECODERS))
+    return _declaration(
+        "more_shapes",
+        (frame, decoder, SEED),
+        _more_shapes_overrides,
+        (InputMeasure("input_image", ()), InputMeasure("input_shape", ("frame",))),
+        build_standin,
+    )
+
+
+def nviews() -> Experiment:
+    views = Axis(
+        "views",
+        int,
+        "R2N2 training views per shape",
+        choices=tuple(range(1, MAX_VIEWS + 1)),
+        label=lambda v: f"views{v:02d}",
+    )
+    return _declaration(
+        "nviews",
+        (views, SEED),
+        _nviews_overrides,
+        (InputMeasure("input_image", ("views",)), InputMeasure("input_shape", ("views",))),
+        build_standin,
+    )
+
+
+for _name, _factory in (("more_imgs", more_imgs), ("more_shapes", more_shapes), ("nviews", nviews)):
+    register_experiment(_name, _factory)
+
+
+# -------------------------------------------------------------------------------------- all three
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """All three ShapeNet experiments of a preset: data, one training sweep, evaluation, figures, summaries."""
+    parser = cli.build_parser("The paper's three ShapeNet experiments, end to end.")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENT_NAMES, default=list(EXPERIMENT_NAMES))
+    parser.add_argument("--skip-figures", action="store_true")
+    args = parser.parse_args(argv)
+    presets: list[Preset] = []
+    try:
+        for name in args.experiments:
+            overrides = [item for group in args.overrides for item in group]
+            if args.seeds:
+                overrides.append(f"grid.seed=[{', '.join(map(str, args.seeds))}]")
+            presets.append(load_preset(preset_path(get_experiment(name), args.preset), overrides, experiment=name))
+        launch = cli.launch_from_arguments(args)
+    except ValueError as error:
+        parser.exit(cli.EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
+    started = time.time()
+    for preset in presets:
+        cli.setup_logging(preset.results_dir / "experiment.log")
+        runner.build_data(preset, launch)
+    # One sweep for the runs of all experiments keeps every worker busy.
+    jobs = [job for preset in presets for job in runner.training_jobs(preset)]
+    folder = presets[0].runs_dir.parent / "submitit"
+    status = fail_on(
+        launch.run(
+            jobs, default_workers=presets[0].workers, cwd=REPO_ROOT, folder=folder, description="training (ShapeNet)"
+        ),
+        "training",
+    )
+    for preset in presets:
+        report, table = runner.evaluate(preset, launch)
+        status = max(status, fail_on(report, f"evaluation ({preset.experiment.name})"))
+        if not args.skip_figures:
+            for path in preset.experiment.figures(preset.results_dir):
+                print(f"figure: {path}")
+        print(f"== {preset.experiment.name} ({preset.name}): {preset.results_dir / 'ds_table.csv'}")
+        cli.print_summary(preset, table)
+    print(f"ShapeNet experiments done in {time.time() - started:.0f} s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
