@@ -70,6 +70,7 @@ class _Prepared:
     normals: np.ndarray  # (F, 3) float64 unit face normals (0 for degenerate faces)
     colors: np.ndarray  # (F, 3) float64 linear diffuse colour of untextured faces
     textured: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (face ids, (F_t, 3, 2) uv, (H, W, 3) linear)
+    texture_of_face: np.ndarray  # (F,) int64 index into ``textured``, −1 for untextured faces
 
 
 class MeshRenderer:
@@ -95,6 +96,7 @@ class MeshRenderer:
         samples_per_pixel: int = 4,
         seed: int = 0,
         lighting: Lighting = BLENDER_LIGHTING,
+        contrast_threshold: int = 4,
     ) -> None:
         if not (isinstance(image_size, (int, np.integer)) and image_size >= 1):
             raise ValueError(f"image_size must be a positive int, got {image_size!r}")
@@ -107,8 +109,10 @@ class MeshRenderer:
         self.samples_per_pixel = int(samples_per_pixel)
         self.seed = int(seed)
         self.lighting = lighting
-        self._directions = _camera_directions(self.image_size, side, self.seed)
-        self._origins = np.empty_like(self._directions)
+        self.contrast_threshold = int(contrast_threshold)
+        self._centre_directions = _camera_directions(self.image_size, 1, None)
+        # (W², s², 3): the jittered rays of each pixel, pixel-major.
+        self._sample_directions = _camera_directions(self.image_size, side, self.seed).reshape(-1, side * side, 3)
         self._cache: tuple[Any, _Prepared] | None = None
 
     # ----------------------------------------------------------------------------------------- public
@@ -131,12 +135,34 @@ class MeshRenderer:
         if view.in_plane != 0:
             raise ValueError(f"in-plane rotation is not supported (always 0 in SPEC §4.1), got {view.in_plane}")
         prepared = self._prepare(mesh)
-        rotation, centre = view.rotation(), view.centre()
         # Camera → world for row vectors: d_world = d_cam @ R (R is world → camera).
-        directions = np.ascontiguousarray(self._directions @ rotation.astype(np.float32))
-        self._origins[:] = centre.astype(np.float32)
-        hits = prepared.scene.run(self._origins, directions, output=1)
-        return self._shade(prepared, hits, directions)
+        rotation = view.rotation().astype(np.float32)
+        centre = view.centre().astype(np.float32)
+        size, spp = self.image_size, self.samples_per_pixel
+
+        # Pass 1: one ray through each pixel centre.
+        hit, radiance = self._trace(prepared, self._centre_directions @ rotation, centre)
+        image = np.zeros((size * size, 4), dtype=np.uint8)
+        image[hit, :3] = linear_to_srgb8(radiance)
+        image[hit, 3] = 255
+        if spp == 1:
+            return image.reshape(size, size, 4)
+
+        # Pass 2: s² jittered rays in every pixel whose centre sample differs from a neighbour's (silhouettes,
+        # creases, texture detail); elsewhere the centre sample stands for the whole pixel.
+        edge = np.flatnonzero(_edge_pixels(image.reshape(size, size, 4), self.contrast_threshold).ravel())
+        if len(edge) == 0:
+            return image.reshape(size, size, 4)
+        directions = self._sample_directions[edge].reshape(-1, 3) @ rotation
+        hit, radiance = self._trace(prepared, directions, centre)
+        pixel = hit // spp
+        count = np.bincount(pixel, minlength=len(edge)).astype(np.float64)
+        total = np.stack([np.bincount(pixel, weights=radiance[:, c], minlength=len(edge)) for c in range(3)], axis=1)
+        covered = count > 0
+        image[edge] = 0
+        image[edge[covered], :3] = linear_to_srgb8(total[covered] / count[covered, None])
+        image[edge, 3] = np.floor(count * (255.0 / spp) + 0.5).astype(np.uint8)
+        return image.reshape(size, size, 4)
 
     def frame_fits(self, mesh: Any, view: View) -> bool:
         """True when every vertex of ``mesh`` projects inside the image (and in front of the camera)."""
@@ -153,8 +179,11 @@ class MeshRenderer:
         self._cache = (mesh, prepared)
         return prepared
 
-    def _shade(self, prepared: _Prepared, hits: dict[str, np.ndarray], directions: np.ndarray) -> np.ndarray:
-        spp, size = self.samples_per_pixel, self.image_size
+    def _trace(self, prepared: _Prepared, directions: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the rays that hit and their linear radiance (N_hit, 3)."""
+        directions = np.ascontiguousarray(directions, dtype=np.float32)
+        origins = np.ascontiguousarray(np.broadcast_to(centre, directions.shape))
+        hits = prepared.scene.run(origins, directions, output=1)
         face = hits["primID"].astype(np.int64)
         hit = np.flatnonzero(face >= 0)
         face = face[hit]
@@ -164,24 +193,31 @@ class MeshRenderer:
         color = prepared.colors[face]
         if prepared.textured:
             barycentric = np.stack([hits["u"][hit], hits["v"][hit]], axis=1).astype(np.float64)
-            lookup = np.full(len(prepared.normals), -1, dtype=np.int64)
-            for index, (faces, _, _) in enumerate(prepared.textured):
-                lookup[faces] = index
-            which = lookup[face]
+            which = prepared.texture_of_face[face]
             for index, (faces, uv, texture) in enumerate(prepared.textured):
                 rows = np.flatnonzero(which == index)
-                if len(rows) == 0:
-                    continue
-                local = np.searchsorted(faces, face[rows])
-                color[rows] = _sample_texture(texture, _interpolate_uv(uv[local], barycentric[rows]))
-        radiance = color * _irradiance(normals, self.lighting)[:, None]
-        pixel = hit // spp
-        count = np.bincount(pixel, minlength=size * size).astype(np.float64)
-        total = np.stack([np.bincount(pixel, weights=radiance[:, c], minlength=size * size) for c in range(3)], axis=1)
-        mean = total / np.maximum(count, 1.0)[:, None]
-        rgb = np.where((count > 0)[:, None], linear_to_srgb8(mean), 0).astype(np.uint8)
-        alpha = np.floor(count * (255.0 / spp) + 0.5).astype(np.uint8)
-        return np.concatenate([rgb, alpha[:, None]], axis=1).reshape(size, size, 4)
+                if len(rows):
+                    local = np.searchsorted(faces, face[rows])
+                    color[rows] = _sample_texture(texture, _interpolate_uv(uv[local], barycentric[rows]))
+        return hit, color * _irradiance(normals, self.lighting)[:, None]
+
+
+def _edge_pixels(image: np.ndarray, threshold: int) -> np.ndarray:
+    """(H, W) bool: pixels of a one-sample render whose coverage differs from one of their 8 neighbours', or
+    whose 8-bit colour differs by more than ``threshold`` in some channel."""
+    padded = np.pad(image.astype(np.int16), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    height, width = image.shape[:2]
+    centre = padded[1:-1, 1:-1]
+    edge = np.zeros((height, width), dtype=bool)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy == 1 and dx == 1:
+                continue
+            neighbour = padded[dy : dy + height, dx : dx + width]
+            edge |= (neighbour[..., 3] != centre[..., 3]) | (
+                np.abs(neighbour[..., :3] - centre[..., :3]).max(-1) > threshold
+            )
+    return edge
 
 
 def touches_border(image: np.ndarray) -> bool:
@@ -193,11 +229,15 @@ def touches_border(image: np.ndarray) -> bool:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _camera_directions(size: int, side: int, seed: int) -> np.ndarray:
-    """(size² · side², 3) float32 ray directions in camera coordinates, pixel-major (row, column, sample)."""
-    rng = np.random.default_rng(seed)
-    cells = (np.arange(side)[:, None] * side + np.arange(side)[None, :]).ravel()  # sample index k = a·s + b
-    jitter = rng.random((size, size, side * side, 2))
+def _camera_directions(size: int, side: int, seed: int | None) -> np.ndarray:
+    """(size² · side², 3) float32 ray directions in camera coordinates, pixel-major (row, column, sample).
+
+    Sample k = a·side + b of a pixel lies in cell (a, b) of a side×side grid, jittered uniformly inside it with
+    a generator seeded by ``seed``; ``seed=None`` puts it at the cell centre (side = 1: the pixel centre).
+    """
+    cells = (np.arange(side)[:, None] * side + np.arange(side)[None, :]).ravel()
+    shape = (size, size, side * side, 2)
+    jitter = np.full(shape, 0.5) if seed is None else np.random.default_rng(seed).random(shape)
     row_offset = (cells // side)[None, None, :] + jitter[..., 0]
     col_offset = (cells % side)[None, None, :] + jitter[..., 1]
     v = np.arange(size)[:, None, None] + row_offset / side
@@ -233,7 +273,10 @@ def _prepare(mesh: Mesh) -> _Prepared:
     normals = np.divide(cross, norm, out=np.zeros_like(cross), where=norm > 0)
     scene = rtcore_scene.EmbreeScene()
     TriangleMesh(scene, np.ascontiguousarray(vertices, dtype=np.float32), np.ascontiguousarray(faces, dtype=np.int32))
-    return _Prepared(scene, vertices, normals, np.concatenate(color_blocks), textured)
+    texture_of_face = np.full(len(faces), -1, dtype=np.int64)
+    for index, (ids, _, _) in enumerate(textured):
+        texture_of_face[ids] = index
+    return _Prepared(scene, vertices, normals, np.concatenate(color_blocks), textured, texture_of_face)
 
 
 def _irradiance(normals: np.ndarray, lighting: Lighting) -> np.ndarray:
