@@ -686,6 +686,9 @@ def _verify(out: Path, yaws: Sequence[int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Fallback warnings go to the log file (through the results); keep them off the progress bar.
+    logging.getLogger("dataset.shapenet_mesh").setLevel(logging.ERROR)
+    logging.getLogger("trimesh").setLevel(logging.CRITICAL)
     if args.out is None or (args.meshes is None and not args.verify):
         print("error: --meshes and --out are required (--verify needs --out only)", file=sys.stderr)
         return 2
