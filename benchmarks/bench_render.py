@@ -126,8 +126,7 @@ def bench_libraries(mesh: Mesh, size: int, spp: int, repeat: int) -> dict[str, f
     renderer = MeshRenderer(size, samples_per_pixel=spp)
     renderer.render(mesh, view)
     ours = _best(lambda: renderer.render(mesh, view), repeat)
-    full = MeshRenderer(size, samples_per_pixel=spp)
-    full.contrast_threshold = -1  # every pixel an "edge": plain s² supersampling, for reference
+    full = MeshRenderer(size, samples_per_pixel=spp, contrast_threshold=-1)  # plain s² supersampling
     full_time = _best(lambda: full.render(mesh, view), max(1, repeat // 2))
     scene_time = _best(lambda: mitsuba_scene(mesh, view, size, spp), max(1, repeat // 2))
     scene = mitsuba_scene(mesh, view, size, spp)

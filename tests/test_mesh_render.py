@@ -128,6 +128,19 @@ def test_renders_are_deterministic_and_seed_only_moves_edge_samples() -> None:
     assert differ.any() and differ.mean() < 0.1
 
 
+def test_adaptive_sampling_matches_full_supersampling() -> None:
+    # The naive reference: every pixel gets all s² rays (contrast_threshold < 0).
+    rng = np.random.default_rng(5)
+    parts = [(p.vertices, _triangulated(p.vertices, p.faces), p.kd) for p in chair_parts(rng, textured=False)]
+    view = View(330.0, 28.0, 0.85)
+    adaptive = MeshRenderer(96, samples_per_pixel=9).render(parts, view).astype(int)
+    full = MeshRenderer(96, samples_per_pixel=9, contrast_threshold=-1).render(parts, view).astype(int)
+    assert np.abs(adaptive[..., 3] - full[..., 3]).mean() < 1.0  # alpha levels, of 255
+    both = (adaptive[..., 3] == 255) & (full[..., 3] == 255)
+    assert np.abs(adaptive[both, :3] - full[both, :3]).max() <= 6
+    assert ((adaptive[..., 3] > 0) != (full[..., 3] > 0)).mean() < 0.005
+
+
 # --------------------------------------------------------------------------------------------- loading
 
 
@@ -207,3 +220,5 @@ def test_renderer_rejects_bad_settings() -> None:
         MeshRenderer(32, samples_per_pixel=5)
     with pytest.raises(ValueError, match="image_size"):
         MeshRenderer(0)
+    with pytest.raises(ValueError, match="CPU"):
+        MeshRenderer(32, device="cuda")
