@@ -25,7 +25,7 @@ other settings into the same folder is refused unless ``--overwrite``. ``manifes
 file) is written when a set is complete; ``--verify`` re-hashes.
 
 Parallel over processes (``--workers``), or spread over SLURM jobs (``--launcher slurm``; ``submitit-local``
-runs the same code path locally) through :func:`experiments.sweep.run_jobs`: each job renders one shard of
+runs the same code path locally) through :func:`dispersion_score.launch.run_jobs`: each job renders one shard of
 the shapes, then this process collects the shards' results and writes the manifests and the summary.
 """
 
@@ -62,6 +62,7 @@ from dataset.manifest import (
 from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, touches_border
 from dataset.shapenet_categories import SPLITS, resolve_categories, split_ids
 from dataset.shapenet_mesh import load_mesh
+from dispersion_score.launch import LAUNCHERS, Job, run_jobs
 
 YAW_RANGES = (0, 15, 30, 45, 60, 75, 90)
 SET_PREFIX = "ShapeNetV1RenderingSampleYaw"
@@ -74,7 +75,6 @@ LOG_NAME = "render_yaw.log"
 WORK_DIR = ".render_yaw"
 POINT_CLOUD_DIR = "ShapeNetV1PointCloud"
 POINT_CLOUD_SUFFIX = ".points.ply.npy"
-LAUNCHERS = ("local", "slurm", "submitit-local")
 logger = logging.getLogger("dataset.render_yaw")
 
 
@@ -600,8 +600,7 @@ def _shard_command(config: YawRenderConfig, shard_file: Path, result_file: Path)
 
 
 def _run_sharded(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[str, Any]]:
-    """Spread the shapes over ``config.jobs`` jobs of :func:`experiments.sweep.run_jobs`; gather their results."""
-    from experiments.sweep import Job, run_jobs
+    """Spread the shapes over ``config.jobs`` jobs of :func:`dispersion_score.launch.run_jobs`; gather their results."""
 
     work = config.out / WORK_DIR
     shutil.rmtree(work / "shards", ignore_errors=True)
