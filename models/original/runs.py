@@ -205,6 +205,25 @@ class OriginalRun:
             return {**common, "images": "yaw", "yaw": EVAL_YAW, "image_size": 224}
         return {**common, "images": "r2n2", "view": 0, "image_size": 224}
 
+    @property
+    def output_ds_protocol(self) -> dict[str, Any]:
+        """How the original measured this run's output DS (eval/output_ds_synthetic.py, output_ds_aug.py,
+        output_ds_viewer_inv.py), to compare with its stored numbers.
+
+        Note ``normalize_predictions: False``: the original's Chamfer matrix of the predictions was computed on
+        the raw predicted points (``ChamferDistanceL2``: mean d1 + mean d2 of squared distances), whereas
+        ``dispersion_score.chamfer_matrix`` normalises every cloud to the unit ball unless told
+        ``normalize=False``.
+        """
+        return {
+            "k": 2 if self.experiment == "train_synthetic" else 500,
+            "method": "alternate",  # scikit-learn-extra KMedoids(init="k-medoids++"), random_state=1
+            "seed": 1,
+            "normalize_predictions": False,
+            "items": "all test items",  # rsample=1 in the original's eval scripts
+            "frame": "object" if self.mode == "object" else "viewer predictions rotated back (P R) first",
+        }
+
     def data_config(self) -> dict[str, Any]:
         """The ``data`` section of a training config (``models.config``) for the synthetic runs.
 
@@ -250,6 +269,7 @@ class OriginalRun:
             "run_dir": str(self.run_dir),
             "sources": dict(self.sources),
             "predicted_points": self.predicted_points,
+            "output_ds_protocol": self.output_ds_protocol,
             "provenance": self.provenance(),
         }
 
