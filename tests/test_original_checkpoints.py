@@ -415,7 +415,8 @@ def test_miniature_release_through_our_dataset(tmp_path) -> None:
     release = write_original_release(tmp_path, test_instances=(40, 520, 970), bottleneck=48, hidden=24)
     (run,) = list_original_runs(release.log_root)
     model, run = load_original_run(run.run_dir)
-    test_set = CubeSphereDataset(release.root / run.test_data["root"], run.test_data["index_file"], num_points=2500)
+    assert run.data_root() == release.data_root == release.root / run.test_data["root"]
+    test_set = CubeSphereDataset(run.data_root(), run.test_data["index_file"], num_points=2500)
     assert [item["t"] for item in test_set] == [0.04, 0.52, 0.97] == [item["t_image"] for item in test_set]
     ours = predict_points(model, test_set, batch_size=2)
     paths = [release.data_root / f"CubeSphere_interp_1000/instance_{n:03d}/Isometric.png" for n in (40, 520, 970)]

@@ -224,6 +224,19 @@ class OriginalRun:
             "frame": "object" if self.mode == "object" else "viewer predictions rotated back (P R) first",
         }
 
+    def data_root(self, repository_root: str | Path | None = None) -> Path:
+        """The folder of ``test_data`` (``test_data["root"]`` under the repository root).
+
+        Args:
+            repository_root: the folder holding ``dataset/`` and ``log/``; by default the one that holds
+                this run as ``log/<experiment>/<run>`` (as ``download/download_checkpts.sh`` places it), else
+                the current directory.
+        """
+        if repository_root is None:
+            inside_log = self.run_dir.parent.name == self.experiment and self.run_dir.parent.parent.name == "log"
+            repository_root = self.run_dir.parents[2] if inside_log else Path(".")
+        return Path(repository_root) / self.test_data["root"]
+
     def data_config(self) -> dict[str, Any]:
         """The ``data`` section of a training config (``models.config``) for the synthetic runs.
 
