@@ -158,7 +158,7 @@ def test_compatibility_options_keep_defaults() -> None:
     torch.manual_seed(0)
     plain = ResNet18Encoder(16).eval()
     assert (plain.channel_order, plain.pooling) == ("rgb", "adaptive")
-    images = torch.rand(2, 3, 224, 224)
+    images = torch.rand(1, 3, 224, 224)
     bgr = ResNet18Encoder(16, channel_order="bgr", pooling="fixed7").eval()
     bgr.load_state_dict(plain.state_dict())
     with torch.no_grad():
@@ -225,7 +225,7 @@ def test_atlasnet_square_equals_the_original(tmp_path, primitives: int) -> None:
     model, run = load_original_run(run_dir)
     grid = _square_grid(2500 // primitives)  # the original: number_points_eval // nb_primitives points
     assert run.predicted_points == primitives * grid.shape[1]
-    images = _images()
+    images = _images(1)
     with torch.no_grad():
         reference = _atlasnet(state, images, [grid] * primitives, num_layers=2)
     torch.testing.assert_close(model.predict(images), reference, atol=TOL, rtol=0)
@@ -248,7 +248,7 @@ def test_foldnet_equals_the_original(tmp_path) -> None:
         tmp_path / "log", "more_shapes", "foldnet", "SQUARE", 1, seed=3, bottleneck=64, hidden=48
     )
     model, run = load_original_run(run_dir)
-    images = _images()
+    images = _images(1)
     with torch.no_grad():
         reference = _foldnet(state, images, 2500)
     torch.testing.assert_close(model.predict(images), reference, atol=TOL, rtol=0)
@@ -260,7 +260,7 @@ def test_foldnet_equals_the_original(tmp_path) -> None:
 def test_conversion_on_cuda(tmp_path) -> None:
     run_dir, state = write_shapenet_run(tmp_path / "log", "more_imgs", "atlasnet", "SPHERE", 1, yaw=45)
     model, _ = load_original_run(run_dir, device="cuda")
-    images = _images()
+    images = _images(1)
     cpu_model, _ = load_original_run(run_dir)
     torch.testing.assert_close(model.predict(images.cuda()).cpu(), cpu_model.predict(images), atol=1e-4, rtol=0)
 
@@ -299,7 +299,7 @@ def test_tolerated_differences_are_reported(tmp_path) -> None:
     model, run = load_original_run(run_dir)
     notes = " ".join(run.checkpoint_info["conversion_notes"])
     assert "module." in notes and "num_batches_tracked" in notes
-    images = _images(2)
+    images = _images(1)
     torch.testing.assert_close(model.predict(images), reference.predict(images), atol=0, rtol=0)
 
 
