@@ -2,8 +2,16 @@
 
 Reads the index and training-set files written by :mod:`dataset.synthetic` (entries with ``id``, ``image``,
 ``points``, ``t_image``, ``t_shape``; paths relative to the root) and the index files of the original
-release (entries with ``isometric_path``, ``ptcloud_path``, ``shapekey_value``; its dense clouds are the
-``pt_30000.npy`` files beside each ``ptcloud_path``).
+release (entries with ``isometric_path``, ``ptcloud_path``, ``shapekey_value`` and ``dir_path``; its dense
+clouds are the ``pt_30000.npy`` files beside each ``ptcloud_path``).
+
+In the original's files ``shapekey_value`` is the t of the instance at ``dir_path`` (its Blender generator
+reads them as a pair), which is the image's instance in the plain splits and the image_aug sets, but the
+*shape's* instance in the shape_aug sets with s >= 5 (``dataset/toy_dataset/dataset_overview.py`` copies
+``dir_path``, ``ptcloud_path`` and ``shapekey_value`` together from image_aug_s while keeping the images of
+image_aug_35). So t of an instance folder is looked up by folder: from the release's catalogue
+``CubeSphere_interp_*.json`` in the root, else from the entries' own (``dir_path``, ``shapekey_value``)
+pairs; NaN if neither lists it.
 
 Each item is a dict:
 
@@ -63,19 +71,27 @@ def _original_instance_dir(path: str) -> str:
     return str(PurePosixPath(path).parent)
 
 
+def _original_described_dir(entry: dict) -> str:
+    """The instance folder an original entry's ``shapekey_value`` belongs to: its ``dir_path`` (older files
+    without one: the image's folder)."""
+    if "dir_path" in entry:
+        return str(PurePosixPath(str(entry["dir_path"]).rstrip("/")))
+    return _original_instance_dir(entry["isometric_path"])
+
+
 def _original_shapekeys(root: Path, entries: list[dict]) -> dict[str, float]:
-    """Instance directory → shapekey_value, from the entries themselves and any catalogue file in root."""
+    """Instance directory → shapekey_value: the release's catalogue first, then the entries themselves."""
     table: dict[str, float] = {}
+    for entry in entries:
+        table[_original_described_dir(entry)] = float(entry["shapekey_value"])
     for catalogue in sorted(root.glob("CubeSphere_interp_*.json")):
         try:
             listed = json.loads(catalogue.read_text())
         except (OSError, json.JSONDecodeError):
             continue
         for entry in listed if isinstance(listed, list) else []:
-            if isinstance(entry, dict) and "isometric_path" in entry and "shapekey_value" in entry:
-                table[_original_instance_dir(entry["isometric_path"])] = float(entry["shapekey_value"])
-    for entry in entries:
-        table[_original_instance_dir(entry["isometric_path"])] = float(entry["shapekey_value"])
+            if isinstance(entry, dict) and "shapekey_value" in entry and ({"dir_path", "isometric_path"} & set(entry)):
+                table[_original_described_dir(entry)] = float(entry["shapekey_value"])
     return table
 
 
@@ -171,14 +187,14 @@ class CubeSphereDataset(Dataset):
         shapekeys = _original_shapekeys(self.root, entries)
         items = []
         for entry in entries:
+            image_dir = _original_instance_dir(entry["isometric_path"])
             shape_dir = _original_instance_dir(entry["ptcloud_path"])
             items.append(
                 Item(
-                    id=PurePosixPath(_original_instance_dir(entry["isometric_path"])).name,
+                    id=PurePosixPath(image_dir).name,
                     image=self.root / entry["isometric_path"],
                     points=self.root / shape_dir / ORIGINAL_DENSE_NAME,
-                    t_image=float(entry["shapekey_value"]),
-                    # the target's t is the shapekey of the instance the point cloud comes from
+                    t_image=shapekeys.get(image_dir, math.nan),
                     t_shape=shapekeys.get(shape_dir, math.nan),
                 )
             )

@@ -55,6 +55,8 @@ class AtlasNet(PointCloudNet):
             ``primitives · (10·4^level + 2)`` points (2562 for one sphere at level 4).
         grid_size: side of the regular grid of each square patch; ``predict`` gives
             ``primitives · grid_size²`` points. Default: the side closest to sqrt(num_points / primitives).
+        sphere_construction: how the regular sphere template is built, "trimesh" (default) or "pymesh"
+            (the original code's icosphere; see ``models.templates.SphereTemplate``).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class AtlasNet(PointCloudNet):
         hidden_layers: int = 2,
         sphere_level: int = 4,
         grid_size: int | None = None,
+        sphere_construction: str = "trimesh",
     ) -> None:
         super().__init__(bottleneck)
         if template not in TEMPLATES:
@@ -80,7 +83,9 @@ class AtlasNet(PointCloudNet):
         self.primitives = primitives
         self.points_per_primitive = num_points // primitives
         if template == "sphere":
-            self.template: SphereTemplate | SquareTemplate = SphereTemplate(sphere_level)
+            self.template: SphereTemplate | SquareTemplate = SphereTemplate(
+                sphere_level, construction=sphere_construction
+            )
         else:
             side = grid_size if grid_size is not None else SquareTemplate.grid_size_for(num_points / primitives)
             self.template = SquareTemplate(side)

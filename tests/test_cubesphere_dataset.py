@@ -205,6 +205,34 @@ def test_original_release_format(tmp_path):
     assert CubeSphereDataset(tmp_path, "other.json", num_points=10)[0]["t"] == 0.997
 
 
+def test_original_shape_aug_entries(tmp_path):
+    """In the original's shape_aug files (s >= 5) dir_path/shapekey_value describe the *shape's* instance while
+    the image is another one (dataset_overview.py's generate_shape_aug): t_image must be the image's t."""
+    base = "CubeSphere_interp_1000"
+    for name in ("instance_000", "instance_005"):
+        _write_png(tmp_path / base / name / "Isometric.png", (0, 255, 0))
+        np.save(tmp_path / base / name / "pt_30000.npy", _cloud(1, n=50))
+
+    def entry(image, cloud, described, key):
+        return {
+            "dir_path": f"{base}/{described}",
+            "isometric_path": f"{base}/{image}/Isometric.png",
+            "ptcloud_path": f"{base}/{cloud}/pt_1024.npy",
+            "shapekey_value": key,
+        }
+
+    entries = [entry("instance_000", "instance_005", "instance_005", 0.005),  # shape_aug: shape's dir and t
+               entry("instance_000", "instance_000", "instance_000", 0.0)]  # fmt: skip
+    (tmp_path / "shape_aug.json").write_text(json.dumps(entries))
+    dataset = CubeSphereDataset(tmp_path, "shape_aug.json", num_points=10)
+    assert (dataset[0]["t_image"], dataset[0]["t"]) == (0.0, 0.005)
+    assert (dataset[1]["t_image"], dataset[1]["t"]) == (0.0, 0.0)
+    # without the second entry nothing says the image's t: NaN, not the shape's t
+    (tmp_path / "alone.json").write_text(json.dumps(entries[:1]))
+    alone = CubeSphereDataset(tmp_path, "alone.json", num_points=10)[0]
+    assert math.isnan(alone["t_image"]) and alone["t"] == 0.005
+
+
 def test_dataset_pickles_for_worker_processes(ours):
     import pickle
 
