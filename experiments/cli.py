@@ -162,11 +162,28 @@ def main_train(experiment: str, argv: Sequence[str] | None = None, *, descriptio
 
 def main_evaluate(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
     """Input DS, predictions and output DS of every finished run, then the tables."""
-    _, preset, launch = parse(experiment, build_parser(description or f"Measure DS for {experiment}."), argv)
+    parser = build_parser(description or f"Measure DS for {experiment}.")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="evaluate the original release's run folders here instead "
+        "(log/train_synthetic, log/more_imgs, log/more_shapes); results go to <results>/original_release",
+    )
+    args, preset, launch = parse(experiment, parser, argv)
+    if args.runs is not None:
+        preset = _with_original_runs(preset, args.runs, parser)
     setup_logging(preset.results_dir / "evaluate.log")
     report, table = runner.evaluate(preset, launch)
     print(f"wrote {preset.results_dir / (preset.experiment.view_file or runner.LONG_TABLE)} ({len(table)} rows)")
     return fail_on(report, "evaluation")
+
+
+def _with_original_runs(preset: Preset, runs: Path, parser: argparse.ArgumentParser) -> Preset:
+    from experiments.original_release import with_original_runs
+
+    if not runs.is_dir():
+        parser.exit(EXIT_BAD_INPUT, f"error: --runs {runs}: no such folder\n")
+    return with_original_runs(preset, runs)
 
 
 def main_plot(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
@@ -191,12 +208,15 @@ def main_job(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="the preset file")
     parser.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="KEY=VALUE")
     parser.add_argument("--target", required=True, help="prediction target name (a run name for networks)")
+    parser.add_argument("--runs", type=Path, help="the original release's run folders (see eval_ds_* --runs)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     try:
         preset = load_preset(args.config, [item for group in args.overrides for item in group])
     except ValueError as error:
         parser.exit(EXIT_BAD_INPUT, f"error: {error}\n")
+    if args.runs is not None:
+        preset = _with_original_runs(preset, args.runs, parser)
     setup_logging(preset.results_dir / "logs" / "evaluate_target.log")
     record = runner.evaluate_target(preset, args.target, device=args.device)
     print(f"{args.target}: output DS {record['ds']:.5g}, chamfer {record['chamfer']:.5g}")

@@ -103,12 +103,14 @@ class Preset:
         config: the resolved preset (every key of :func:`preset_schema`).
         source: the preset file.
         overrides: the ``--set`` overrides applied on top of the file (jobs are started with the same ones).
+        job_arguments: further options its evaluation jobs get (``--runs DIR`` for the original release).
     """
 
     experiment: Experiment
     config: dict[str, Any]
     source: Path
     overrides: tuple[str, ...] = ()
+    job_arguments: tuple[str, ...] = ()  # extra options of its evaluation jobs (e.g. --runs DIR)
 
     @property
     def name(self) -> str:

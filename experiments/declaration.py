@@ -94,12 +94,15 @@ class PredictedClouds:
 class Target:
     """One prediction file a predictor writes: a name (unique in the experiment), the grid point it belongs to
     (the axes it depends on) and the run whose config defines the test split (and, for networks, the weights).
+    ``split``, when given, is a training config whose test split is used instead (e.g. the original
+    release's runs, which are not runs of the preset).
     """
 
     predictor: str
     name: str
     point: Point
     run: str
+    split: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 class Predictor(Protocol):

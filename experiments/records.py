@@ -99,9 +99,10 @@ def long_table(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> pd.Dat
         if column not in table.columns:
             table[column] = None
     table = table[first + [column for column in table.columns if column not in first]]
-    for axis in axes:
-        if table[axis].map(lambda v: isinstance(v, int | np.integer) or _missing(v)).all():
-            table[axis] = pd.array(table[axis], dtype="Int64")
+    for axis in axes:  # integer axes stay integers (pandas would make them float next to empty cells)
+        values = [row[axis] for row in rows if not _missing(row.get(axis))]
+        if values and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            table[axis] = pd.array([row.get(axis) for row in rows], dtype="Int64")
     order = ["measure", *axes, "predictor"]
     return table.sort_values(order, na_position="first", kind="stable").reset_index(drop=True)
 

@@ -281,7 +281,9 @@ def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
         )
     if preset.experiment.predictors and preset.runs and not record_path(preset, "gt_test").exists():
         run = preset.runs[0]
-        dataset = evaluation_split(preset, run_config(preset, run), "test")
+        external = [target for _, target in targets(preset) if target.split is not None]
+        config = dict(external[0].split) if external else run_config(preset, run)
+        dataset = evaluation_split(preset, config, "test")
         matrix = chamfer_matrix(stacked_points(dataset, object_frame=True), device=device, progress=True)
         columns = {"measure": "gt_test", "preset": preset.name, "features": "chamfer"}
         write_ds_record(
@@ -332,8 +334,7 @@ def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[s
     predictor, target = find_target(preset, name)
     ensure_predictions(preset, predictor, target, device=device)
     predictions = read_predictions(preset.results_dir, name)
-    run = preset.run(target.run)
-    test_set = evaluation_split(preset, run_config(preset, run), "test")
+    test_set = evaluation_split(preset, _split_config(preset, target), "test")
     ground_truth = stacked_points(test_set, object_frame=True)
     points = np.array(predictions.points, dtype=np.float32)  # a writable copy of the memory map
     if len(points) != len(ground_truth):
@@ -355,6 +356,9 @@ def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[s
         "prediction_points": int(points.shape[1]),
         "predictions": f"predictions/{predictions.points_file.name}",
     }
+    protocol = predictions.info.get("output_protocol")
+    if protocol:
+        columns["ds_original_protocol"] = _protocol_ds(points, protocol, device)
     settings = {
         "target": name,
         "run": target.run,
@@ -362,6 +366,18 @@ def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[s
         "prediction_settings": predictions.settings,
     }
     return write_ds_record(preset, f"{name}_output", matrix, columns, settings, device)
+
+
+def _split_config(preset: Preset, target: Target) -> dict[str, Any]:
+    """The config whose test split a target predicts: its own, or its run's stored config."""
+    return dict(target.split) if target.split is not None else run_config(preset, preset.run(target.run))
+
+
+def _protocol_ds(points: np.ndarray, protocol: Mapping[str, Any], device: str) -> float:
+    """Output DS under another protocol (the original release's: raw clouds, alternate, its seed and k)."""
+    matrix = chamfer_matrix(points, device=device, normalize=bool(protocol["normalize_predictions"]))
+    k = min(int(protocol["k"]), len(points))
+    return dispersion_score(matrix, k, method=protocol["method"], seed=int(protocol["seed"]), device=device).ds
 
 
 def output_jobs(preset: Preset) -> list[Job]:
@@ -375,6 +391,7 @@ def output_jobs(preset: Preset) -> list[Job]:
             "--config",
             str(preset.source),
             *[item for override in preset.overrides for item in ("--set", override)],
+            *preset.job_arguments,
             "--target",
             target.name,
         )
