@@ -28,13 +28,19 @@ def _cubesphere(root: Path, index_file: str, **options: Any) -> Dataset:
     return CubeSphereDataset(root, index_file, **options)
 
 
+def _shapenet(root: Path, split: str, **options: Any) -> Dataset:
+    from dataset.shapenet import shapenet_dataset
+
+    return shapenet_dataset(root, split, **options)
+
+
 def _toy(root: Path, index_file: str, **options: Any) -> Dataset:
     from models.toy_data import ToyShapesDataset
 
     return ToyShapesDataset(root, index_file, **options)
 
 
-DATASETS: dict[str, DatasetFactory] = {"cubesphere": _cubesphere, "toy": _toy}
+DATASETS: dict[str, DatasetFactory] = {"cubesphere": _cubesphere, "shapenet": _shapenet, "toy": _toy}
 
 
 def register_dataset(name: str, factory: DatasetFactory) -> None:
