@@ -46,14 +46,15 @@ def canonical_json(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
-def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
-    """The root's manifest, or None if there is none or it is unreadable (e.g. a truncated file)."""
+def read_manifest(root: str | os.PathLike, expected_format: str = MANIFEST_FORMAT) -> dict[str, Any] | None:
+    """The root's manifest, or None if there is none, it is unreadable (e.g. a truncated file) or its
+    ``format`` is not ``expected_format``."""
     path = Path(root) / MANIFEST_NAME
     try:
         document = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+    if not isinstance(document, dict) or document.get("format") != expected_format:
         return None
     return document
 
@@ -64,14 +65,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     The same contract as ``dispersion_score.io.atomic_write_text``, without importing torch (which that
     package loads: ~0.5 GB and seconds for a build that never uses it).
     """
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Writes ``data`` to ``path`` atomically (temporary file in the same directory, then os.replace).
+
+    ``durable=True`` also fsyncs the data before the rename (survives a power cut); without it the write is
+    still atomic for readers and against the process being killed, and costs no disk flush.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -117,10 +128,10 @@ def files_intact(root: Path, files: dict[str, str]) -> bool:
     return True
 
 
-def verify(root: str | os.PathLike) -> VerifyReport:
-    """Checks every file listed in ``root/manifest.json`` against its SHA-256."""
+def verify(root: str | os.PathLike, expected_format: str = MANIFEST_FORMAT) -> VerifyReport:
+    """Checks every file listed in ``root/manifest.json`` (of format ``expected_format``) against its SHA-256."""
     root = Path(root)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, expected_format)
     if manifest is None:
         return VerifyReport(0, [], [], error=f"no readable {MANIFEST_NAME} in {root} (build not finished?)")
     missing, corrupt = [], []
