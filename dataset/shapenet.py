@@ -32,6 +32,7 @@ import dataclasses
 import logging
 import os
 import sys
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,7 @@ def load_render(path: str | os.PathLike, *, crop: int | None, size: int) -> torc
     rgb = _read_rgb(path, "drop")
     if crop is not None:
         rgb = _center_crop(rgb, crop, path)
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)  # a strided view: the resize reads it without a copy
     if tensor.shape[1:] != (size, size):
         tensor = _resize(tensor.unsqueeze(0), size)[0].clamp_(0.0, 1.0)
     return tensor.contiguous()
@@ -241,6 +242,8 @@ class ShapeNet(Dataset):
         self.skipped: list[Skipped] = list(self.clouds.skipped)
         self._index_items(progress)
         self._points: np.ndarray | None = None
+        self._fd: int | None = None
+        self._row_offset = 0
         self._log_counts()
 
     # ------------------------------------------------------------------------------------------ index
@@ -322,7 +325,9 @@ class ShapeNet(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_points"] = None  # a memmap would be pickled with its contents; workers reopen the file
+        # A memmap would be pickled with its contents and a file descriptor not at all: workers reopen.
+        state["_points"] = None
+        state["_fd"] = None
         return state
 
     def dense_points(self) -> np.ndarray:
@@ -330,6 +335,25 @@ class ShapeNet(Dataset):
         if self._points is None:
             self._points = self.clouds.open()
         return self._points
+
+    def _dense_row(self, row: int) -> np.ndarray:
+        """(P, 3) float32 normalised cloud of cache row ``row``.
+
+        Read with one ``os.pread`` of the row from the cache file rather than through the memory map: the
+        bytes come from the page cache that every worker shares either way, but a mapping would count every
+        page it ever touched in the worker's RSS (up to the whole 12.6 GB file on the real data), while a
+        read leaves RSS flat (measured in benchmarks/bench_shapenet_loader.py). It is also faster than a
+        fancy index into the map (one copy instead of a page fault per 4 KB).
+        """
+        if self._fd is None:
+            self._fd = os.open(self.clouds.path, os.O_RDONLY)
+            weakref.finalize(self, os.close, self._fd)
+            self._row_offset = int(self.dense_points().offset)
+        size = self.clouds.num_points * 3 * 4
+        data = os.pread(self._fd, size, self._row_offset + row * size)
+        if len(data) != size:
+            raise ValueError(f"cloud cache {self.clouds.path} is truncated at row {row}; delete it to rebuild")
+        return np.frombuffer(data, dtype=np.float32).reshape(self.clouds.num_points, 3)
 
     def _check_index(self, index: int) -> int:
         if not -len(self) <= index < len(self):
@@ -365,9 +389,9 @@ class ShapeNet(Dataset):
     def points(self, index: int) -> torch.Tensor:
         """(num_points, 3) float32 points of item ``index`` (object or viewer frame, as ``frame``)."""
         index = self._check_index(index)
-        dense = self.dense_points()[self._item_rows[index]]
+        dense = self._dense_row(int(self._item_rows[index]))
         choice = np.random.default_rng([self.seed, index]).integers(0, dense.shape[0], size=self.num_points)
-        points = np.asarray(dense[choice])
+        points = dense[choice]
         if self.frame == "viewer":
             points = points @ self.rotation(index).T
         return torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))

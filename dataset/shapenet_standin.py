@@ -490,24 +490,33 @@ def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Pa
 # --------------------------------------------------------------------------------------------- figure
 
 
-def contact_sheet(root: str | os.PathLike, *, per_category: int = 5, view: int = 0, cell: int = 96) -> np.ndarray:
-    """(13·cell, per_category·cell, 3) uint8: R2N2 view ``view`` of the first shapes (sorted ids) of every
-    category of a built stand-in, composited on white, one row per category with its name."""
+def contact_sheet(
+    root: str | os.PathLike, *, per_category: int = 6, cell: int = 96, azimuth: float = 35.0, elevation: float = 25.0
+) -> np.ndarray:
+    """(13·cell, label + per_category·cell, 3) uint8 figure of a built stand-in: the first shapes (sorted ids)
+    of every category, their written meshes (``model.obj`` + ``model.mtl``, as the yaw renderer loads them)
+    rendered from one front-right camera, on white, one row per category with its name."""
     from PIL import Image, ImageDraw
+
+    from dataset.camera import View
+    from dataset.mesh_render import MeshRenderer
+    from dataset.shapenet_mesh import load_mesh
 
     root = Path(root)
     manifest = read_manifest(root, MANIFEST_FORMAT)
     if manifest is None:
         raise FileNotFoundError(f"no stand-in manifest in {root}; build it first")
-    label = 90
+    renderer = MeshRenderer(2 * cell, samples_per_pixel=16)
+    view = View(azimuth, elevation, 0.8)
+    label = 84
     rows = []
     for synset in manifest["settings"]["categories"]:
         ids = sorted(key.split("/")[1] for key in manifest["shapes"] if key.startswith(synset))[:per_category]
         row = Image.new("RGB", (label + cell * per_category, cell), "white")
         ImageDraw.Draw(row).text((4, cell // 2 - 6), SHAPENET13[synset], fill=(0, 0, 0))
         for k, shape_id in enumerate(ids):
-            with Image.open(root / R2N2_DIR / synset / shape_id / "rendering" / f"{view:02d}.png") as image:
-                rgba = image.convert("RGBA").resize((cell, cell), Image.LANCZOS)
+            rgba = Image.fromarray(renderer.render(load_mesh(root / MESH_DIR / synset / shape_id), view))
+            rgba = rgba.resize((cell, cell), Image.LANCZOS)
             tile = Image.new("RGB", (cell, cell), "white")
             tile.paste(rgba, mask=rgba.getchannel("A"))
             row.paste(tile, (label + k * cell, 0))
