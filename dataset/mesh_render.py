@@ -81,12 +81,16 @@ class MeshRenderer:
         samples_per_pixel: rays per pixel, a square s² (1, 4, 9, 16, ...); anti-aliasing only.
         seed: seeds the jitter of the rays inside their grid cells (fixed per renderer).
         lighting: the light rig (default: the original's Blender rig).
+        contrast_threshold: 8-bit colour difference between neighbouring one-ray pixels above which a pixel
+            gets all its rays (lower: more pixels supersampled; negative: every pixel).
+        device: "cpu" only (accepted so callers can pass the project's usual device argument).
 
     Raises:
-        ValueError: image_size < 1 or samples_per_pixel not a positive square.
+        ValueError: image_size < 1, samples_per_pixel not a positive square, or a device other than "cpu".
 
-    Not thread-safe; one renderer per process. It keeps the last mesh's Embree scene, so rendering several
-    views of the same mesh object in a row builds the acceleration structure once.
+    Not thread-safe; one renderer per process. It keeps the last mesh's Embree scene (keyed by the identity
+    of the object passed), so rendering several views of the same mesh object in a row builds the
+    acceleration structure once; do not modify a mesh or part list in place between renders.
     """
 
     def __init__(
@@ -97,7 +101,10 @@ class MeshRenderer:
         seed: int = 0,
         lighting: Lighting = BLENDER_LIGHTING,
         contrast_threshold: int = 4,
+        device: str = "cpu",
     ) -> None:
+        if device != "cpu":
+            raise ValueError(f"this renderer runs on the CPU (Embree); there is no GPU variant, got device {device!r}")
         if not (isinstance(image_size, (int, np.integer)) and image_size >= 1):
             raise ValueError(f"image_size must be a positive int, got {image_size!r}")
         side = math.isqrt(samples_per_pixel) if samples_per_pixel >= 1 else 0

@@ -222,9 +222,14 @@ def view_generator(seed: int, yaw: int, synset: str, model_id: str) -> np.random
 
 
 def candidate_views(seed: int, yaw: int, synset: str, model_id: str, max_draws: int) -> list[View]:
-    """The first ``max_draws`` draws of :func:`sample_yaw_view` for this shape and set."""
+    """The first ``max_draws`` draws of :func:`sample_yaw_view` for this shape and set, rounded to the digits
+    the metadata file holds (so the file describes the rendered camera exactly)."""
     rng = view_generator(seed, yaw, synset, model_id)
-    return [sample_yaw_view(rng, yaw) for _ in range(max_draws)]
+    views = []
+    for _ in range(max_draws):
+        values = format_yaw_line(sample_yaw_view(rng, yaw)).split()
+        views.append(View(float(values[0]), float(values[1]), float(values[3])))
+    return views
 
 
 def choose_view(renderer: MeshRenderer, mesh: Any, views: Sequence[View]) -> tuple[View, int]:
@@ -681,6 +686,9 @@ def _verify(out: Path, yaws: Sequence[int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Fallback warnings go to the log file (through the results); keep them off the progress bar.
+    logging.getLogger("dataset.shapenet_mesh").setLevel(logging.ERROR)
+    logging.getLogger("trimesh").setLevel(logging.CRITICAL)
     if args.out is None or (args.meshes is None and not args.verify):
         print("error: --meshes and --out are required (--verify needs --out only)", file=sys.stderr)
         return 2
