@@ -152,6 +152,7 @@ def relative_paths(shape: Shape) -> dict[str, str]:
 
 def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
     """Every file of a shape, as bytes keyed by its path relative to the root."""
+    from dataset.mesh_render import render_views
     from dataset.render import encode_png
     from dataset.shapenet_mesh import as_mesh
 
@@ -165,8 +166,8 @@ def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[
     mesh = as_mesh(render_parts(parts, colors), name=f"{shape.synset}/{shape.id}")
     views = sample_r2n2_views(generator(settings.seed, shape, "views"), R2N2_VIEWS)
     rendering = f"{where['renders']}/rendering"
-    for number, view in enumerate(views):
-        files[f"{rendering}/{number:02d}.png"] = encode_png(renderer.render(mesh, view))
+    for number, image in enumerate(render_views(renderer, mesh, views)):
+        files[f"{rendering}/{number:02d}.png"] = encode_png(image)
     files[f"{rendering}/{R2N2_LIST_NAME}"] = "".join(f"{v:02d}.png\n" for v in range(R2N2_VIEWS)).encode()
     files[f"{rendering}/{METADATA_NAME}"] = "".join(format_r2n2_line(v) + "\n" for v in views).encode()
     points = sample_outer_surface(parts, settings.num_points, generator(settings.seed, shape, "points"))
