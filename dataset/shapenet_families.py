@@ -335,7 +335,7 @@ def loudspeaker(rng: np.random.Generator) -> tuple[list[Part], Colors]:
     if kind == "cylinder":
         radius, height = rng.uniform(0.1, 0.18), rng.uniform(0.35, 0.8)
         parts.append(cylinder((0, 0, 0), (0, height, 0), radius, "body", segments=28))
-        face_x, width, bottom = radius * 0.92, radius * 1.2, 0.0
+        face_x, width, bottom = radius * 0.97, radius * 1.2, 0.0
     else:
         width, depth, height = {
             "tower": (rng.uniform(0.2, 0.3), rng.uniform(0.25, 0.35), rng.uniform(0.8, 1.1)),
@@ -358,7 +358,7 @@ def loudspeaker(rng: np.random.Generator) -> tuple[list[Part], Colors]:
     slots = np.linspace(bottom + height * 0.25, bottom + height * 0.8, n) if n > 1 else [bottom + height * 0.5]
     for k, y in enumerate(slots):
         radius = min(sizes[k] * width, height / (2.6 * n) + 0.02, width * 0.42)
-        depth_cone = radius * rng.uniform(0.2, 0.4)
+        depth_cone = radius * rng.uniform(0.25, 0.45)
         parts.append(
             cylinder((face_x - 0.01, y, 0), (face_x + depth_cone, y, 0), radius, "driver", radius_b=radius * 0.35)
         )

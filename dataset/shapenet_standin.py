@@ -74,12 +74,13 @@ from dataset.shapenet_layout import (
     R2N2_LIST_NAME,
     R2N2_VIEWS,
     TAXONOMY_NAME,
+    YAW_ROOT_DIR,
     taxonomy_document,
 )
 from dataset.shapenet_parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
 
 # Bump when a change to the generator changes the files it writes (families, sampling, file formats).
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MANIFEST_FORMAT = "shapenet-standin-manifest/1"
 DEFAULT_ROOT = Path(__file__).resolve().parent / "shapenet_data" / "standin"
 QUICK_PER_CATEGORY = 20  # 16 train / 4 test shapes per category
@@ -318,6 +319,24 @@ def _remove_shape(root: Path, synset: str, shape_id: str) -> None:
         shutil.rmtree(root / folder / synset / shape_id, ignore_errors=True)
 
 
+def _remove_yaw_renders(root: Path, shapes: Sequence[tuple[str, str]]) -> int:
+    """Deletes the yaw-limited renders (``ShapeNetV1RenderingAnglelimit/*/image/<synset>/<id>``) of shapes
+    that are being rebuilt or removed: they show the old mesh, and the yaw renderer's resume check (files
+    present, metadata one of the shape's seeded draws) cannot tell. Returns how many folders went."""
+    base = root / YAW_ROOT_DIR
+    if not base.is_dir():
+        return 0
+    removed = 0
+    sets = [path for path in base.iterdir() if path.is_dir()]
+    for synset, shape_id in shapes:
+        for render_set in sets:
+            folder = render_set / "image" / synset / shape_id
+            if folder.is_dir():
+                shutil.rmtree(folder)
+                removed += 1
+    return removed
+
+
 def _remove_temporaries(root: Path) -> None:
     for folder in (MESH_DIR, R2N2_DIR, POINT_CLOUD_DIR):
         for path in (root / folder).glob(f"*/{TMP_PREFIX}*") if (root / folder).is_dir() else []:
@@ -414,6 +433,11 @@ def build(config: BuildConfig) -> BuildSummary:
             else:
                 todo.append(shape)
         logger.info("%d shapes planned: %d already built and verified, %d to build", len(shapes), len(done), len(todo))
+        outdated = _remove_yaw_renders(root, stale + [(s.synset, s.id) for s in todo])
+        if outdated:
+            logger.info(
+                "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.render_yaw)", outdated
+            )
         journal_path = root / JOURNAL_NAME
         # The plan goes first: a killed build's half-written shapes are then known as ours on the next run.
         atomic_write_text(

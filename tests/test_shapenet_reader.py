@@ -475,6 +475,17 @@ def test_summary_lists_what_is_missing_or_unreadable(data, capsys) -> None:
     assert "5/6" in next(line for line in out.splitlines() if line.startswith("chair"))
 
 
+def test_deep_summary_decodes_images(data, capsys) -> None:
+    root, ids, _ = data
+    broken = root / "ShapeNetV1Renderings" / SPEAKER / ids[SPEAKER][1] / "rendering" / "11.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # a PNG header, then nothing
+    args = ["--root", str(root), "--summary", "--categories", "loudspeaker", "--no-progress"]
+    assert shapenet.main(args) == 0  # names and sizes only: looks complete
+    capsys.readouterr()
+    assert shapenet.main([*args, "--deep"]) == 1
+    assert str(broken) in capsys.readouterr().out
+
+
 def test_summary_without_taxonomy_or_with_missing_categories(data, capsys) -> None:
     root, _, _ = data
     assert shapenet.main(["--root", str(root), "--summary", "--no-progress"]) == 1  # 11 of the 13 are absent

@@ -21,6 +21,7 @@ from dataset.shapenet_categories import SHAPENET13
 from dataset.shapenet_families import FAMILIES
 
 CATEGORIES = ("chair", "airplane")
+CHAIR_ID = "03001627"
 TINY = {"per_category": 3, "categories": CATEGORIES, "samples_per_pixel": 16, "num_points": 2000, "progress": False}
 
 
@@ -87,14 +88,14 @@ def test_outer_surface_of_two_overlapping_boxes() -> None:
 def test_no_stand_in_point_lies_inside_another_part() -> None:
     """The winding number of every other part's mesh (a naive reference, not Part.contains) is 0 at every
     sample: no point is inside another part."""
-    for synset in sorted(FAMILIES):
-        shape = standin.Shape(synset, 1, standin.model_id(0, synset, 1))
+    for synset, index in [(synset, index) for synset in sorted(FAMILIES) for index in range(4)]:
+        shape = standin.Shape(synset, index, standin.model_id(0, synset, index))
         parts, _ = standin.shape_geometry(0, shape)
-        points, owner = sp.sample_outer_surface(parts, 600, np.random.default_rng(0), return_owner=True)
-        for index, part in enumerate(parts):
+        points, owner = sp.sample_outer_surface(parts, 400, np.random.default_rng(0), return_owner=True)
+        for number, part in enumerate(parts):
             vertices, faces = part.mesh()
-            winding = winding_number(points[owner != index], vertices, faces)
-            assert winding.max() < 0.5, (SHAPENET13[synset], index, int((winding > 0.5).sum()))
+            winding = winding_number(points[owner != number], vertices, faces)
+            assert (winding < 0.5).all(), (SHAPENET13[synset], index, number, int((winding > 0.5).sum()))
 
 
 def test_families_follow_the_v1_conventions_and_vary() -> None:
@@ -247,8 +248,19 @@ def test_verify_and_rebuild_of_a_corrupt_shape(tiny: Path, tmp_path: Path, capsy
     capsys.readouterr()
     assert standin.main(["--root", str(root), "--verify"]) == 1
     assert victim.relative_to(root).as_posix() in capsys.readouterr().out
+    # yaw renders made from the old mesh go with it; the others stay
+    rebuilt_id = victim.parent.parent.name
+    kept_id = next(
+        p.name[:32] for p in (root / "ShapeNetV1PointCloud" / CHAIR_ID).iterdir() if p.name[:32] != rebuilt_id
+    )
+    yaw_sets = root / "ShapeNetV1RenderingAnglelimit" / "ShapeNetV1RenderingSampleYaw030" / "image"
+    for synset, model_id in ((victim.parent.parent.parent.name, rebuilt_id), (CHAIR_ID, kept_id)):
+        (yaw_sets / synset / model_id / "easy").mkdir(parents=True)
     summary = standin.build(standin.BuildConfig(root=root, workers=1, **TINY))
     assert summary.built == 1 and summary.skipped == 5
+    assert not (yaw_sets / victim.parent.parent.parent.name / rebuilt_id).exists()
+    assert (yaw_sets / CHAIR_ID / kept_id / "easy").is_dir()
+    shutil.rmtree(root / "ShapeNetV1RenderingAnglelimit")
     assert _content(root) == _content(tiny)
 
 
