@@ -2,6 +2,8 @@
 
 A registered dataset is a callable
 ``factory(root, index_file, *, num_points, image_size, normalization, seed)`` returning a map-style dataset
+(a dataset with its own config section ``data.<name>``, like ``shapenet``, is called with the split name instead
+of an index file and gets that section's options as keywords)
 whose items are dicts with at least ``image`` (FloatTensor (3, H, W), RGB in [0, 1]) and ``points``
 (FloatTensor (num_points, 3)); ``dataset.cubesphere.CubeSphereDataset`` is one. Tests and new experiments
 add their own with ``register_dataset``; ``toy`` is a procedural in-memory one (``models.toy_data``).
@@ -28,10 +30,15 @@ def _cubesphere(root: Path, index_file: str, **options: Any) -> Dataset:
     return CubeSphereDataset(root, index_file, **options)
 
 
-def _shapenet(root: Path, split: str, **options: Any) -> Dataset:
+def _shapenet(
+    root: Path, split: str, *, yaw: int | None = None, test_yaw: int | None = None, **options: Any
+) -> Dataset:
     from dataset.shapenet import shapenet_dataset
 
-    return shapenet_dataset(root, split, **options)
+    # ShapeNet has no validation split (SPEC §4.1): validation during training uses the test split, as AtlasNet.
+    if split != "train":
+        split, yaw = "test", (test_yaw if test_yaw is not None else yaw)
+    return shapenet_dataset(root, split, yaw=yaw, **options)
 
 
 def _toy(root: Path, index_file: str, **options: Any) -> Dataset:
@@ -62,14 +69,17 @@ def build_dataset(config: Mapping[str, Any], split: str) -> Dataset:
     name = data["dataset"]
     if name not in DATASETS:
         raise ValueError(f"data.dataset: unknown dataset {name!r}; registered: {sorted(DATASETS)}")
-    return DATASETS[name](
-        data_root(data),
-        data[f"{split}_file"],
-        num_points=data["num_points"],
-        image_size=data["image_size"],
-        normalization=data["normalization"],
-        seed=data["point_seed"],
-    )
+    common = {
+        "num_points": data["num_points"],
+        "image_size": data["image_size"],
+        "normalization": data["normalization"],
+        "seed": data["point_seed"],
+    }
+    section = data.get(name)
+    if isinstance(section, Mapping):
+        # A dataset with its own config section (data.shapenet) takes the split and its options, not an index file.
+        return DATASETS[name](data_root(data), split, **common, **section)
+    return DATASETS[name](data_root(data), data[f"{split}_file"], **common)
 
 
 def evenly_spaced_subset(dataset: Dataset, count: int | None) -> Dataset:
