@@ -121,13 +121,13 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 RGB → PNG bytes."""
+    """(H, W, 3) uint8 RGB or (H, W, 4) uint8 straight-alpha RGBA → PNG bytes (same array, same bytes)."""
     from PIL import Image
 
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) or (H, W, 4) uint8, got {image.shape} {image.dtype}")
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="RGB").save(buffer, format="PNG")
+    Image.fromarray(image, mode="RGB" if image.shape[2] == 3 else "RGBA").save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -1,0 +1,606 @@
+"""Builds the ShapeNet-13 stand-in (SPEC §4.2): ``python -m dataset.shapenet_standin --root DIR``.
+
+A small dataset in exactly the real formats of SPEC §4.1, so every ShapeNet reader, renderer, experiment
+and baseline runs on it unchanged::
+
+    DIR/taxonomy.json                                      official form: [{"synsetId", "name", "children",
+    DIR/ShapeNetCore.v1/taxonomy.json                        "numInstances"}], official lemma strings
+    DIR/ShapeNetCore.v1/<synset>/<id>/model.obj, model.mtl  parts as OBJ groups, colours as MTL Kd
+    DIR/ShapeNetV1PointCloud/<synset>/<id>.points.ply.npy   (30000, 3) float32 on the outer surface
+    DIR/ShapeNetV1Renderings/<synset>/<id>/rendering/       00.png … 23.png (137×137 RGBA),
+                                                            renderings.txt, rendering_metadata.txt
+    DIR/manifest.json, DIR/build.log                        ours (readers ignore them)
+
+Shapes: the 13 part-based families of :mod:`dataset.shapenet_families`, in ShapeNetCore.v1's conventions
+(Y up, front +X, bounding box centred at the origin with diagonal 1). Shape ``index`` of a category has id
+``sha256("shapenet-standin/<seed>/<synset>/<index>")[:32]`` (32 hex digits, so sorted order, which decides
+the split, does not follow the parameters) and draws its geometry, points and cameras from generators seeded
+by (seed, synset, index, stream). Points: 30,000 area-uniform samples of the outer surface
+(:func:`dataset.shapenet_parts.sample_outer_surface`). R2N2 views: 3D-R2N2's sampling (azimuth U[0, 360),
+elevation U[25, 30), distance ratio U[0.65, 0.95)) and metadata lines, rendered by
+:class:`dataset.mesh_render.MeshRenderer` (the renderer of the yaw sets) from the mesh as written.
+
+Deterministic (same seed and settings → byte-identical files, whatever ``--workers``), atomic per shape
+(mesh and render folders are written under temporary names and renamed; the point cloud, which makes a
+shape visible to readers, is written last), resumable (a rerun re-hashes what earlier runs recorded and
+rebuilds only what is missing, corrupt or made with other settings), with a manifest (SHA-256 of every
+file) and ``--verify``. Changing ``--per-category`` keeps the shapes both sizes share; shapes of an earlier
+build that the new one does not plan are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from dataset.camera import format_r2n2_line, sample_r2n2_views
+from dataset.manifest import (
+    MANIFEST_NAME,
+    atomic_write_bytes,
+    atomic_write_text,
+    canonical_json,
+    files_intact,
+    read_manifest,
+    settings_fingerprint,
+    sha256_bytes,
+    verify,
+    write_manifest,
+)
+from dataset.shapenet_categories import SHAPENET13, resolve_categories, split_ids
+from dataset.shapenet_families import FAMILIES
+from dataset.shapenet_layout import (
+    MESH_DIR,
+    METADATA_NAME,
+    POINT_CLOUD_DIR,
+    POINT_CLOUD_SUFFIX,
+    R2N2_DIR,
+    R2N2_IMAGE_SIZE,
+    R2N2_LIST_NAME,
+    R2N2_VIEWS,
+    TAXONOMY_NAME,
+    YAW_ROOT_DIR,
+    taxonomy_document,
+)
+from dataset.shapenet_parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
+
+# Bump when a change to the generator changes the files it writes (families, sampling, file formats).
+GENERATOR_VERSION = "2"
+MANIFEST_FORMAT = "shapenet-standin-manifest/1"
+DEFAULT_ROOT = Path(__file__).resolve().parent / "shapenet_data" / "standin"
+QUICK_PER_CATEGORY = 20  # 16 train / 4 test shapes per category
+NUM_POINTS = 30000
+JOURNAL_NAME = ".build_journal.jsonl"
+LOG_NAME = "build.log"
+TMP_PREFIX = ".tmp-"
+_STREAMS = {"geometry": 0, "points": 1, "views": 2}
+logger = logging.getLogger("dataset.shapenet_standin")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeSettings:
+    """What determines one shape's files (and nothing else)."""
+
+    seed: int = 0
+    num_points: int = NUM_POINTS
+    image_size: int = R2N2_IMAGE_SIZE
+    samples_per_pixel: int = 16
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataset.mesh_render import RENDERER_VERSION
+
+        return {**dataclasses.asdict(self), "generator_version": GENERATOR_VERSION, "renderer": RENDERER_VERSION}
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """One planned shape: category, index within it, and its id."""
+
+    synset: str
+    index: int
+    id: str
+
+
+def model_id(seed: int, synset: str, index: int) -> str:
+    """The shape's 32-hex-digit id, derived from (seed, synset, index)."""
+    return hashlib.sha256(f"shapenet-standin/{seed}/{synset}/{index}".encode()).hexdigest()[:32]
+
+
+def generator(seed: int, shape: Shape, stream: str) -> np.random.Generator:
+    """The generator of one random stream ("geometry", "points", "views") of a shape."""
+    return np.random.default_rng([int(seed), int(shape.synset), int(shape.index), _STREAMS[stream]])
+
+
+def plan(seed: int, per_category: int, categories: Sequence[str]) -> list[Shape]:
+    """Every shape of a build, category by category, index order."""
+    return [
+        Shape(synset, index, model_id(seed, synset, index)) for synset in categories for index in range(per_category)
+    ]
+
+
+# --------------------------------------------------------------------------------------------- one shape
+
+
+def shape_geometry(seed: int, shape: Shape) -> tuple[list, dict[str, tuple[float, float, float]]]:
+    """(normalised parts, colours rounded to the MTL's 4 decimals) of a shape."""
+    parts, colors = FAMILIES[shape.synset](generator(seed, shape, "geometry"))
+    return normalize_parts(parts), {name: tuple(round(float(c), 4) for c in rgb) for name, rgb in colors.items()}
+
+
+def relative_paths(shape: Shape) -> dict[str, str]:
+    """Where a shape's files go, relative to the root (keys: "mesh", "renders", "points")."""
+    return {
+        "mesh": f"{MESH_DIR}/{shape.synset}/{shape.id}",
+        "renders": f"{R2N2_DIR}/{shape.synset}/{shape.id}",
+        "points": f"{POINT_CLOUD_DIR}/{shape.synset}/{shape.id}{POINT_CLOUD_SUFFIX}",
+    }
+
+
+def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
+    """Every file of a shape, as bytes keyed by its path relative to the root."""
+    from dataset.mesh_render import render_views
+    from dataset.render import encode_png
+    from dataset.shapenet_mesh import as_mesh
+
+    parts, colors = shape_geometry(settings.seed, shape)
+    where = relative_paths(shape)
+    header = f"ShapeNet-13 stand-in {SHAPENET13[shape.synset]} {shape.id} (dispersion-score)"
+    files = {
+        f"{where['mesh']}/model.obj": obj_text(parts, header).encode(),
+        f"{where['mesh']}/model.mtl": mtl_text(colors).encode(),
+    }
+    mesh = as_mesh(render_parts(parts, colors), name=f"{shape.synset}/{shape.id}")
+    views = sample_r2n2_views(generator(settings.seed, shape, "views"), R2N2_VIEWS)
+    rendering = f"{where['renders']}/rendering"
+    for number, image in enumerate(render_views(renderer, mesh, views)):
+        files[f"{rendering}/{number:02d}.png"] = encode_png(image)
+    files[f"{rendering}/{R2N2_LIST_NAME}"] = "".join(f"{v:02d}.png\n" for v in range(R2N2_VIEWS)).encode()
+    files[f"{rendering}/{METADATA_NAME}"] = "".join(format_r2n2_line(v) + "\n" for v in views).encode()
+    points = sample_outer_surface(parts, settings.num_points, generator(settings.seed, shape, "points"))
+    buffer = io.BytesIO()
+    np.save(buffer, points.astype(np.float32), allow_pickle=False)
+    files[where["points"]] = buffer.getvalue()
+    return files
+
+
+def _replace_dir(root: Path, relative: str, files: dict[str, bytes]) -> None:
+    """Writes the files under ``root/relative`` into a temporary sibling folder, then swaps it in."""
+    final = root / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for path, data in files.items():
+        target = tmp / Path(path).relative_to(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    if final.exists():
+        stale = final.parent / f"{TMP_PREFIX}stale-{final.name}-{os.getpid()}"
+        os.rename(final, stale)
+        shutil.rmtree(stale)
+    os.rename(tmp, final)
+
+
+def write_shape(root: Path, shape: Shape, payload: dict[str, bytes]) -> dict[str, str]:
+    """Writes a shape atomically (mesh and render folders swapped in whole, the point cloud last);
+    returns {relative path: sha256}."""
+    where = relative_paths(shape)
+    for key in ("mesh", "renders"):
+        prefix = where[key] + "/"
+        _replace_dir(root, where[key], {p: d for p, d in payload.items() if p.startswith(prefix)})
+    atomic_write_bytes(root / where["points"], payload[where["points"]], durable=False)
+    return {path: sha256_bytes(data) for path, data in payload.items()}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def init_worker(root: str, settings: ShapeSettings) -> None:
+    """Pool initializer: one renderer per process."""
+    from dataset.mesh_render import MeshRenderer
+
+    _WORKER.update(
+        root=Path(root),
+        settings=settings,
+        renderer=MeshRenderer(settings.image_size, samples_per_pixel=settings.samples_per_pixel),
+    )
+
+
+def build_shape(shape: Shape) -> tuple[Shape, dict[str, str]]:
+    """Worker task: generates and writes one shape (after :func:`init_worker`)."""
+    payload = shape_payload(shape, _WORKER["settings"], _WORKER["renderer"])
+    return shape, write_shape(_WORKER["root"], shape, payload)
+
+
+# --------------------------------------------------------------------------------------------- build
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """What to build and where."""
+
+    root: Path = DEFAULT_ROOT
+    per_category: int = QUICK_PER_CATEGORY
+    seed: int = 0
+    workers: int = 2
+    categories: tuple[str, ...] | None = None
+    samples_per_pixel: int = 16
+    num_points: int = NUM_POINTS
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.per_category < 1:
+            raise ValueError(f"per_category must be >= 1, got {self.per_category}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.num_points < 1:
+            raise ValueError(f"num_points must be >= 1, got {self.num_points}")
+
+    @property
+    def synsets(self) -> list[str]:
+        return resolve_categories(self.categories)
+
+    @property
+    def shape_settings(self) -> ShapeSettings:
+        return ShapeSettings(seed=self.seed, num_points=self.num_points, samples_per_pixel=self.samples_per_pixel)
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    root: Path
+    built: int
+    skipped: int
+    removed: int
+    seconds: float
+
+
+def _load_records(root: Path, fingerprint: str) -> dict[str, dict[str, str]]:
+    """{shape key: {path: sha256}} recorded by earlier builds with these settings (manifest, then journal)."""
+    records: dict[str, dict[str, str]] = {}
+    manifest = read_manifest(root, MANIFEST_FORMAT)
+    if manifest is not None and manifest.get("fingerprint") == fingerprint:
+        records.update(manifest.get("shapes", {}))
+    journal = root / JOURNAL_NAME
+    if journal.exists():
+        for line in journal.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line of a killed build may be cut short
+            if record.get("fingerprint") == fingerprint and "key" in record:
+                records[record["key"]] = record["files"]
+    return records
+
+
+def _known_shapes(root: Path) -> set[tuple[str, str]]:
+    """(synset, id) of every shape an earlier stand-in build wrote here, whatever its settings."""
+    known: set[tuple[str, str]] = set()
+    manifest = read_manifest(root, MANIFEST_FORMAT)
+    for key in (manifest or {}).get("shapes", {}):
+        known.add(tuple(key.split("/")))  # type: ignore[arg-type]
+    journal = root / JOURNAL_NAME
+    if journal.exists():
+        for line in journal.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError, KeyError, AttributeError):
+                record = json.loads(line)
+                for key in record.get("planned", [record.get("key")]):
+                    known.add(tuple(key.split("/")))  # type: ignore[arg-type]
+    return known
+
+
+def _present_shapes(root: Path) -> set[tuple[str, str]]:
+    """(synset, id) of every shape with any file under the root's three data folders (13 categories)."""
+    present = set()
+    for folder in (MESH_DIR, R2N2_DIR, POINT_CLOUD_DIR):
+        for synset in SHAPENET13:
+            directory = root / folder / synset
+            if directory.is_dir():
+                present |= {(synset, p.name.split(".")[0]) for p in directory.iterdir() if not p.name.startswith(".")}
+    return present
+
+
+def _remove_shape(root: Path, synset: str, shape_id: str) -> None:
+    (root / POINT_CLOUD_DIR / synset / f"{shape_id}{POINT_CLOUD_SUFFIX}").unlink(missing_ok=True)
+    for folder in (MESH_DIR, R2N2_DIR):
+        shutil.rmtree(root / folder / synset / shape_id, ignore_errors=True)
+
+
+def _remove_yaw_renders(root: Path, shapes: Sequence[tuple[str, str]]) -> int:
+    """Deletes the yaw-limited renders (``ShapeNetV1RenderingAnglelimit/*/image/<synset>/<id>``) of shapes
+    that are being rebuilt or removed: they show the old mesh, and the yaw renderer's resume check (files
+    present, metadata one of the shape's seeded draws) cannot tell. Returns how many folders went."""
+    base = root / YAW_ROOT_DIR
+    if not base.is_dir():
+        return 0
+    removed = 0
+    sets = [path for path in base.iterdir() if path.is_dir()]
+    for synset, shape_id in shapes:
+        for render_set in sets:
+            folder = render_set / "image" / synset / shape_id
+            if folder.is_dir():
+                shutil.rmtree(folder)
+                removed += 1
+    return removed
+
+
+def _remove_temporaries(root: Path) -> None:
+    for folder in (MESH_DIR, R2N2_DIR, POINT_CLOUD_DIR):
+        for path in (root / folder).glob(f"*/{TMP_PREFIX}*") if (root / folder).is_dir() else []:
+            logger.info("removing leftover temporary %s", path)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        for path in (root / folder).glob("*/.*.tmp") if (root / folder).is_dir() else []:
+            path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _log_to_file(root: Path) -> Iterator[None]:
+    handler = logging.FileHandler(root / LOG_NAME)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        handler.close()
+
+
+def _run(root: Path, settings: ShapeSettings, todo: list[Shape], workers: int) -> Iterator[tuple[Shape, dict]]:
+    if workers == 1:
+        init_worker(str(root), settings)
+        for shape in todo:
+            yield build_shape(shape)
+        return
+    context = multiprocessing.get_context("spawn")  # no forked Embree / torch state
+    with context.Pool(workers, initializer=init_worker, initargs=(str(root), settings)) as pool:
+        yield from pool.imap_unordered(build_shape, todo, chunksize=1)
+
+
+def _versions() -> dict[str, str]:
+    import embreex
+    import PIL
+    import trimesh
+
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "trimesh": trimesh.__version__,
+        "pillow": PIL.__version__,
+        "embreex": getattr(embreex, "__version__", "?"),
+    }
+
+
+def _write_root_file(root: Path, relative: str, text: str) -> tuple[str, str]:
+    atomic_write_text(root / relative, text)
+    return relative, sha256_bytes(text.encode())
+
+
+def build(config: BuildConfig) -> BuildSummary:
+    """Builds (or completes) the stand-in under ``config.root``; see the module docstring.
+
+    Raises:
+        ValueError: the root holds shapes that no stand-in build wrote (e.g. real data); nothing is changed.
+    """
+    start = time.perf_counter()
+    root = Path(config.root)
+    root.mkdir(parents=True, exist_ok=True)
+    settings = config.shape_settings
+    fingerprint = settings_fingerprint(settings.to_dict())
+    shapes = plan(config.seed, config.per_category, config.synsets)
+    planned = {(s.synset, s.id) for s in shapes}
+    foreign = sorted(_present_shapes(root) - planned - _known_shapes(root))
+    if foreign:
+        synset, shape_id = foreign[0]
+        raise ValueError(
+            f"{root} holds {len(foreign)} shape(s) no stand-in build wrote (e.g. {synset}/{shape_id}); "
+            "build the stand-in into its own folder"
+        )
+    with _log_to_file(root):
+        logger.info(
+            "build start: root=%s per_category=%d categories=%d settings=%s workers=%d",
+            root, config.per_category, len(config.synsets), json.dumps(settings.to_dict()), config.workers,
+        )  # fmt: skip
+        _remove_temporaries(root)
+        records = _load_records(root, fingerprint)
+        stale = sorted(_present_shapes(root) - planned)
+        for synset, shape_id in stale:
+            _remove_shape(root, synset, shape_id)
+        if stale:
+            logger.info("removed %d shapes of an earlier build that this one does not plan", len(stale))
+        done: dict[str, dict[str, str]] = {}
+        todo: list[Shape] = []
+        for shape in shapes:
+            key = f"{shape.synset}/{shape.id}"
+            record = records.get(key)
+            if record is not None and files_intact(root, record):
+                done[key] = record
+            else:
+                todo.append(shape)
+        logger.info("%d shapes planned: %d already built and verified, %d to build", len(shapes), len(done), len(todo))
+        outdated = _remove_yaw_renders(root, stale + [(s.synset, s.id) for s in todo])
+        if outdated:
+            logger.info(
+                "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.render_yaw)", outdated
+            )
+        journal_path = root / JOURNAL_NAME
+        # The plan goes first: a killed build's half-written shapes are then known as ours on the next run.
+        atomic_write_text(
+            journal_path,
+            json.dumps({"planned": [f"{s.synset}/{s.id}" for s in shapes]})
+            + "\n"
+            + "".join(json.dumps({"fingerprint": fingerprint, "key": k, "files": f}) + "\n" for k, f in done.items()),
+        )
+        (root / MANIFEST_NAME).unlink(missing_ok=True)
+        if todo:
+            workers = min(config.workers, len(todo))
+            with (
+                open(journal_path, "a") as journal,
+                tqdm(total=len(todo), desc="stand-in shapes", unit="shape", disable=not config.progress) as bar,
+            ):
+                for shape, files in _run(root, settings, todo, workers):
+                    key = f"{shape.synset}/{shape.id}"
+                    journal.write(json.dumps({"fingerprint": fingerprint, "key": key, "files": files}) + "\n")
+                    journal.flush()
+                    done[key] = files
+                    bar.update()
+        counts = {synset: config.per_category for synset in config.synsets}
+        taxonomy = canonical_json(taxonomy_document(counts))
+        files: dict[str, str] = dict([_write_root_file(root, TAXONOMY_NAME, taxonomy)])
+        files.update([_write_root_file(root, f"{MESH_DIR}/{TAXONOMY_NAME}", taxonomy)])
+        ordered = {f"{s.synset}/{s.id}": done[f"{s.synset}/{s.id}"] for s in shapes}
+        for shape_files in ordered.values():
+            files.update(shape_files)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "generator_version": GENERATOR_VERSION,
+            "settings": {**settings.to_dict(), "per_category": config.per_category, "categories": config.synsets},
+            "fingerprint": fingerprint,
+            "provenance": {"versions": _versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            "splits": {
+                synset: {
+                    split: split_ids([s.id for s in shapes if s.synset == synset], split) for split in ("train", "test")
+                }
+                for synset in config.synsets
+            },
+            "shapes": ordered,
+            "files": files,
+        }
+        write_manifest(root, manifest)
+        journal_path.unlink(missing_ok=True)
+        seconds = time.perf_counter() - start
+        logger.info(
+            "build done: %d built, %d skipped, %d removed, %.1f s",
+            len(todo),
+            len(done) - len(todo),
+            len(stale),
+            seconds,
+        )
+    return BuildSummary(root, built=len(todo), skipped=len(shapes) - len(todo), removed=len(stale), seconds=seconds)
+
+
+def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Path:
+    """The stand-in at ``root``, built (or completed) first unless its manifest matches ``options``
+    (:class:`BuildConfig` fields) and every listed file exists. Cheap when it is already there: no hashing."""
+    config = BuildConfig(root=Path(root), **options)
+    manifest = read_manifest(config.root, MANIFEST_FORMAT)
+    wanted = settings_fingerprint(config.shape_settings.to_dict())
+    if (
+        manifest is not None
+        and manifest.get("fingerprint") == wanted
+        and manifest["settings"].get("per_category") == config.per_category
+        and manifest["settings"].get("categories") == config.synsets
+        and all((config.root / path).is_file() for path in manifest["files"])
+    ):
+        return config.root
+    build(config)
+    return config.root
+
+
+# --------------------------------------------------------------------------------------------- figure
+
+
+def contact_sheet(
+    root: str | os.PathLike, *, per_category: int = 6, cell: int = 96, azimuth: float = 35.0, elevation: float = 25.0
+) -> np.ndarray:
+    """(13·cell, label + per_category·cell, 3) uint8 figure of a built stand-in: the first shapes (sorted ids)
+    of every category, their written meshes (``model.obj`` + ``model.mtl``, as the yaw renderer loads them)
+    rendered from one front-right camera, on white, one row per category with its name."""
+    from PIL import Image, ImageDraw
+
+    from dataset.camera import View
+    from dataset.mesh_render import MeshRenderer
+    from dataset.shapenet_mesh import load_mesh
+
+    root = Path(root)
+    manifest = read_manifest(root, MANIFEST_FORMAT)
+    if manifest is None:
+        raise FileNotFoundError(f"no stand-in manifest in {root}; build it first")
+    renderer = MeshRenderer(2 * cell, samples_per_pixel=16)
+    view = View(azimuth, elevation, 0.8)
+    label = 84
+    rows = []
+    for synset in manifest["settings"]["categories"]:
+        ids = sorted(key.split("/")[1] for key in manifest["shapes"] if key.startswith(synset))[:per_category]
+        row = Image.new("RGB", (label + cell * per_category, cell), "white")
+        ImageDraw.Draw(row).text((4, cell // 2 - 6), SHAPENET13[synset], fill=(0, 0, 0))
+        for k, shape_id in enumerate(ids):
+            rgba = Image.fromarray(renderer.render(load_mesh(root / MESH_DIR / synset / shape_id), view))
+            rgba = rgba.resize((cell, cell), Image.LANCZOS)
+            tile = Image.new("RGB", (cell, cell), "white")
+            tile.paste(rgba, mask=rgba.getchannel("A"))
+            row.paste(tile, (label + k * cell, 0))
+        rows.append(np.asarray(row))
+    return np.concatenate(rows, axis=0)
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dataset.shapenet_standin", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"output folder (default {DEFAULT_ROOT})")
+    parser.add_argument(
+        "--per-category", type=int, default=QUICK_PER_CATEGORY, help="shapes per category (default: the quick size)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of ids, shapes, points and cameras")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes")
+    parser.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default: the 13)")
+    parser.add_argument("--spp", type=int, default=16, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verify", action="store_true", help="only re-hash every file in manifest.json")
+    parser.add_argument("--contact-sheet", type=Path, default=None, help="after building, write a PNG of the shapes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.verify:
+        report = verify(args.root, MANIFEST_FORMAT)
+        print(report.summary())
+        return 0 if report.ok else 1
+    try:
+        config = BuildConfig(
+            root=args.root,
+            per_category=args.per_category,
+            seed=args.seed,
+            workers=args.workers,
+            categories=tuple(args.categories) if args.categories else None,
+            samples_per_pixel=args.spp,
+            progress=not args.no_progress,
+        )
+        config.synsets  # noqa: B018  (validates the categories before any work)
+        summary = build(config)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"built {summary.built} shapes, kept {summary.skipped} already built, removed {summary.removed}, "
+        f"{summary.seconds:.1f} s; root {summary.root} (log: {summary.root / LOG_NAME})"
+    )
+    if args.contact_sheet is not None:
+        from PIL import Image
+
+        args.contact_sheet.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(contact_sheet(args.root)).save(args.contact_sheet, optimize=True)
+        print(f"contact sheet: {args.contact_sheet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
