@@ -144,7 +144,7 @@ class Preset:
         runs = []
         for point in self.experiment.points(self.config["grid"]):
             name = self.experiment.name_of(point)
-            overrides = (*self.config["train_overrides"], *self.experiment.run_overrides(point))
+            overrides = (*self.config["train_overrides"], *self.experiment.run_overrides(point, self.config))
             runs.append(Run(point, name, self.runs_dir / name, tuple(overrides)))
         names = [run.name for run in runs]
         if len(set(names)) != len(names):

@@ -5,7 +5,7 @@ An :class:`Experiment` names
 * its **grid**: named axes (:class:`Axis`); the preset lists each axis's values and every combination is one
   training run (e.g. kind × s × seed for the synthetic experiment; yaw × seed; frame × decoder × seed);
 * how a run's **training config** is derived: the preset's ``train_config`` plus the preset's
-  ``train_overrides`` plus the declaration's ``run_overrides(point)``;
+  ``train_overrides`` plus the declaration's ``run_overrides(point, preset)``;
 * its **input measurements** (:class:`InputMeasure`): image DS and/or shape DS of the training split, taken
   once per combination of the axes they depend on;
 * its **predictors**: objects that write test-split predictions as files (:mod:`experiments.predictions`);
@@ -127,7 +127,7 @@ class Experiment:
     Attributes:
         name: registry name ("synthetic", "more_imgs", ...); also the ``experiment`` column of tables.
         axes: the grid axes, in naming order.
-        run_overrides: point → ``--set`` overrides of the training config for that run.
+        run_overrides: (point, resolved preset config) → ``--set`` overrides of the training config for that run.
         inputs: the input measurements.
         predictors: factories of the predictors evaluated (called with the preset).
         settings: extra preset sections of this experiment (``models.config.Key`` schema), e.g. ``data``.
@@ -140,7 +140,7 @@ class Experiment:
 
     name: str
     axes: tuple[Axis, ...]
-    run_overrides: Callable[[Point], list[str]]
+    run_overrides: Callable[[Point, Mapping[str, Any]], list[str]]
     inputs: tuple[InputMeasure, ...] = ()
     predictors: tuple[Callable[[Preset], Predictor], ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)

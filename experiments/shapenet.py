@@ -19,8 +19,9 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -137,36 +138,38 @@ def _build_more_imgs(preset: Preset, launch: Launch) -> None:
 # ----------------------------------------------------------------------------------------- overrides
 
 
-def _more_imgs_overrides(point: Point) -> list[str]:
+def _more_imgs_overrides(point: Point, preset: Mapping[str, Any]) -> list[str]:
     return [
-        "data.dataset=shapenet",
-        "data.shapenet.images=yaw",
-        f"data.shapenet.yaw={point['yaw']}",
-        f"data.shapenet.test_yaw={TEST_YAW}",
-        "data.shapenet.frame=object",
-        f"seed={point['seed']}",
-    ]
+        "data.dataset=shapenet", "data.shapenet.images=yaw", f"data.shapenet.yaw={point['yaw']}",
+        f"data.shapenet.test_yaw={TEST_YAW}", "data.shapenet.frame=object", f"seed={point['seed']}",
+    ]  # fmt: skip
 
 
-def _more_shapes_overrides(point: Point) -> list[str]:
+def _more_shapes_overrides(point: Point, preset: Mapping[str, Any]) -> list[str]:
     return [
-        "data.dataset=shapenet",
-        "data.shapenet.images=r2n2",
-        "data.shapenet.views=1",
-        f"data.shapenet.frame={point['frame']}",
-        *decoder_overrides(point["decoder"]),
-        f"seed={point['seed']}",
-    ]
+        "data.dataset=shapenet", "data.shapenet.images=r2n2", "data.shapenet.views=1",
+        f"data.shapenet.frame={point['frame']}", *decoder_overrides(point["decoder"]), f"seed={point['seed']}",
+    ]  # fmt: skip
 
 
-def _nviews_overrides(point: Point) -> list[str]:
-    return [
-        "data.dataset=shapenet",
-        "data.shapenet.images=r2n2",
-        f"data.shapenet.views={point['views']}",
-        "data.shapenet.frame=viewer",
-        f"seed={point['seed']}",
-    ]
+def _nviews_overrides(point: Point, preset: Mapping[str, Any]) -> list[str]:
+    views = point["views"]
+    overrides = ["data.dataset=shapenet", "data.shapenet.images=r2n2", f"data.shapenet.views={views}",
+                 "data.shapenet.frame=viewer", f"seed={point['seed']}"]  # fmt: skip
+    steps = preset["steps"]
+    if steps["equal"]:
+        # Every view count gets the gradient steps of one view: epochs (and milestones) divided by the views.
+        epochs = max(1, round(steps["epochs_at_one_view"] / views))
+        milestones = sorted({max(1, round(m / views)) for m in steps["milestones_at_one_view"]})
+        overrides += [f"train.epochs={epochs}", f"train.milestones={milestones}"]
+    return overrides
+
+
+STEPS_SETTINGS = {
+    "equal": Key(bool, False, "train every view count for about the steps of one view (epochs / views)"),
+    "epochs_at_one_view": Key(int, 120, "epochs of the one-view run (with equal: true)", minimum=1),
+    "milestones_at_one_view": Key(list, [90, 110, 115], "its learning-rate milestones", item_type=int),
+}
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -190,14 +193,14 @@ def _figures(name: str):  # noqa: ANN202 - a small closure factory
     return write
 
 
-def _declaration(name: str, axes: tuple[Axis, ...], overrides, inputs, build) -> Experiment:  # noqa: ANN001
+def _declaration(name: str, axes: tuple[Axis, ...], overrides, inputs, build, **settings: Any) -> Experiment:  # noqa: ANN001
     return Experiment(
         name=name,
         axes=axes,
         run_overrides=overrides,
         inputs=inputs,
         predictors=(network_predictor,),
-        settings={"data": DATA_SETTINGS},
+        settings={"data": DATA_SETTINGS, **settings},
         build_data=build,
         figures=_figures(name),
         table_view=table_view,
@@ -243,6 +246,7 @@ def nviews() -> Experiment:
         _nviews_overrides,
         (InputMeasure("input_image", ("views",)), InputMeasure("input_shape", ("views",))),
         build_standin,
+        steps=STEPS_SETTINGS,
     )
 
 

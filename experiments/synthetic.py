@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -63,7 +64,7 @@ DATA_SETTINGS = {
 }
 
 
-def run_overrides(point: Point) -> list[str]:
+def run_overrides(point: Point, preset: Mapping[str, Any]) -> list[str]:
     return [f"data.train_file={training_set_name(point['kind'], point['s'])}", f"seed={point['seed']}"]
 
 

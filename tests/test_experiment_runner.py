@@ -72,7 +72,7 @@ def preset(tmp_path: Path) -> Preset:
         lambda: Experiment(
             name="fake",
             axes=(Axis("a", int, "training set", choices=(1, 2)), Axis("b", str, "predictor mode", choices=("x", "y"))),
-            run_overrides=lambda point: [f"data.train_file=train{point['a']}"],
+            run_overrides=lambda point, preset: [f"data.train_file=train{point['a']}"],
             inputs=(InputMeasure("input_shape", ("a",)),),
             predictors=(lambda preset: KnownPredictor(),),
         ),
