@@ -281,11 +281,13 @@ def _run_submitit(
         executor.update_parameters(gpus_per_node=1 if gpus else 0, **parameters)
     elif parameters:
         executor.update_parameters(**parameters)
+    # One array job (``slurm_array_parallelism`` caps the tasks running at once); the array carries the
+    # sweep's name, each task's command and log stay per job.
+    executor.update_parameters(name=description.replace(" ", "-"))
     submitted = []
-    for job in jobs:
-        executor.update_parameters(name=job.name)
-        function = _LoggedCommand(job, device, cwd)
-        submitted.append((job, executor.submit(function)))
+    with executor.batch():
+        for job in jobs:
+            submitted.append((job, executor.submit(_LoggedCommand(job, device, cwd))))
     for job, handle in tqdm(submitted, desc=description):
         try:
             returncode = handle.result()
