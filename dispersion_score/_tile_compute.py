@@ -113,7 +113,7 @@ def _checked_buckets(
     clouds: list[torch.Tensor], device: torch.device, groups: list[np.ndarray], what: str
 ) -> list[chamfer._Bucket]:
     """The in-memory function's size buckets of the whole set; they must be the planned groups."""
-    buckets = chamfer._buckets(clouds, device)
+    buckets = chamfer._buckets(clouds, device)  # the same arguments as chamfer_matrix's own call
     if len(buckets) != len(groups) or any(
         not np.array_equal(b.index, g) for b, g in zip(buckets, groups, strict=False)
     ):

@@ -148,7 +148,7 @@ def _slots_and_threads(launch: Launch | None, device_type: str) -> tuple[int, in
         slots = int(launch.slurm_parameters.get("slurm_array_parallelism", 1))
         return slots, int(launch.slurm_parameters.get("cpus_per_task", 1))
     workers = launch.workers or cores
-    return workers, max(1, cores // workers)
+    return workers, launch.threads or max(1, cores // workers)
 
 
 def _calibration_device(launch: Launch | None, here: torch.device, device_type: str) -> torch.device | None:

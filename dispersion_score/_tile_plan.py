@@ -196,7 +196,9 @@ def marker_path(workdir: Path, index: int) -> Path:
     return workdir / "tiles" / f"t{index:06d}.json"
 
 
-def save_tile(workdir: Path, tile: Tile, values: np.ndarray, *, seconds: float, device: str) -> None:
+def save_tile(
+    workdir: Path, tile: Tile, values: np.ndarray, *, seconds: float, cpu_seconds: float, device: str
+) -> None:
     """Write the tile's values atomically, then its completion marker (atomically): a tile without a
     marker is incomplete, whatever its file holds."""
     values = np.ascontiguousarray(values, dtype=np.float32)
@@ -209,6 +211,7 @@ def save_tile(workdir: Path, tile: Tile, values: np.ndarray, *, seconds: float, 
         "crc32": zlib.crc32(values.data),
         "pairs": tile.pairs,
         "seconds": round(seconds, 4),
+        "cpu_seconds": round(cpu_seconds, 4),
         "device": device,
         "host": socket.gethostname(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -43,11 +43,18 @@ class TileProgress:
         workdir: the work directory (markers in ``workdir/tiles``).
         tiles: every tile of the matrix; ``pending``: those this run computes (the others are done).
         log_file: appended with a line at the start, at most every 10 s while tiles finish, and at the end.
-        show: draw a tqdm bar (unit: pairs) on stderr.
+        show: draw a tqdm bar (unit: pairs) on stderr; position: its line (1 below the job runner's bar).
     """
 
     def __init__(
-        self, workdir: Path, tiles: Sequence[Tile], pending: Sequence[Tile], log_file: Path, *, show: bool
+        self,
+        workdir: Path,
+        tiles: Sequence[Tile],
+        pending: Sequence[Tile],
+        log_file: Path,
+        *,
+        show: bool,
+        position: int = 0,
     ) -> None:
         self.workdir, self.log_file = workdir, log_file
         self.total_pairs = sum(t.pairs for t in tiles)
@@ -65,7 +72,7 @@ class TileProgress:
             unit="pair",
             unit_scale=True,
             disable=not show,
-            position=1,
+            position=position,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

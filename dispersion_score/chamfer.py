@@ -391,7 +391,9 @@ def chamfer_cross(
 
 
 def _tiled(out: object, launch: object, tile_size: object) -> bool:
-    from dispersion_score.tiles import check_tile_options  # the out-of-core path, only when asked for
+    if out is None and launch is None and tile_size is None:
+        return False
+    from dispersion_score.tiles import check_tile_options  # the out-of-core path, loaded only when asked for
 
     return check_tile_options(out, launch, tile_size)
 

@@ -67,9 +67,10 @@ def feature_matrix(
     dev = resolve_device(device, tensor)
     n, dim = tensor.shape
     centred = _centred_float32(tensor, dev)
-    from dispersion_score.tiles import check_tile_options, tiled_feature_matrix  # the out-of-core path
+    if out is not None or launch is not None or tile_size is not None:
+        from dispersion_score.tiles import check_tile_options, tiled_feature_matrix  # the out-of-core path
 
-    if check_tile_options(out, launch, tile_size):
+        check_tile_options(out, launch, tile_size)
         return tiled_feature_matrix(
             centred, out=out, launch=launch, tile_size=tile_size, block_size=block_size, progress=progress
         )

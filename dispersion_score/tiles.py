@@ -264,7 +264,9 @@ def _compute(
     write_manifest(work, manifest)  # after the input: a manifest means a complete input file
 
     pending = missing_tiles(work, manifest.tiles)
-    monitor = TileProgress(work, manifest.tiles, pending, work / "progress.log", show=progress)
+    monitor = TileProgress(
+        work, manifest.tiles, pending, work / "progress.log", show=progress, position=0 if launch is None else 1
+    )
     partial = out.with_name(f".{out.name}.partial")
     to_write = list(manifest.tiles)
     try:
@@ -282,9 +284,11 @@ def _compute(
             )
     finally:
         monitor.stop()
-    publish(partial, out)
+    # Recorded before the rename: a crash in between leaves a record without a matrix, which the next call
+    # assembles again, never a matrix without a record (which it would refuse).
     manifest.assembled = True
     write_manifest(work, manifest)
+    publish(partial, out)
     if not keep_tiles:
         shutil.rmtree(work / "tiles", ignore_errors=True)
         input_path.unlink(missing_ok=True)
@@ -377,13 +381,13 @@ def run_tiles(
         if computer is None:  # built once, and only when something is left to compute
             data = np.load(work / "input.npy", mmap_mode="r")
             computer = make_computer(manifest, data, device)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         values = computer(tile)
-        seconds = time.perf_counter() - started
-        save_tile(work, tile, values, seconds=seconds, device=str(device))
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        save_tile(work, tile, values, seconds=seconds, cpu_seconds=cpu_seconds, device=str(device))
         echo(
             f"tile {index}: {tile.shape[0]}x{tile.shape[1]}, {tile.pairs} pairs in {seconds:.2f} s "
-            f"({tile.pairs / max(seconds, 1e-9):,.0f} pairs/s)"
+            f"({tile.pairs / max(seconds, 1e-9):,.0f} pairs/s; {cpu_seconds:.2f} s CPU)"
         )
         if on_tile is not None:
             on_tile(tile)

@@ -278,6 +278,8 @@ def test_bad_tile_options(tmp_path: Path) -> None:
         chamfer_matrix(clouds, out=tmp_path / "D.npy", tile_size=0)
     with pytest.raises(ValueError, match=".npy"):
         chamfer_matrix(clouds, out=tmp_path / "D.bin")
+    with pytest.raises(ValueError, match="threads must be a positive"):
+        Launch("local", workers=2, threads=0)
     with pytest.raises(ValueError, match="CPU only"):
         chamfer_matrix(clouds, out=tmp_path / "D.npy", backend="compiled", launch=Launch("local", gpus=(0,)))
     chamfer_matrix(clouds, out=tmp_path / "E.npy", tile_size=2)
