@@ -68,7 +68,8 @@ def as_distance_tensor(
         tensor = D.detach()
     else:
         raise ValueError(f"{name} must be an (N, N) numpy array or torch tensor, got {type(D).__name__}")
-    if tensor.device != target:  # a matrix too large for the GPU: a clear error, not an out-of-memory crash
+    if tensor.device.type != target.type or target.index not in (None, tensor.device.index):
+        # Before copying to a GPU: a matrix too large for it gets a clear error, not an out-of-memory crash.
         check_fits_on_device(4 * tensor.numel(), target, what=f"{name} ({tensor.shape[0]} x {tensor.shape[1]} float32)")
     tensor = tensor.to(device=target, dtype=torch.float32).contiguous()
     with single_cpu_thread(tensor.device):

@@ -49,6 +49,7 @@ import torch
 
 from dispersion_score import _chamfer_kernel, chamfer, features
 from dispersion_score._tile_compute import make_computer, torch_groups
+from dispersion_score._tile_estimate import TileEstimate, estimate_chamfer
 from dispersion_score._tile_plan import (
     Manifest,
     Tile,
@@ -65,6 +66,8 @@ from dispersion_score._tile_plan import (
 from dispersion_score._tile_progress import TileProgress, format_duration
 from dispersion_score.io import _atomic_write, atomic_write_text
 from dispersion_score.launch import Job, Launch
+
+__all__ = ["TileEstimate", "estimate_chamfer", "run_tiles", "tiled_chamfer", "tiled_feature_matrix"]
 
 DEFAULT_CHAMFER_TILE = 1024  # clouds per tile side: ~1M pairs, ~4 min on one CPU core
 DEFAULT_FEATURE_TILE = 8192  # items per tile side (a multiple of the CPU and CUDA feature blocks)
