@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from dispersion_score._device_memory import check_fits_on_device
 from dispersion_score._validation import resolve_device
 
 # Elements per temporary block (64 MiB of float32): bounds every O(N²) pass to O(block) extra memory.
@@ -67,6 +68,9 @@ def as_distance_tensor(
         tensor = D.detach()
     else:
         raise ValueError(f"{name} must be an (N, N) numpy array or torch tensor, got {type(D).__name__}")
+    if tensor.device.type != target.type or target.index not in (None, tensor.device.index):
+        # Before copying to a GPU: a matrix too large for it gets a clear error, not an out-of-memory crash.
+        check_fits_on_device(4 * tensor.numel(), target, what=f"{name} ({tensor.shape[0]} x {tensor.shape[1]} float32)")
     tensor = tensor.to(device=target, dtype=torch.float32).contiguous()
     with single_cpu_thread(tensor.device):
         validate_distance_tensor(tensor, name=name)

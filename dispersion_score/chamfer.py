@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -47,6 +47,11 @@ from dispersion_score._validation import (
     validate_batched_clouds,
     validate_point_clouds,
 )
+
+if TYPE_CHECKING:
+    import os
+
+    from dispersion_score.launch import Launch
 
 Backend = Literal["auto", "compiled", "torch"]
 _BACKENDS = ("auto", "compiled", "torch")
@@ -273,6 +278,9 @@ def chamfer_matrix(
     block_size: int | None = None,
     progress: bool = False,
     backend: Backend = "auto",
+    out: str | os.PathLike | None = None,
+    launch: Launch | None = None,
+    tile_size: int | None = None,
 ) -> np.ndarray:
     """N x N Chamfer matrix of a set of clouds (SPEC §2.2), exactly symmetric with a zero diagonal.
 
@@ -284,10 +292,18 @@ def chamfer_matrix(
             budget. Results do not depend on it.
         progress: show a tqdm progress bar over pairs.
         backend: "auto" (compiled kernel on CPU when available, else torch), "compiled" or "torch".
+        out: a .npy path: compute out of core instead (:mod:`dispersion_score.tiles`): the matrix is
+            split into tiles (jobs run by ``launch``; resumable: a rerun computes only missing tiles)
+            and assembled into this memory-mapped file, with the same values as the in-memory call on
+            the same device type. Work files go to ``<out>.tiles/`` (a file system all workers see).
+        launch: where the tile jobs run (:class:`~dispersion_score.launch.Launch`: local CPU workers,
+            one job per GPU, SLURM array); None computes the tiles in this process. Needs ``out``.
+        tile_size: clouds per tile side (default 1024, rounded up to the block side). Needs ``out``.
 
     Returns:
         (N, N) float32 NumPy array, D[i, j] = CD(cloud i, cloud j) in squared units (of the normalised
-        clouds when ``normalize``). Memory: 4·N² bytes for the output plus O(N·P) for the clouds.
+        clouds when ``normalize``). Memory: 4·N² bytes for the output plus O(N·P) for the clouds. With
+        ``out``: a read-only ``np.memmap`` of the file (no N x N array in memory).
 
     Raises:
         ValueError: bad shapes, an empty cloud or set, NaN/inf (naming the cloud), bad options.
@@ -295,6 +311,8 @@ def chamfer_matrix(
     prepared, dev, use_kernel, block = _prepare_sets(
         [clouds], ("clouds",), device, normalize, block_size, backend
     )
+    if _tiled(out, launch, tile_size):
+        return _tiled_matrix(prepared, out, launch, tile_size, backend, block, normalize, progress)
     clouds_list = prepared[0]
     n = len(clouds_list)
     out = np.zeros((n, n), dtype=np.float32)
@@ -332,18 +350,24 @@ def chamfer_cross(
     block_size: int | None = None,
     progress: bool = False,
     backend: Backend = "auto",
+    out: str | os.PathLike | None = None,
+    launch: Launch | None = None,
+    tile_size: int | None = None,
 ) -> np.ndarray:
     """Na x Nb Chamfer matrix between two sets (e.g. test x train), D[i, j] = CD(a_i, b_j).
 
     Arguments and conventions as in :func:`chamfer_matrix` (each set may be dense or ragged; with
-    ``normalize=False`` both sets are translated by their common centroid, which changes no distance).
+    ``normalize=False`` both sets are translated by their common centroid, which changes no distance;
+    ``out``/``launch``/``tile_size`` compute it out of core, every tile a rectangle of pairs).
 
     Returns:
-        (Na, Nb) float32 NumPy array.
+        (Na, Nb) float32 NumPy array (a read-only ``np.memmap`` with ``out``).
     """
     prepared, dev, use_kernel, block = _prepare_sets(
         [clouds_a, clouds_b], ("clouds_a", "clouds_b"), device, normalize, block_size, backend
     )
+    if _tiled(out, launch, tile_size):
+        return _tiled_matrix(prepared, out, launch, tile_size, backend, block, normalize, progress)
     list_a, list_b = prepared
     na, nb = len(list_a), len(list_b)
     out = np.zeros((na, nb), dtype=np.float32)
@@ -364,6 +388,32 @@ def chamfer_cross(
                     bar.update(len(rows))
     bar.close()
     return out
+
+
+def _tiled(out: object, launch: object, tile_size: object) -> bool:
+    if out is None and launch is None and tile_size is None:
+        return False
+    from dispersion_score.tiles import check_tile_options  # the out-of-core path, loaded only when asked for
+
+    return check_tile_options(out, launch, tile_size)
+
+
+def _tiled_matrix(
+    prepared: list[list[torch.Tensor]],
+    out: str | os.PathLike,
+    launch: Launch | None,
+    tile_size: int | None,
+    backend: str,
+    block: int | None,
+    normalize: bool,
+    progress: bool,
+) -> np.ndarray:
+    from dispersion_score.tiles import tiled_chamfer
+
+    return tiled_chamfer(
+        prepared, out=out, launch=launch, tile_size=tile_size, backend=backend, block_size=block,
+        normalize=normalize, progress=progress,
+    )
 
 
 def _prepare_sets(

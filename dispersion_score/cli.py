@@ -1,4 +1,4 @@
-"""Command line: ``dispersion-score {matrix,images,shapes,elbow} ...`` (console script ``dispersion-score``).
+"""Command line: ``dispersion-score {matrix,images,shapes,elbow,estimate} ...`` (console script ``dispersion-score``).
 
 Every subcommand prints a human-readable summary, or with ``--json`` the result document of
 :func:`dispersion_score.io.result_document` (result, settings, provenance) on stdout; ``--out FILE.json``
@@ -18,6 +18,15 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from dispersion_score._cli_tiles import (
+    add_estimate_parser,
+    add_launch_options,
+    cmd_estimate,
+    launch_from_options,
+    matrix_output,
+    print_estimate,
+    tiled_requested,
+)
 from dispersion_score.io import list_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -131,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
     shapes.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
     shapes.add_argument("--save-matrix", type=Path, default=None, help="write the Chamfer matrix (.npy)")
+    shapes.add_argument("--dry-run", action="store_true",
+                        help="print pairs, tiles, matrix bytes and a calibrated time estimate; compute nothing")
     _add_ds_options(shapes)
+    add_launch_options(shapes)
 
     elbow = commands.add_parser("elbow", help="DS for a range of k (DS-vs-k curve) on a distance matrix")
     elbow.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
@@ -142,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compute the curve on one random subset: a fraction (0.1) or a count (5000)")
     elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
     _add_common(elbow)
+    add_estimate_parser(commands)
     return parser
 
 
@@ -289,9 +302,22 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
 
     device = _device(args.device)
     files = list_shape_files(args.directory, recursive=args.recursive)
+    matrix_file = matrix_output(args)
+    if args.dry_run:
+        print_estimate(len(files), args, device=device)
+        return 0
+    tiles: dict[str, Any] = {}
+    if tiled_requested(args):  # out of core: resumable tiles written into the .npy, DS on the memory map
+        if matrix_file is None:
+            raise _UsageError("--tiles/--launcher/--workers/--gpus write the matrix to a file: add --out D.npy")
+        tiles = {"out": matrix_file, "launch": launch_from_options(args), "tile_size": args.tiles}
     clouds = load_shapes(files, num_points=args.points, seed=args.seed, progress=_progress(args))
-    D = chamfer_matrix(clouds, device=device, normalize=not args.no_normalize, progress=_progress(args))
-    if args.save_matrix is not None:
+    try:
+        D = chamfer_matrix(clouds, device=device, normalize=not args.no_normalize, progress=_progress(args), **tiles)
+    except RuntimeError as exc:  # failed tile jobs: the message names their logs; a rerun resumes
+        print(f"dispersion-score shapes: {exc}", file=sys.stderr)
+        return 1
+    if args.save_matrix is not None and not tiles:
         atomic_save_npy(args.save_matrix, D)
     settings = _ds_settings(args, device, len(files))
     settings.update({"directory": os.fspath(args.directory), "points": args.points, "sample_seed": args.seed,
@@ -355,7 +381,8 @@ def _plot_elbow(path: Path, ks: Sequence[int], ds: Sequence[float], *, title: st
         plt.close(figure)
 
 
-_COMMANDS = {"matrix": _cmd_matrix, "images": _cmd_images, "shapes": _cmd_shapes, "elbow": _cmd_elbow}
+_COMMANDS = {"matrix": _cmd_matrix, "images": _cmd_images, "shapes": _cmd_shapes, "elbow": _cmd_elbow,
+             "estimate": cmd_estimate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,13 +13,18 @@ output (4·N² bytes) is the only allocation that grows with N².
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from dispersion_score._validation import resolve_device, validate_features
+
+if TYPE_CHECKING:
+    import os
+
+    from dispersion_score.launch import Launch
 
 _CPU_BLOCK_BYTES = 16 << 20
 _CUDA_BLOCK_BYTES = 256 << 20
@@ -32,6 +37,9 @@ def feature_matrix(
     device: str | torch.device | None = None,
     block_size: int | None = None,
     progress: bool = False,
+    out: str | os.PathLike | None = None,
+    launch: Launch | None = None,
+    tile_size: int | None = None,
 ) -> np.ndarray:
     """N x N matrix of squared Euclidean distances divided by the feature dimension.
 
@@ -40,9 +48,13 @@ def feature_matrix(
         device: where to compute; None = the CPU unless ``features`` is a CUDA tensor.
         block_size: rows per block; None chooses from a memory budget (results do not depend on it).
         progress: show a tqdm progress bar over blocks.
+        out, launch, tile_size: compute out of core into the .npy file ``out``, in resumable tiles
+            (``tile_size`` rows per side, default 8192, rounded up to a multiple of the block), run by
+            ``launch`` or in this process; as in :func:`~dispersion_score.chamfer_matrix`.
 
     Returns:
-        (N, N) float32 NumPy array, D[i, j] = ||f_i - f_j||² / d, exactly symmetric, zero diagonal.
+        (N, N) float32 NumPy array, D[i, j] = ||f_i - f_j||² / d, exactly symmetric, zero diagonal
+        (a read-only ``np.memmap`` of ``out`` with ``out``).
 
     Raises:
         ValueError: wrong shape, empty input, NaN/inf (naming the item index), bad block_size.
@@ -55,11 +67,15 @@ def feature_matrix(
     dev = resolve_device(device, tensor)
     n, dim = tensor.shape
     centred = _centred_float32(tensor, dev)
-    norms = centred.square().sum(dim=1)
-    if block_size is None:
-        budget = _CUDA_BLOCK_BYTES if dev.type == "cuda" else _CPU_BLOCK_BYTES
-        block_size = max(1, int((budget // 4) ** 0.5))
-    block = int(block_size)
+    if out is not None or launch is not None or tile_size is not None:
+        from dispersion_score.tiles import check_tile_options, tiled_feature_matrix  # the out-of-core path
+
+        check_tile_options(out, launch, tile_size)
+        return tiled_feature_matrix(
+            centred, out=out, launch=launch, tile_size=tile_size, block_size=block_size, progress=progress
+        )
+    norms = _squared_norms(centred)
+    block = default_block_size(dev) if block_size is None else int(block_size)
     out = np.zeros((n, n), dtype=np.float32)
     starts = range(0, n, block)
     bar = tqdm(total=len(starts) * (len(starts) + 1) // 2, desc="feature matrix", disable=not progress)
@@ -67,10 +83,7 @@ def feature_matrix(
         rows = slice(r0, min(n, r0 + block))
         for c0 in range(r0, n, block):
             cols = slice(c0, min(n, c0 + block))
-            tile = torch.addmm(
-                norms[rows, None] + norms[None, cols], centred[rows], centred[cols].T, alpha=-2.0
-            )
-            tile = (tile.clamp_min_(0) / dim).cpu().numpy()
+            tile = _block(centred, norms, rows, cols)
             if r0 == c0:
                 tile = np.triu(tile, k=1)
                 tile = tile + tile.T  # exact: every off-diagonal value is added to a zero
@@ -79,6 +92,24 @@ def feature_matrix(
             bar.update(1)
     bar.close()
     return out
+
+
+def default_block_size(device: torch.device) -> int:
+    """Rows per block when ``block_size`` is None (from the memory budget of the device type)."""
+    budget = _CUDA_BLOCK_BYTES if device.type == "cuda" else _CPU_BLOCK_BYTES
+    return max(1, int((budget // 4) ** 0.5))
+
+
+def _squared_norms(centred: torch.Tensor) -> torch.Tensor:
+    """(N,) squared norms of the centred features, as every block reads them."""
+    return centred.square().sum(dim=1)
+
+
+def _block(centred: torch.Tensor, norms: torch.Tensor, rows: slice, cols: slice) -> np.ndarray:
+    """(rows, cols) float32 block D[rows, cols] before symmetrisation: the one place the arithmetic of a
+    value lives, shared with the tiled path (:mod:`dispersion_score.tiles`) so both give the same bits."""
+    tile = torch.addmm(norms[rows, None] + norms[None, cols], centred[rows], centred[cols].T, alpha=-2.0)
+    return (tile.clamp_min_(0) / centred.shape[1]).cpu().numpy()
 
 
 def _centred_float32(features: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -77,18 +77,22 @@ class Launch:
         workers: concurrent CPU jobs when ``gpus`` is empty; None = the caller's default.
         slurm_parameters: extra submitit ``update_parameters`` keywords (``slurm_partition``, ``timeout_min``,
             ``cpus_per_task``, ``slurm_array_parallelism``, ...).
+        threads: math-library threads of each local CPU worker; None = cores // workers.
     """
 
     launcher: str = "local"
     gpus: tuple[int, ...] = ()
     workers: int | None = None
     slurm_parameters: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.launcher not in LAUNCHERS:
             raise ValueError(f"launcher must be one of {LAUNCHERS}, got {self.launcher!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
             raise ValueError(f"workers must be a positive number of processes, got {self.workers!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"threads must be a positive number of threads per worker, got {self.threads!r}")
         if any(isinstance(gpu, bool) or gpu < 0 for gpu in self.gpus) or len(set(self.gpus)) != len(self.gpus):
             raise ValueError(f"gpus must be distinct non-negative GPU indices, got {list(self.gpus)}")
 
@@ -136,6 +140,7 @@ class Launch:
             slurm_folder=folder,
             slurm_parameters=self.slurm_parameters,
             description=description,
+            threads=self.threads,
         )
 
 
@@ -149,6 +154,7 @@ def run_jobs(
     slurm_folder: Path | None = None,
     slurm_parameters: dict[str, Any] | None = None,
     description: str = "jobs",
+    threads: int | None = None,
 ) -> SweepReport:
     """Run ``jobs``, skipping finished ones; never raises for a failing job.
 
@@ -162,6 +168,7 @@ def run_jobs(
         slurm_folder: where submitit keeps its files (launcher "slurm"/"submitit-local").
         slurm_parameters: extra ``executor.update_parameters`` keywords (partition, timeout_min, ...).
         description: label of the progress bar.
+        threads: math-library threads per local CPU worker (None: cores // workers).
 
     Returns:
         A SweepReport listing skipped, succeeded and failed jobs.
@@ -185,7 +192,9 @@ def run_jobs(
     if not pending:
         return report
     if launcher == "local":
-        _run_local(pending, report, gpus=list(gpus or []), workers=workers, cwd=cwd, description=description)
+        _run_local(
+            pending, report, gpus=list(gpus or []), workers=workers, cwd=cwd, description=description, threads=threads
+        )
     else:
         cluster = "slurm" if launcher == "slurm" else "local"
         _run_submitit(
@@ -216,11 +225,12 @@ def _run_local(
     workers: int,
     cwd: Path | None,
     description: str,
+    threads: int | None = None,
 ) -> None:
     if gpus:
         slots = [({"CUDA_VISIBLE_DEVICES": str(gpu)}, "cuda:0") for gpu in gpus]
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
         slots = [({**thread_environment(threads), "CUDA_VISIBLE_DEVICES": ""}, "cpu")] * workers
     free_slots = list(range(len(slots)))
     queue = list(jobs)
@@ -281,11 +291,13 @@ def _run_submitit(
         executor.update_parameters(gpus_per_node=1 if gpus else 0, **parameters)
     elif parameters:
         executor.update_parameters(**parameters)
+    # One array job (``slurm_array_parallelism`` caps the tasks running at once); the array carries the
+    # sweep's name, each task's command and log stay per job.
+    executor.update_parameters(name=description.replace(" ", "-"))
     submitted = []
-    for job in jobs:
-        executor.update_parameters(name=job.name)
-        function = _LoggedCommand(job, device, cwd)
-        submitted.append((job, executor.submit(function)))
+    with executor.batch():
+        for job in jobs:
+            submitted.append((job, executor.submit(_LoggedCommand(job, device, cwd))))
     for job, handle in tqdm(submitted, desc=description):
         try:
             returncode = handle.result()
