@@ -47,6 +47,7 @@ LOGGER = logging.getLogger("experiments.runner")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
 LONG_TABLE = "measurements.csv"
 DS_VS_K_TABLE = "ds_vs_k.csv"
+TILED_MIN_ITEMS = 2000  # matrices of this many items or more are computed out of core, in resumable tiles
 _INPUT_SUBSAMPLE_STREAM = 2  # the input subsample's random stream, apart from k-medoids' (seed ds_seed)
 
 
@@ -223,6 +224,9 @@ def write_ds_record(
     device: str,
 ) -> dict[str, Any]:
     """DS of ``matrix`` with the preset's k-medoids settings, written as ``records/<name>.json`` + matrix."""
+    target = preset.results_dir / "matrices" / f"{name}.npy"
+    # A matrix computed out of core already lives at its place: reference it instead of writing it again.
+    in_place = isinstance(matrix, np.memmap) and Path(str(matrix.filename)).resolve() == target.resolve()
     full = {
         "experiment": preset.experiment.name,
         **columns,
@@ -233,8 +237,8 @@ def write_ds_record(
         record_path(preset, name),
         full,
         device=device,
-        matrix=matrix,
-        matrix_path=preset.results_dir / "matrices" / f"{name}.npy",
+        matrix=None if in_place else matrix,
+        matrix_path=target,
         settings={"preset": preset.as_dict(), **settings},
     )
 
@@ -256,8 +260,17 @@ def _input_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
     return f"{prefix}_{measure}" if prefix else measure
 
 
-def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
-    """Input image/shape DS of the training splits and the ground-truth test DS (missing records only)."""
+def matrix_file(preset: Preset, name: str, n: int) -> Path | None:
+    """Where a measurement's N×N matrix is computed out of core (resumable tiles, :mod:`dispersion_score.tiles`),
+    or None to compute it in memory: tiles for N >= :data:`TILED_MIN_ITEMS` (same numbers either way)."""
+    return preset.results_dir / "matrices" / f"{name}.npy" if n >= TILED_MIN_ITEMS else None
+
+
+def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None = None) -> None:
+    """Input image/shape DS of the training splits and the ground-truth test DS (missing records only).
+
+    Large matrices are computed in tiles run by ``launch`` (None: in this process), see :func:`matrix_file`.
+    """
     todo = []
     for measure in preset.experiment.inputs:
         for point, run in _representatives(preset, measure):
@@ -271,10 +284,17 @@ def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
         dataset = splits[run.name]
         columns = {**point, "measure": kind, "preset": preset.name, "subsample": preset.eval["input_subsample"]}
         if kind == "input_image":
-            matrix = feature_matrix(np.stack([features[path] for path in image_paths(dataset)]), device=device)
+            out = matrix_file(preset, name, len(dataset))
+            matrix = feature_matrix(
+                np.stack([features[path] for path in image_paths(dataset)]),
+                device=device,
+                out=out,
+                launch=launch if out else None,
+            )
             columns["features"] = label
         else:
-            matrix = chamfer_matrix(stacked_points(dataset), device=device)
+            out = matrix_file(preset, name, len(dataset))
+            matrix = chamfer_matrix(stacked_points(dataset), device=device, out=out, launch=launch if out else None)
             columns["features"] = "chamfer"
         write_ds_record(
             preset, name, matrix, columns, {"run": run.name, "split": "train", "frame": dataset_frame(dataset)}, device
@@ -284,7 +304,14 @@ def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
         external = [target for _, target in targets(preset) if target.split is not None]
         config = dict(external[0].split) if external else run_config(preset, run)
         dataset = evaluation_split(preset, config, "test")
-        matrix = chamfer_matrix(stacked_points(dataset, object_frame=True), device=device, progress=True)
+        out = matrix_file(preset, "gt_test", len(dataset))
+        matrix = chamfer_matrix(
+            stacked_points(dataset, object_frame=True),
+            device=device,
+            progress=True,
+            out=out,
+            launch=launch if out else None,
+        )
         columns = {"measure": "gt_test", "preset": preset.name, "features": "chamfer"}
         write_ds_record(
             preset, "gt_test", matrix, columns, {"run": run.name, "split": "test", "frame": "object"}, device
@@ -339,7 +366,8 @@ def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[s
     points = np.array(predictions.points, dtype=np.float32)  # a writable copy of the memory map
     if len(points) != len(ground_truth):
         raise ValueError(f"prediction {name} has {len(points)} clouds but the test split has {len(ground_truth)} items")
-    matrix = chamfer_matrix(points, device=device)
+    # Inside a job: out-of-core tiles in this process (resumable if the job is killed), no nested jobs.
+    matrix = chamfer_matrix(points, device=device, out=matrix_file(preset, f"{name}_output", len(points)))
     pred_t, gt_t = torch.from_numpy(points).float(), torch.from_numpy(ground_truth).float()
     columns = {
         **target.point,
@@ -404,7 +432,7 @@ def output_jobs(preset: Preset) -> list[Job]:
 
 def evaluate(preset: Preset, launch: Launch) -> tuple[SweepReport, pd.DataFrame]:
     """Input DS (here), prediction and output DS of every target (as jobs), then the tables."""
-    measure_inputs(preset, device=launch.device)
+    measure_inputs(preset, device=launch.device, launch=launch)
     report = launch.run(
         output_jobs(preset),
         default_workers=preset.workers,
@@ -452,8 +480,12 @@ def ds_vs_k(preset: Preset, table: pd.DataFrame) -> pd.DataFrame:
 
 def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
     cache = preset.results_dir / "curves" / f"{matrix_file.stem}.json"
-    key = {"ks": ks, "method": preset.eval["method"], "seed": preset.eval["ds_seed"],
-           "matrix_mtime_ns": matrix_file.stat().st_mtime_ns}  # fmt: skip
+    key = {
+        "ks": ks,
+        "method": preset.eval["method"],
+        "seed": preset.eval["ds_seed"],
+        "matrix_mtime_ns": matrix_file.stat().st_mtime_ns,
+    }
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:

@@ -169,3 +169,14 @@ def test_ds_vs_k_curves_and_input_subsample(preset: Preset) -> None:
     table = _run(preset)
     inputs = table[table["measure"] == "input_shape"]
     assert (inputs["n"] == 2).all() and set(inputs["subsample"]) == {0.5}
+
+
+def test_out_of_core_matrices_give_the_same_table(preset: Preset, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_memory = _run(preset).drop(columns=["device"])
+    for folder in ("records", "matrices", "predictions"):
+        for path in (preset.results_dir / folder).glob("*"):
+            path.unlink()
+    monkeypatch.setattr(runner, "TILED_MIN_ITEMS", 2)  # every matrix (n = 4) through resumable tiles
+    tiled = _run(preset).drop(columns=["device"])
+    assert list((preset.results_dir / "matrices").glob("*.npy.tiles"))  # the tiles' work folders
+    pd.testing.assert_frame_equal(tiled, in_memory)
