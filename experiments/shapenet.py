@@ -67,6 +67,13 @@ VIEW_COLUMNS = (
 DATA_SETTINGS = {
     "standin": Key(bool, False, "build the ShapeNet-13 stand-in at the training config's data.root if missing"),
     "per_category": Key(int, 20, "stand-in shapes per category", minimum=2),
+    "categories": Key(
+        list,
+        None,
+        "categories of the stand-in and its yaw renders (null: the ShapeNet-13)",
+        nullable=True,
+        item_type=str,
+    ),
     "standin_seed": Key(int, 0, "seed of the stand-in generator", minimum=0),
     "yaw_renders": Key(bool, False, "render the yaw-limited sets this experiment needs if missing"),
     "yaw_image_size": Key(int, 224, "side of the yaw-limited renders", minimum=8),
@@ -90,6 +97,10 @@ def _run_module(module: str, *arguments: str) -> None:
         raise RuntimeError(f"building ShapeNet data failed: {' '.join(command)}")
 
 
+def _categories(settings: Mapping[str, Any]) -> list[str]:
+    return ["--categories", *settings["categories"]] if settings["categories"] else []
+
+
 def build_standin(preset: Preset, launch: Launch) -> None:
     """The stand-in (meshes, point clouds, R2N2 renders, taxonomy) at the data root, if the preset asks."""
     settings = preset.config["data"]
@@ -105,6 +116,7 @@ def build_standin(preset: Preset, launch: Launch) -> None:
         str(settings["standin_seed"]),
         "--workers",
         str(launch.workers or preset.workers),
+        *_categories(settings),
     )
 
 
@@ -125,6 +137,7 @@ def build_yaw_renders(preset: Preset, launch: Launch, yaws: Sequence[int]) -> No
         str(settings["render_seed"]),
         "--workers",
         str(launch.workers or preset.workers),
+        *_categories(settings),
     ]
     _run_module("dataset.render_yaw", *common, "--split", "train", "--yaw", *map(str, yaws))
     _run_module("dataset.render_yaw", *common, "--split", "test", "--yaw", str(TEST_YAW))
