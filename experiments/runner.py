@@ -252,6 +252,9 @@ def _input_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
     return f"{prefix}_{measure}" if prefix else measure
 
 
+input_record_name = _input_name  # public: the clustering baseline finds the input-shape matrix by this name
+
+
 def measure_inputs(preset: Preset, *, device: str = "cpu") -> None:
     """Input image/shape DS of the training splits and the ground-truth test DS (missing records only)."""
     todo = []
