@@ -31,6 +31,7 @@ Declaring them: ``Experiment(..., data_axes=("kind", "s"), predictors=(network_p
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,18 +210,39 @@ class RetrievalPredictor:
 
     def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
         splits = target_splits(preset, target)
-        train_paths, test_paths = image_paths(splits.train), image_paths(splits.test)
-        unique = sorted(set(train_paths) | set(test_paths))  # each image's features computed once
-        weights = preset.eval["image_weights"]
-        features = perceptual_features(
-            unique, weights=weights, device=device, batch_size=preset.eval["batch_size"], progress=True
-        )
-        row = {path: i for i, path in enumerate(unique)}
-        chosen = nearest_features(
-            features[[row[p] for p in test_paths]], features[[row[p] for p in train_paths]], device=device
-        )
-        label = feature_label(weights, "channel_max")
+        train = split_features(preset, image_paths(splits.train), device=device)
+        test = split_features(preset, image_paths(splits.test), device=device)
+        chosen = nearest_features(test, train, device=device)
+        label = feature_label(preset.eval["image_weights"], "channel_max")
         return _predicted(self.name, splits, chosen, {"features": label}, {"features": label})
+
+
+def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") -> np.ndarray:
+    """(N, 3136) VGG16 relu3_3 channel-max features of a split's images (weights ``eval.image_weights``).
+
+    Cached under ``<results>/features/<key>.npy``, the key hashing the feature label and every file's path, size
+    and modification time: the targets of an experiment share one test split (e.g. 16 synthetic targets, or every
+    yaw range's r = 90 test renders), whose features are then computed once; rebuilt images are recomputed.
+    """
+    weights = preset.eval["image_weights"]
+    label = feature_label(weights, "channel_max")
+    digest = hashlib.sha256(label.encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"\n{path}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
+    cache = preset.results_dir / "features" / f"{digest.hexdigest()[:32]}.npy"
+    if cache.is_file():
+        cached = np.load(cache)
+        if cached.shape[0] == len(paths):
+            return cached
+    unique = sorted(set(paths))  # training sets often repeat images
+    features = perceptual_features(
+        unique, weights=weights, device=device, batch_size=preset.eval["batch_size"], progress=True
+    )
+    row = {path: i for i, path in enumerate(unique)}
+    out = features[[row[path] for path in paths]]
+    atomic_save_npy(cache, out)
+    return out
 
 
 def retrieval_predictor(preset: Preset) -> RetrievalPredictor:

@@ -230,7 +230,9 @@ def test_nearest_features_matches_a_naive_argmin() -> None:
     np.testing.assert_array_equal(naive, [5, 17, 33])
 
 
-def test_retrieval_with_test_images_identical_to_training_images_returns_their_shapes(tmp_path: Path) -> None:
+def test_retrieval_with_test_images_identical_to_training_images_returns_their_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shapes = [_shape(s) for s in range(5)]
     images = [_noise_image(tmp_path / "train" / f"{j}.png", seed=j) for j in range(5)]
     copies = {j: tmp_path / "test" / f"copy{j}.png" for j in range(5)}  # same pixels, other files
@@ -250,6 +252,13 @@ def test_retrieval_with_test_images_identical_to_training_images_returns_their_s
     assert saved.info["features"] == "vgg16_relu3_3_channelmax[random-weights]"
     np.testing.assert_array_equal(saved.points, np.stack([shapes[j] for j in order]))
     assert set(table["predictor"].dropna()) == {"retrieval"}
+    # the features of both splits are cached: predicting again computes none
+    for name in ("retrieval_a1.json", "retrieval_a1.npy"):
+        (preset.results_dir / "predictions" / name).unlink()
+    (preset.results_dir / "records" / "retrieval_a1_output.json").unlink()
+    monkeypatch.setattr("experiments.baselines.perceptual_features", lambda *a, **k: pytest.fail("recomputed"))
+    _run(preset)
+    assert read_predictions(preset.results_dir, "retrieval_a1").info["train_items"] == order
 
 
 # ------------------------------------------------------------------------------------------- clustering
