@@ -100,6 +100,7 @@ class Splits:
 
 
 def target_splits(preset: Preset, target: Target) -> Splits:
+    """The evaluation splits (``eval.shape_points`` points, seed ``eval.ds_seed``) of the target's run."""
     config = run_config(preset, preset.run(target.run))
     train, test = evaluation_split(preset, config, "train"), evaluation_split(preset, config, "test")
     frame = dataset_frame(train)
