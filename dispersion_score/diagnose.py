@@ -403,16 +403,20 @@ def plot_diagnosis(result: Diagnosis, *, title: str | None = None) -> Any:
             marks.append(("oracle NN", result.ds_oracle, "tab:purple", "D"))
         axis_label = f"dispersion score (k = {result.k})"
     marks += [("predictions", prediction, "tab:blue", "o"), ("ground truth", truth, "k", "^")]
-    figure = Figure(figsize=(7.5, 2.4))
+    figure = Figure(figsize=(7.5, 3.0))
     axis = figure.subplots()
     if truth > marks[0][1]:
         axis.axvspan(marks[0][1], truth, color="0.92", zorder=0)
-    for row, (label, value, colour, marker) in enumerate(marks):
-        axis.plot([value], [0], marker=marker, color=colour, markersize=9, linestyle="none", label=label)
+    # Each mark has its own label height and marker size, so equal values (e.g. predictions at the recognition
+    # end) stay readable: recognition and predictions above the axis, oracle and ground truth below.
+    offsets = {"recognition": (12, 12), "predictions": (40, 7), "oracle NN": (-30, 9), "ground truth": (-58, 9)}
+    for label, value, colour, marker in marks:
+        offset, size = offsets[label]
+        axis.plot([value], [0], marker=marker, color=colour, markersize=size, linestyle="none", label=label)
         axis.annotate(
             f"{label}\n{value:.4g}",
             (value, 0),
-            xytext=(0, 14 if row % 2 == 0 else -30),
+            xytext=(0, offset),
             textcoords="offset points",
             ha="center",
             fontsize=8,
