@@ -1,4 +1,5 @@
-"""Command line: ``dispersion-score {matrix,images,shapes,elbow,estimate} ...`` (console script ``dispersion-score``).
+"""Command line: ``dispersion-score {matrix,images,shapes,elbow,estimate,diagnose} ...`` (console script
+``dispersion-score``).
 
 Every subcommand prints a human-readable summary, or with ``--json`` the result document of
 :func:`dispersion_score.io.result_document` (result, settings, provenance) on stdout; ``--out FILE.json``
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
     _add_common(elbow)
     add_estimate_parser(commands)
+    _add_diagnose(commands)
     return parser
 
 
@@ -381,8 +383,80 @@ def _plot_elbow(path: Path, ks: Sequence[int], ds: Sequence[float], *, title: st
         plt.close(figure)
 
 
+# --- diagnose (dispersion_score.diagnose) ----------------------------------------------------------------
+
+
+def _add_diagnose(commands: Any) -> None:
+    diagnose = commands.add_parser(
+        "diagnose", help="place predictions on the DS scale between recognition and the ground truth"
+    )
+    diagnose.add_argument("--predictions", type=Path, required=True, help="folder of predicted shapes")
+    diagnose.add_argument("--ground-truth", type=Path, required=True, help="folder of ground-truth shapes (same names)")
+    diagnose.add_argument("--train", type=Path, default=None, help="folder of training shapes (oracle NN, medoids)")
+    diagnose.add_argument("--train-matrix", type=Path, default=None,
+                          help="the training shapes' Chamfer matrix (.npy, e.g. from shapes --save-matrix) to reuse")
+    diagnose.add_argument("--k", type=_positive_int, required=True, help="number of medoids")
+    diagnose.add_argument("--frame", choices=("object", "viewer"), default="object",
+                          help="viewer: predictions and ground truth in each item's camera frame (needs --rotations)")
+    diagnose.add_argument("--rotations", type=Path, default=None,
+                          help="folder of <name>.npy (3, 3) world-to-camera rotations, one per test item (viewer)")
+    diagnose.add_argument("--points", type=_positive_int, default=2500, help="points per shape (default 2500)")
+    diagnose.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
+    diagnose.add_argument("--kmedoids-seed", type=int, default=0, help="seed of k-medoids")
+    diagnose.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
+    diagnose.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
+    diagnose.add_argument("--plot", type=Path, default=None, help="write the DS-scale plot (.png, .pdf, .svg)")
+    _add_common(diagnose)
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from dispersion_score.diagnose import diagnose_folders, plot_diagnosis
+    from dispersion_score.io import save_figure
+
+    device = _device(args.device)
+    if args.plot is not None:
+        _check_plot_format(args.plot)
+    train_matrix = _load_matrix(args.train_matrix) if args.train_matrix is not None else None
+    result, names = diagnose_folders(
+        args.predictions, args.ground_truth, k=args.k, train_dir=args.train, train_matrix=train_matrix,
+        frame=args.frame, rotations_dir=args.rotations, points=args.points, sample_seed=args.seed,
+        recursive=args.recursive, method=args.method, seed=args.kmedoids_seed, normalize=not args.no_normalize,
+        device=device, progress=_progress(args),
+    )  # fmt: skip
+    settings = {"command": "diagnose", "predictions": os.fspath(args.predictions),
+                "ground_truth": os.fspath(args.ground_truth), "train": args.train and os.fspath(args.train),
+                "train_matrix": args.train_matrix and os.fspath(args.train_matrix), "k": args.k,
+                "frame": args.frame, "rotations": args.rotations and os.fspath(args.rotations),
+                "points": args.points, "sample_seed": args.seed, "kmedoids_seed": args.kmedoids_seed,
+                "method": args.method, "normalize": not args.no_normalize, "device": device,
+                "names": names}  # fmt: skip
+    if args.plot is not None:
+        save_figure(plot_diagnosis(result, title=f"{args.predictions} vs {args.ground_truth}"), args.plot)
+        settings["plot"] = os.fspath(args.plot)
+    lines = [
+        f"{result.n} test items, k={result.k}, {result.frame} frame (DS in the object frame), method={args.method}",
+        f"output DS (predictions)   {result.ds_predictions:.6g}",
+        f"DS of the ground truth    {result.ds_ground_truth:.6g}",
+        f"DS of recognition         {result.ds_recognition:.6g}  (ground truth snapped to {result.recognition_source})",
+        f"position                  {result.position:.4g}  (0 = recognition, 1 = ground truth)",
+        f"test Chamfer              {result.chamfer:.6g}",
+        f"F-score                   {result.fscore:.4f} (Euclidean, tau 0.01), {result.fscore_atlasnet:.4f} (AtlasNet)",
+    ]
+    if result.n_train is not None:
+        lines += [
+            f"oracle NN ({result.n_train} training shapes): DS {result.ds_oracle:.6g}, Chamfer "
+            f"{result.chamfer_oracle:.6g}, F-score {result.fscore_oracle:.4f}",
+            f"distinct nearest training shapes: predictions {result.distinct_nearest_predictions}, "
+            f"ground truth {result.distinct_nearest_oracle}",
+        ]
+    if args.plot is not None:
+        lines.append(f"plot written to {args.plot}")
+    _emit(args, result, settings, lines)
+    return 0
+
+
 _COMMANDS = {"matrix": _cmd_matrix, "images": _cmd_images, "shapes": _cmd_shapes, "elbow": _cmd_elbow,
-             "estimate": cmd_estimate}
+             "estimate": cmd_estimate, "diagnose": _cmd_diagnose}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,12 +66,36 @@ def preset_schema(experiment: Experiment) -> dict[str, Any]:
         "workers": Key(int, 1, "concurrent CPU jobs (training, evaluation) without --gpus", minimum=1),
         "grid": grid,
         "eval": dict(EVAL_SCHEMA),
+        "baselines": {**BASELINES_SCHEMA, "classifier": dict(BASELINES_SCHEMA["classifier"])},
     }
     for name, section in experiment.settings.items():
         if name in schema:
             raise ValueError(f"experiment {experiment.name}: section {name!r} clashes with a generic preset key")
         schema[name] = section
     return schema
+
+
+# Settings of the recognition baselines (experiments.baselines, docs/baselines.md). The defaults are the paper's
+# (ResNet-50 with ImageNet weights); quick presets switch to a ResNet-18 trained from scratch.
+CLASSIFIER_ARCHS = ("resnet50", "resnet18")
+BASELINES_SCHEMA: dict[str, Any] = {
+    "k": Key(int, None, "clusters of the clustering baseline; null = eval.k", nullable=True, minimum=1),
+    "classifier": {
+        "arch": Key(str, "resnet50", "image classifier of the clustering baseline", choices=CLASSIFIER_ARCHS),
+        "weights": Key(
+            str, "imagenet", "imagenet (torchvision file in the torch hub cache), a state-dict file, or none (scratch)"
+        ),
+        "epochs": Key(int, 30, "training epochs of the classifier", minimum=1),
+        "batch_size": Key(int, 64, "images per step", minimum=1),
+        "lr": Key(float, 1e-4, "Adam learning rate"),
+        "weight_decay": Key(float, 0.0, "Adam weight decay"),
+        "milestones": Key(list, [20], "epochs after which lr is multiplied by gamma", item_type=int),
+        "gamma": Key(float, 0.1, "learning-rate factor at each milestone"),
+        "seed": Key(int, 1, "seed of the initialisation of the new layer and of the data order", minimum=0),
+        "checkpoint_every": Key(int, 1, "write the resumable checkpoint every N epochs", minimum=1),
+        "num_workers": Key(int, 0, "DataLoader worker processes", minimum=0),
+    },
+}
 
 
 def repo_path(value: str | Path) -> Path:

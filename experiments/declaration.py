@@ -136,6 +136,10 @@ class Experiment:
         table_view: the experiment's own table from the long table (None: the long table only).
         view_file: file name of the view under the results folder.
         preset_prefix: presets are ``configs/<preset_prefix><preset>.yaml``.
+        data_axes: the axes whose values change the training data (images or targets), e.g. ``kind`` and ``s``
+            of the synthetic experiment, but not ``seed`` or ``decoder``. Predictors that need no training
+            run (the recognition baselines, :mod:`experiments.baselines`) make one prediction per combination
+            of these axes. None: not declared (such predictors then refuse the experiment).
     """
 
     name: str
@@ -149,11 +153,15 @@ class Experiment:
     table_view: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     view_file: str | None = None
     preset_prefix: str = ""
+    data_axes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         names = [axis.name for axis in self.axes]
         if len(set(names)) != len(names):
             raise ValueError(f"experiment {self.name}: repeated axis names {names}")
+        unknown_data = sorted(set(self.data_axes or ()) - set(names))
+        if unknown_data:
+            raise ValueError(f"experiment {self.name}: data_axes names unknown axes {unknown_data}; axes: {names}")
         for measure in self.inputs:
             unknown = sorted(set(measure.per) - set(names))
             if unknown:

@@ -255,7 +255,7 @@ def _representatives(preset: Preset, measure: InputMeasure) -> list[tuple[dict[s
     return list(seen.values())
 
 
-def _input_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
+def input_record_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
     prefix = preset.experiment.name_of(point)
     return f"{prefix}_{measure}" if prefix else measure
 
@@ -274,10 +274,10 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
     todo = []
     for measure in preset.experiment.inputs:
         for point, run in _representatives(preset, measure):
-            name = _input_name(preset, point, measure.measure)
+            name = input_record_name(preset, point, measure.measure)
             if not record_path(preset, name).exists():
                 todo.append((measure.measure, point, run, name))
-    splits = {run.name: _input_split(preset, run) for _, _, run, _ in todo}
+    splits = {run.name: input_split(preset, run) for _, _, run, _ in todo}
     features = _image_features(preset, [splits[run.name] for kind, _, run, _ in todo if kind == "input_image"], device)
     label = feature_label(preset.eval["image_weights"], "channel_max")
     for kind, point, run, name in tqdm(todo, desc="input DS", disable=not todo):
@@ -318,7 +318,7 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
         )
 
 
-def _input_split(preset: Preset, run: Run) -> Dataset:
+def input_split(preset: Preset, run: Run) -> Dataset:
     """A run's training split for input DS: all items, or the seeded subsample of ``eval.input_subsample``."""
     dataset = evaluation_split(preset, run_config(preset, run), "train")
     fraction = preset.eval["input_subsample"]

@@ -2,7 +2,8 @@
 
 Grid: kind (image_aug, shape_aug) × cluster size s × seed; each run trains on the training set
 ``cluster_<kind>_2by10_cltsize<s>.json``. Inputs: image DS and shape DS of each training set (per kind and s).
-Predictors: the trained networks. ``ds_table.csv`` keeps the experiment's own columns (kind, s, seed, ...);
+Predictors: the trained networks and the recognition baselines (one prediction per kind and s, the data axes;
+docs/baselines.md). ``ds_table.csv`` keeps the experiment's own columns (kind, s, seed, ...);
 ``measurements.csv`` is the long table shared by all experiments.
 
     python -m experiments.synthetic --preset quick          # data, training, evaluation, figures
@@ -22,6 +23,7 @@ import pandas as pd
 
 from dataset.training_sets import CLUSTER_SIZES, KINDS, training_set_name
 from dispersion_score.launch import Launch
+from experiments.baselines import BASELINES
 from experiments.cli import main_all
 from experiments.config import REPO_ROOT, Preset, repo_path
 from experiments.declaration import Axis, Experiment, InputMeasure, Point, register_experiment
@@ -37,6 +39,7 @@ VIEW_COLUMNS = (
     "kind",
     "s",
     "seed",
+    "predictor",
     "measure",
     "ds",
     "inertia",
@@ -99,7 +102,7 @@ def table_view(table: pd.DataFrame) -> pd.DataFrame:
         if column not in view.columns:
             view[column] = None
     view = view[list(VIEW_COLUMNS)]
-    return view.sort_values(["measure", "kind", "s", "seed"], na_position="first").reset_index(drop=True)
+    return view.sort_values(["measure", "kind", "s", "predictor", "seed"], na_position="first").reset_index(drop=True)
 
 
 def declaration() -> Experiment:
@@ -112,7 +115,8 @@ def declaration() -> Experiment:
         ),
         run_overrides=run_overrides,
         inputs=(InputMeasure("input_image", ("kind", "s")), InputMeasure("input_shape", ("kind", "s"))),
-        predictors=(network_predictor,),
+        predictors=(network_predictor, *BASELINES),
+        data_axes=("kind", "s"),
         settings={"data": DATA_SETTINGS},
         build_data=build_data,
         figures=write_figures,

@@ -18,6 +18,12 @@ from dispersion_score.io import save_figure
 
 KIND_TITLES = {"image_aug": "more dispersed images", "shape_aug": "more dispersed shapes"}
 MEASURE_TITLES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}
+# Recognition baselines drawn as reference points in the output-DS panels (docs/baselines.md).
+BASELINE_STYLES = {
+    "clustering": {"marker": "s", "color": "tab:red", "label": "clustering baseline"},
+    "retrieval": {"marker": "D", "color": "tab:green", "label": "retrieval baseline"},
+    "oracle": {"marker": "v", "color": "tab:purple", "label": "oracle NN (upper bound of retrieval)"},
+}
 
 
 def load_table(results_dir: Path | str) -> pd.DataFrame:
@@ -34,10 +40,18 @@ def tick_labels(kind: str, sizes: list[int]) -> list[str]:
     return [f"S{i + 1}I{len(sizes)}" for i in range(len(sizes))]
 
 
+def network_rows(table: pd.DataFrame) -> pd.Series:
+    """True for rows that are not a baseline's (networks and inputs; tables without a predictor column)."""
+    if "predictor" not in table:
+        return pd.Series(True, index=table.index)
+    return table["predictor"].isna() | (table["predictor"] == "network")
+
+
 def ds_curves(table: pd.DataFrame) -> Figure:
     """2×3 panels: rows image_aug / shape_aug, columns input image, input shape and output DS against s.
 
-    Output DS is the mean ± std over training seeds; the ground-truth test DS is a dashed line.
+    Output DS is the networks' mean ± std over training seeds; the recognition baselines (one value per s) are
+    reference points joined by thin dashed lines; the ground-truth test DS is a dashed line.
     """
     figure = Figure(figsize=(13, 7))
     axes = figure.subplots(2, 3, squeeze=False)
@@ -47,13 +61,17 @@ def ds_curves(table: pd.DataFrame) -> Figure:
         sizes = sorted(int(s) for s in rows["s"].dropna().unique())
         for column, measure in enumerate(MEASURE_TITLES):
             axis = axes[row][column]
-            stats = rows[rows["measure"] == measure].groupby("s")["ds"].agg(["mean", "std", "count"])
-            stats = stats.reindex(sizes)
+            measured = rows[(rows["measure"] == measure) & network_rows(rows)]
+            stats = measured.groupby("s")["ds"].agg(["mean", "std", "count"]).reindex(sizes)
             positions = np.arange(len(sizes))
-            axis.errorbar(positions, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3)
-            if measure == "output" and len(gt):
-                axis.axhline(float(gt.iloc[0]), linestyle="--", color="grey", label="ground-truth test DS")
-                axis.legend(loc="best", fontsize=8)
+            axis.errorbar(
+                positions, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3, label="network"
+            )
+            if measure == "output":
+                _baseline_points(axis, rows[rows["measure"] == "output"], sizes)
+                if len(gt):
+                    axis.axhline(float(gt.iloc[0]), linestyle="--", color="grey", label="ground-truth test DS")
+                axis.legend(loc="best", fontsize=7)
             axis.set_xticks(positions, tick_labels(kind, sizes), fontsize=8)
             axis.set_title(f"{MEASURE_TITLES[measure]} — {KIND_TITLES[kind]}", fontsize=10)
             axis.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
@@ -62,8 +80,17 @@ def ds_curves(table: pd.DataFrame) -> Figure:
     return figure
 
 
+def _baseline_points(axis: object, outputs: pd.DataFrame, sizes: list[int]) -> None:
+    if "predictor" not in outputs:
+        return
+    for name, style in BASELINE_STYLES.items():
+        values = outputs[outputs["predictor"] == name].groupby("s")["ds"].mean().reindex(sizes)
+        if values.notna().any():
+            axis.plot(np.arange(len(sizes)), values.to_numpy(), linestyle=":", linewidth=1, markersize=5, **style)
+
+
 def distance_matrix_grid(results_dir: Path | str, table: pd.DataFrame | None = None) -> Figure:
-    """Rows s; columns images / shapes / predictions of image_aug, then of shape_aug (first seed)."""
+    """Rows s; columns images / shapes / network predictions of image_aug, then of shape_aug (first seed)."""
     results_dir = Path(results_dir)
     table = load_table(results_dir) if table is None else table
     sizes = sorted(int(s) for s in table["s"].dropna().unique())
@@ -91,7 +118,7 @@ def distance_matrix_grid(results_dir: Path | str, table: pd.DataFrame | None = N
 
 
 def _matrix(results_dir: Path, table: pd.DataFrame, kind: str, s: int, measure: str) -> np.ndarray | None:
-    rows = table[(table["kind"] == kind) & (table["s"] == s) & (table["measure"] == measure)]
+    rows = table[(table["kind"] == kind) & (table["s"] == s) & (table["measure"] == measure) & network_rows(table)]
     if "seed" in rows and rows["seed"].notna().any():
         rows = rows.sort_values("seed")
     for relative in rows["matrix"].dropna():
@@ -104,7 +131,7 @@ def _matrix(results_dir: Path, table: pd.DataFrame, kind: str, s: int, measure: 
 def _caption(figure: Figure, table: pd.DataFrame) -> None:
     presets = ", ".join(sorted(str(p) for p in table["preset"].dropna().unique()))
     features = ", ".join(sorted(str(f) for f in table["features"].dropna().unique() if f != "chamfer"))
-    seeds = table.loc[table["measure"] == "output", "seed"].nunique()
+    seeds = table.loc[(table["measure"] == "output") & network_rows(table), "seed"].nunique()
     figure.suptitle(f"preset: {presets} · image features: {features} · {seeds} training seed(s)", fontsize=9)
 
 

@@ -583,10 +583,24 @@ def _torch_load(path: Path) -> dict[str, Any]:
     return content
 
 
+# Public names of the checkpoint and RNG helpers, for the project's other trainers (the clustering baseline's
+# classifier, experiments.cluster_classifier), so that they resume exactly like a training run without a copy.
+seed_everything = _seed_everything
+rng_state = _rng_state
+set_rng_state = _set_rng_state
+atomic_torch_save = _atomic_torch_save
+load_checkpoint_file = _torch_load
+
 __all__ = [
     "CheckpointError",
     "RunDirectoryError",
+    "atomic_torch_save",
     "clear_run",
+    "load_checkpoint_file",
+    "make_optimizer",
+    "rng_state",
+    "seed_everything",
+    "set_rng_state",
     "load_trained",
     "predict_points",
     "resolve_device",

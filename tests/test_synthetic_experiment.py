@@ -50,6 +50,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "grid": {"kind": ["image_aug", "shape_aug"], "s": [1, 35], "seed": [1]},
         "train_overrides": train_overrides,
         "eval": {"k": 2, "method": "pam", "ds_seed": 0, "shape_points": 1000, "image_weights": "random"},
+        "baselines": {"classifier": {"arch": "resnet18", "weights": "none", "epochs": 2, "batch_size": 8}},
         "runs_dir": str(tmp / "runs"),
         "results_dir": str(tmp / "results"),
         "workers": 2,
@@ -62,8 +63,10 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_table_has_every_measurement(experiment: Path) -> None:
     table = pd.read_csv(experiment / "results" / "ds_table.csv")
-    counts = table.groupby("measure").size().to_dict()
-    assert counts == {"input_image": 4, "input_shape": 4, "output": 4, "gt_test": 1}
+    counts = table.fillna({"predictor": "-"}).groupby(["measure", "predictor"]).size().to_dict()
+    baselines = {("output", name): 4 for name in ("clustering", "retrieval", "oracle")}  # one per (kind, s)
+    expected = {("input_image", "-"): 4, ("input_shape", "-"): 4, ("output", "network"): 4, ("gt_test", "-"): 1}
+    assert counts == {**expected, **baselines}
     assert set(table["preset"]) == {"mini"}
     assert (table["k"] == 2).all() and set(table["method"]) == {"pam"}
     inputs = table[table["measure"].isin(["input_image", "input_shape"])]
@@ -72,7 +75,8 @@ def test_table_has_every_measurement(experiment: Path) -> None:
     np.testing.assert_allclose(table["ds"], table["inertia"] / table["n"], rtol=1e-6)
     outputs = table[table["measure"] == "output"]
     assert outputs["chamfer"].gt(0).all() and outputs["fscore"].between(0, 1).all()
-    assert set(outputs["seed"]) == {1}
+    assert set(outputs.loc[outputs["predictor"] == "network", "seed"]) == {1}
+    assert outputs.loc[outputs["predictor"] != "network", "seed"].isna().all()
     assert all("random-weights" in label for label in table.loc[table["measure"] == "input_image", "features"])
 
 
@@ -88,6 +92,20 @@ def test_table_relations_that_hold_by_construction(experiment: Path) -> None:
     floor = ds[("image_aug", 1, "input_shape")]
     assert ds[("shape_aug", 1, "input_shape")] == pytest.approx(floor, rel=1e-6)
     assert ds[("shape_aug", 35, "input_shape")] > 1.3 * floor
+
+
+def test_baseline_rows_hold_what_holds_by_construction(experiment: Path) -> None:
+    table = pd.read_csv(experiment / "results" / "ds_table.csv")
+    outputs = table[table["measure"] == "output"].set_index(["kind", "s", "predictor"])
+    for kind in ("image_aug", "shape_aug"):
+        for s in (1, 35):
+            # at most k = 2 distinct predicted clouds (the medoids): output DS exactly 0
+            assert outputs.loc[(kind, s, "clustering"), "ds"] == 0.0
+            # the oracle takes, item by item, the training cloud of least test Chamfer; the other baselines
+            # predict training clouds too, so their mean test Chamfer cannot be lower
+            oracle = outputs.loc[(kind, s, "oracle"), "chamfer"]
+            for other in ("clustering", "retrieval"):
+                assert oracle <= outputs.loc[(kind, s, other), "chamfer"] * (1 + 1e-5)
 
 
 def test_saved_matrices_reproduce_the_table(experiment: Path) -> None:
