@@ -365,6 +365,10 @@ class ShapeNet(Dataset):
         row = self._item_rows[self._check_index(index)]
         return self.clouds.synsets[row], self.clouds.ids[row]
 
+    def item_id(self, index: int) -> str:
+        """The model id of item ``index`` (its ``id``), without reading the item."""
+        return self.shape(index)[1]
+
     def camera(self, index: int) -> View:
         """The camera of item ``index`` (from its metadata file)."""
         azimuth, elevation, ratio = self._item_cameras[self._check_index(index)]

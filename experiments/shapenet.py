@@ -27,6 +27,7 @@ import pandas as pd
 
 from dispersion_score.launch import Launch, fail_on
 from experiments import cli, runner
+from experiments.baselines import BASELINES
 from experiments.config import REPO_ROOT, Preset, load_preset, preset_path, repo_path
 from experiments.declaration import Axis, Experiment, InputMeasure, Point, get_experiment, register_experiment
 from experiments.predictors import network_predictor
@@ -206,13 +207,23 @@ def _figures(name: str):  # noqa: ANN202 - a small closure factory
     return write
 
 
-def _declaration(name: str, axes: tuple[Axis, ...], overrides, inputs, build, **settings: Any) -> Experiment:  # noqa: ANN001
+def _declaration(
+    name: str,
+    axes: tuple[Axis, ...],
+    overrides,
+    inputs,
+    build,
+    data_axes: tuple[str, ...],
+    baselines: bool,  # noqa: ANN001
+    **settings: Any,
+) -> Experiment:
     return Experiment(
         name=name,
         axes=axes,
         run_overrides=overrides,
         inputs=inputs,
-        predictors=(network_predictor,),
+        predictors=(network_predictor, *(BASELINES if baselines else ())),
+        data_axes=data_axes,
         settings={"data": DATA_SETTINGS, **settings},
         build_data=build,
         figures=_figures(name),
@@ -230,6 +241,8 @@ def more_imgs() -> Experiment:
         _more_imgs_overrides,
         (InputMeasure("input_image", ("yaw",)), InputMeasure("input_shape", ())),
         _build_more_imgs,
+        data_axes=("yaw",),
+        baselines=True,
     )
 
 
@@ -242,6 +255,8 @@ def more_shapes() -> Experiment:
         _more_shapes_overrides,
         (InputMeasure("input_image", ()), InputMeasure("input_shape", ("frame",))),
         build_standin,
+        data_axes=("frame",),
+        baselines=True,
     )
 
 
@@ -259,6 +274,8 @@ def nviews() -> Experiment:
         _nviews_overrides,
         (InputMeasure("input_image", ("views",)), InputMeasure("input_shape", ("views",))),
         build_standin,
+        data_axes=("views",),
+        baselines=False,  # the paper places the baselines in the two dispersion experiments only
         steps=STEPS_SETTINGS,
     )
 
