@@ -8,7 +8,8 @@ release (entries with ``isometric_path``, ``ptcloud_path``, ``shapekey_value``; 
 Each item is a dict:
 
 * ``image``: (3, H, W) float32 in [0, 1], RGB channel order (H = W = ``image_size`` if given, else the file's
-  size; resized bilinearly with antialiasing). An alpha channel, if the PNG has one, is dropped.
+  size), read by the library's one image reader (:func:`dispersion_score.images.read_image`: every bit
+  depth, Pillow's bilinear filter). An alpha channel, if the PNG has one, is dropped.
 * ``points``: (num_points, 3) float32, drawn without replacement from the item's dense cloud, once per item,
   with a generator seeded by (seed, item index); so an item always gives the same points. With
   ``normalization="unit_ball"`` they are centred on the dense cloud's centroid (mean of its points) and
@@ -33,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from dispersion_score.images import read_image
 
 NORMALIZATIONS = ("unit_ball", "none")
 ORIGINAL_FIELDS = ("isometric_path", "ptcloud_path", "shapekey_value")
@@ -243,20 +246,14 @@ class CubeSphereDataset(Dataset):
         return points
 
     def image(self, index: int) -> torch.Tensor:
-        """(3, H, W) float32 RGB image of item ``index`` in [0, 1]."""
-        from PIL import Image, UnidentifiedImageError
-
+        """(3, H, W) float32 RGB image of item ``index`` in [0, 1] (:func:`dispersion_score.images.read_image`)."""
         path = self.items[index].image
         try:
-            with Image.open(path) as opened:
-                picture = opened.convert("RGB")
-                if self.image_size is not None and picture.size != (self.image_size, self.image_size):
-                    picture = picture.resize((self.image_size, self.image_size), Image.BILINEAR)
+            array = read_image(path, size=self.image_size)
         except FileNotFoundError:
             raise FileNotFoundError(f"{self._describe(index)}: image {path} not found") from None
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise ValueError(f"{self._describe(index)}: image {path} is not a readable image: {error}") from None
-        array = np.asarray(picture, dtype=np.float32) / 255.0
+        except ValueError as error:
+            raise ValueError(f"{self._describe(index)}: {error}") from None
         return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -18,11 +18,16 @@ zero diagonal. Two backends give the same numbers (to float32 rounding):
   the distances, using the difference form dx² + dy² + dz², which has no cancellation.
 * ``"torch"`` (CUDA, or CPU without a compiler): distance tiles from one float32 matmul per block on
   K = 5 augmented coordinates, [a, |a|², 1] · [-2b, 1, |b|²] = |a|² + |b|² - 2a·b, then a min over each
-  axis of the same tile. The expansion cancels when |a|² ≫ |a - b|², so clouds are first centred
-  (normalised clouds lie in the unit ball; with ``normalize=False`` all clouds are translated by their
-  common centroid, which changes no distance); the result is clamped at 0. For unit-ball clouds the
-  absolute error of one squared distance is about 1e-7. Tiles cover a chunk of query points against whole
-  clouds, sized from a memory budget, so blocks stream through cache (CPU) or bounded GPU memory.
+  axis of the same tile. The expansion cancels when |a|² ≫ |a - b|², so it is only ever applied to
+  points measured from their own cloud's centroid: for clouds A, B with centroids c_A, c_B and
+  δ = c_A - c_B (in float64), |a - b|² = |a'|² + |b'|² - 2a'·b' + 2a'·δ - 2b'·δ + |δ|² with a' = a - c_A,
+  b' = b - c_B, where every term is of the size of the clouds' spread or of their distance, never of their
+  distance from the origin. Normalised clouds are already centred (δ = 0, the extra terms vanish); with
+  ``normalize=False`` the two δ terms are added to each tile (one pass each). The result is clamped at 0;
+  the absolute error of one squared distance is about 1e-7 of (spread² + |δ|²), so clouds far from the
+  origin relative to their size are as exact as unit-ball ones. Tiles cover a chunk of query points
+  against whole clouds, sized from a memory budget, so blocks stream through cache (CPU) or bounded GPU
+  memory.
 
 Ragged input (a list of clouds with different sizes) is exact on both backends: the compiled kernel
 takes each cloud's own size, and the torch backend groups clouds into size buckets (sizes within 12.5 %)
@@ -42,6 +47,7 @@ from tqdm import tqdm
 
 from dispersion_score import _chamfer_kernel
 from dispersion_score._validation import (
+    FLOAT32_MAX,
     as_float_tensor,
     resolve_device,
     validate_batched_clouds,
@@ -308,7 +314,7 @@ def chamfer_matrix(
             out[cols, rows] = values
             bar.update(len(rows))
     else:
-        buckets = _buckets(clouds_list, dev)
+        buckets = _buckets(clouds_list, dev, centred=normalize)
         for u, bucket_u in enumerate(buckets):
             for bucket_v in buckets[u:]:
                 same = bucket_v is bucket_u
@@ -319,6 +325,7 @@ def chamfer_matrix(
                     out[cols, rows] = values
                     bar.update(len(rows))
     bar.close()
+    _check_finite_output(out)
     return out
 
 
@@ -355,15 +362,28 @@ def chamfer_cross(
             out[rows, cols] = kernel.chamfer_pairs(store, rows, cols + na, threads=torch.get_num_threads())
             bar.update(len(rows))
     else:
-        for bucket_a in _buckets(list_a, dev):
-            for bucket_b in _buckets(list_b, dev):
+        for bucket_a in _buckets(list_a, dev, centred=normalize):
+            for bucket_b in _buckets(list_b, dev, centred=normalize):
                 for rows, cols, values in _torch_bucket_pairs(
                     bucket_a, bucket_b, dev, block, upper_only=False
                 ):
                     out[rows, cols] = values
                     bar.update(len(rows))
     bar.close()
+    _check_finite_output(out)
     return out
+
+
+def _check_finite_output(out: np.ndarray) -> None:
+    """Squared distances of clouds with huge coordinates (normalize=False) can exceed float32: say so."""
+    for start in range(0, out.shape[0], 1024):
+        block = out[start : start + 1024]
+        if not np.isfinite(block).all():
+            i, j = (int(v) for v in np.argwhere(~np.isfinite(block))[0])
+            raise ValueError(
+                f"the Chamfer distance of clouds ({start + i}, {j}) overflows float32 (the clouds are too large "
+                "without normalisation); rescale them or use normalize=True"
+            )
 
 
 def _prepare_sets(
@@ -428,7 +448,14 @@ def _prepared_clouds(
         batch = batch.to(device)
         if normalize:
             return _normalize_float64(batch).to(torch.float32)
-        return (batch.to(torch.float64) - shift.to(device)).to(torch.float32)
+        shifted = batch.to(torch.float64) - shift.to(device)
+        largest = float(shifted.abs().max())
+        if largest > FLOAT32_MAX:
+            raise ValueError(
+                f"with normalize=False the clouds hold coordinates up to {largest:.4g} (after centring), beyond "
+                f"float32's range ({FLOAT32_MAX:.4g}); rescale them or use normalize=True"
+            )
+        return shifted.to(torch.float32)
 
     if isinstance(clouds, torch.Tensor):
         chunk = max(1, (64 << 20) // max(1, clouds.shape[1] * 3 * 8))
@@ -474,14 +501,22 @@ def _rectangular_blocks(na: int, nb: int, block: int) -> Iterator[tuple[np.ndarr
 class _Bucket:
     """Clouds of similar size, padded to a common size by repeating their own points.
 
-    points: (n, S, 3) float32; weight: (n, S) 1 for real points, 0 for repeats; size: (n,) float64 real
-    point counts; index: (n,) int64 positions in the caller's set (ascending).
+    points: (n, S, 3) float32, each cloud minus its ``centroid``; weight: (n, S) 1 for real points, 0 for
+    repeats; size: (n,) float64 real point counts; index: (n,) int64 positions in the caller's set
+    (ascending); centroid: (n, 3) float64 mean of each cloud's real points, or None when the clouds are
+    already centred (normalised: their centroids are 0 up to rounding).
     """
 
     def __init__(
-        self, points: torch.Tensor, weight: torch.Tensor, size: torch.Tensor, index: np.ndarray
+        self,
+        points: torch.Tensor,
+        weight: torch.Tensor,
+        size: torch.Tensor,
+        index: np.ndarray,
+        centroid: torch.Tensor | None,
     ) -> None:
         self.points, self.weight, self.size, self.index = points, weight, size, index
+        self.centroid = centroid
 
 
 def _bucket_size(p: int) -> int:
@@ -492,14 +527,21 @@ def _bucket_size(p: int) -> int:
     return (-((-p) >> shift)) << shift
 
 
-def _buckets(clouds: list[torch.Tensor], device: torch.device) -> list[_Bucket]:
+def _own_centred(clouds: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Each cloud minus its centroid (float64 arithmetic, float32 result) and the (3,) float64 centroids."""
+    centroids = [c.to(torch.float64).mean(dim=0) for c in clouds]
+    centred = [(c.to(torch.float64) - m).to(torch.float32) for c, m in zip(clouds, centroids, strict=True)]
+    return centred, centroids
+
+
+def _buckets(clouds: list[torch.Tensor], device: torch.device, *, centred: bool) -> list[_Bucket]:
+    """Size buckets of ``clouds``; ``centred``: the clouds are normalised (centroids 0), else each is
+    stored relative to its own centroid (see the module docstring)."""
+    centroids: list[torch.Tensor] | None = None
+    if not centred:
+        clouds, centroids = _own_centred(clouds)
     sizes = np.array([c.shape[0] for c in clouds])
-    if (sizes == sizes[0]).all():
-        points = torch.stack(clouds)
-        weight = torch.ones(points.shape[:2], dtype=torch.float32, device=device)
-        size = torch.full((len(clouds),), float(sizes[0]), dtype=torch.float64, device=device)
-        return [_Bucket(points, weight, size, np.arange(len(clouds)))]
-    targets = np.array([_bucket_size(int(p)) for p in sizes])
+    targets = sizes if (sizes == sizes[0]).all() else np.array([_bucket_size(int(p)) for p in sizes])
     buckets = []
     for target in np.unique(targets):
         index = np.flatnonzero(targets == target)
@@ -507,7 +549,8 @@ def _buckets(clouds: list[torch.Tensor], device: torch.device) -> list[_Bucket]:
         points = torch.stack([clouds[i][positions % clouds[i].shape[0]] for i in index])
         size = torch.as_tensor(sizes[index], dtype=torch.float64, device=device)
         weight = (positions[None, :] < size[:, None]).to(torch.float32)
-        buckets.append(_Bucket(points, weight, size, index))
+        centroid = None if centroids is None else torch.stack([centroids[i] for i in index])
+        buckets.append(_Bucket(points, weight, size, index, centroid))
     return buckets
 
 
@@ -546,6 +589,12 @@ def _torch_block(bu: _Bucket, rs: slice, bv: _Bucket, cs: slice, chunk: int) -> 
     """(bi, bj) float32 Chamfer distances between clouds bu[rs] and bv[cs] from K = 5 matmul tiles."""
     a, b = bu.points[rs], bv.points[cs]
     bi, bj, sa, sb = a.shape[0], b.shape[0], a.shape[1], b.shape[1]
+    shift = None
+    if bu.centroid is not None and bv.centroid is not None:
+        # δ_ij = c_i - c_j: the clouds' offset, added to the own-centred expansion (module docstring).
+        shift = (bu.centroid[rs][:, None, :] - bv.centroid[cs][None, :, :]).to(torch.float32)  # (bi, bj, 3)
+        shift_sq = shift.double().square().sum(-1).to(torch.float32)  # (bi, bj)
+        col_term = torch.einsum("jqc,ijc->ijq", b, shift).mul_(-2.0)[:, None]  # (bi, 1, bj, sb)
     a_sq, b_sq = a.square().sum(-1, keepdim=True), b.square().sum(-1, keepdim=True)
     query = torch.cat([a, a_sq, torch.ones_like(a_sq)], dim=-1)  # (bi, S_a, 5)
     # All target clouds side by side: one (bi·chunk, 5) x (5, bj·S_b) matmul per chunk covers every pair.
@@ -556,6 +605,10 @@ def _torch_block(bu: _Bucket, rs: slice, bv: _Bucket, cs: slice, chunk: int) -> 
     for start in range(0, sa, chunk):
         stop = min(sa, start + chunk)
         tile = torch.mm(query[:, start:stop].reshape(-1, 5), target).view(bi, stop - start, bj, sb)
+        if shift is not None:
+            row_term = torch.einsum("ipc,ijc->ipj", a[:, start:stop], shift).mul_(2.0).add_(shift_sq[:, None, :])
+            tile += row_term[..., None]
+            tile += col_term
         row_min = tile.amin(dim=3).clamp_min_(0)  # (bi, chunk, bj)
         row_sum += (row_min * weight_a[:, start:stop, None]).sum(dim=1, dtype=torch.float64)
         torch.minimum(col_min, tile.amin(dim=1), out=col_min)

@@ -3,12 +3,16 @@
 Dividing by the feature dimension d makes D the mean squared difference per feature, the convention of
 the perceptual image distance (VGG16 relu3_3, channel max, d = 3136).
 
-Computation: blocks of rows, one float32 matmul per block, D = (|f_i|² + |f_j|² - 2 f_i·f_j) / d clamped
-at 0. The expansion loses precision when the squared norms are much larger than the squared distance,
-so the features are first centred on their mean (computed in float64), which changes no distance and
-makes the norms comparable to the distances. Only blocks with j >= i are computed; each value is written
-to (i, j) and (j, i), so the result is exactly symmetric with an exactly zero diagonal. The N x N float32
-output (4·N² bytes) is the only allocation that grows with N².
+Computation: blocks of rows, one matmul per block, D = (|f_i|² + |f_j|² - 2 f_i·f_j) / d clamped at 0.
+The expansion loses precision when the squared norms are much larger than the squared distance: the
+features are centred on their mean (in float64; this changes no distance), but centring cannot help two
+items that sit close together far from the mean (a tight cluster away from the others: in float32 such
+pairs lost all their digits). So the products and norms are computed in float64 (blocks of the centred
+float32 features are converted one at a time): the result is exact to float32 rounding unless a distance
+is below about 1e-9 of the items' squared norms after centring. Only blocks with j >= i are computed; each
+value is written to (i, j) and (j, i), so the result is exactly symmetric with an exactly zero diagonal.
+The N x N float32 output (4·N² bytes) is the only allocation that grows with N²; a distance beyond
+float32's range raises ValueError instead of becoming inf.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dispersion_score._validation import resolve_device, validate_features
+from dispersion_score._validation import FLOAT32_MAX, resolve_device, validate_features
 
 _CPU_BLOCK_BYTES = 16 << 20
 _CUDA_BLOCK_BYTES = 256 << 20
@@ -55,7 +59,7 @@ def feature_matrix(
     dev = resolve_device(device, tensor)
     n, dim = tensor.shape
     centred = _centred_float32(tensor, dev)
-    norms = centred.square().sum(dim=1)
+    norms = centred.double().square().sum(dim=1)
     if block_size is None:
         budget = _CUDA_BLOCK_BYTES if dev.type == "cuda" else _CPU_BLOCK_BYTES
         block_size = max(1, int((budget // 4) ** 0.5))
@@ -68,9 +72,15 @@ def feature_matrix(
         for c0 in range(r0, n, block):
             cols = slice(c0, min(n, c0 + block))
             tile = torch.addmm(
-                norms[rows, None] + norms[None, cols], centred[rows], centred[cols].T, alpha=-2.0
-            )
-            tile = (tile.clamp_min_(0) / dim).cpu().numpy()
+                norms[rows, None] + norms[None, cols], centred[rows].double(), centred[cols].double().T, alpha=-2.0
+            ).clamp_min_(0) / dim
+            largest = float(tile.max())
+            if largest > FLOAT32_MAX:
+                raise ValueError(
+                    f"features give squared distances up to {largest:.3g}, beyond float32's range "
+                    f"({FLOAT32_MAX:.3g}; rows {rows.start}..{rows.stop - 1}): rescale the features"
+                )
+            tile = tile.to(torch.float32).cpu().numpy()
             if r0 == c0:
                 tile = np.triu(tile, k=1)
                 tile = tile + tile.T  # exact: every off-diagonal value is added to a zero

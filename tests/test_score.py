@@ -103,7 +103,7 @@ def test_full_subsample_is_the_plain_score(D):
         (241, r"count must be in \[1, N = 240\]"),
         (True, r"subsample must be None, a fraction"),
         ("half", r"subsample must be None, a fraction"),
-        (3, r"1 <= k <= N = 3"),
+        (3, r"1 <= k <= n = 3, the subsample size \(of N = 240 items"),
     ],
 )
 def test_bad_subsample(D, subsample, pattern):
