@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dispersion_score.chamfer import unit_ball_transform
 from dispersion_score.images import read_image
 
 NORMALIZATIONS = ("unit_ball", "none")
@@ -52,14 +53,6 @@ class Item:
     points: Path
     t_image: float
     t_shape: float
-
-
-def unit_ball_transform(dense: np.ndarray) -> tuple[np.ndarray, float]:
-    """(centroid (3,), scale): (dense − centroid) / scale has mean 0 and max norm 1 (SPEC §2.2 convention)."""
-    dense = dense.astype(np.float64)
-    centroid = dense.mean(axis=0)
-    scale = float(np.linalg.norm(dense - centroid, axis=1).max())
-    return centroid, (scale if scale > 0 else 1.0)
 
 
 def _original_instance_dir(path: str) -> str:

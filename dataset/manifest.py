@@ -16,9 +16,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from dispersion_score.atomic import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "cubesphere-manifest/1"
@@ -56,28 +57,6 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
         return None
     return document
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same directory, then os.replace.
-
-    The same contract as ``dispersion_score.io.atomic_write_text``, without importing torch (which that
-    package loads: ~0.5 GB and seconds for a build that never uses it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_manifest(root: str | os.PathLike, document: dict[str, Any]) -> Path:

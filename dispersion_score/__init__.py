@@ -17,6 +17,7 @@ _EXPORTS = {
     "chamfer_matrix": "chamfer",
     "chamfer_cross": "chamfer",
     "normalize_unit_ball": "chamfer",
+    "unit_ball_transform": "chamfer",
     "fscore": "chamfer",
     "feature_matrix": "features",
     "KMedoidsResult": "kmedoids",
@@ -51,6 +52,7 @@ __all__ = [
     "chamfer_matrix",
     "chamfer_cross",
     "normalize_unit_ball",
+    "unit_ball_transform",
     "fscore",
     "feature_matrix",
     "KMedoidsResult",
@@ -84,7 +86,14 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from dispersion_score._validation import resolve_device
     from dispersion_score.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_text
-    from dispersion_score.chamfer import chamfer_cross, chamfer_distance, chamfer_matrix, fscore, normalize_unit_ball
+    from dispersion_score.chamfer import (
+        chamfer_cross,
+        chamfer_distance,
+        chamfer_matrix,
+        fscore,
+        normalize_unit_ball,
+        unit_ball_transform,
+    )
     from dispersion_score.features import feature_matrix
     from dispersion_score.images import load_images, read_image
     from dispersion_score.io import load_result, provenance, save_result

@@ -69,13 +69,39 @@ _COMPILED_BLOCK = 128  # clouds per block side for the compiled backend: ~8k pai
 # Normalisation
 
 
+def _unit_ball_parameters(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P, 3) -> centroids (B, 1, 3) and scales (B,), float64: (points - centroid) / scale lies in the
+    unit ball with its farthest point at norm 1. The one definition of the project's normalisation
+    (SPEC §2.2); a cloud whose points all coincide gets scale 1 (it is only centred)."""
+    points = points.to(torch.float64)
+    centroid = points.mean(dim=1, keepdim=True)
+    scale = (points - centroid).norm(dim=2).amax(dim=1)
+    return centroid, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
 def _normalize_float64(points: torch.Tensor) -> torch.Tensor:
     """(B, P, 3) -> unit-ball clouds in float64. A cloud whose points all coincide is only centred."""
-    centred = points.to(torch.float64)
-    centred = centred - centred.mean(dim=1, keepdim=True)
-    scale = centred.norm(dim=2).amax(dim=1)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return centred / scale[:, None, None]
+    centroid, scale = _unit_ball_parameters(points)
+    return (points.to(torch.float64) - centroid) / scale[:, None, None]
+
+
+def unit_ball_transform(points: Any) -> tuple[np.ndarray, float]:
+    """The unit-ball normalisation of one cloud as a transform: its centroid and scale.
+
+    For applying a shape's own normalisation to a sample of it (a dataset normalises the points it draws
+    with the transform of the shape's dense cloud): ``(sample - centroid) / scale``.
+
+    Args:
+        points: (P, 3) NumPy array or tensor, P >= 1, finite.
+
+    Returns:
+        centroid: (3,) float64 array, the mean of the points; scale: the largest norm of the centred points
+        (1.0 when they all coincide). ``normalize_unit_ball(points) == (points - centroid) / scale``.
+    """
+    tensor = as_float_tensor(points, name="points")
+    validate_point_clouds([tensor], name="points")
+    centroid, scale = _unit_ball_parameters(tensor.detach().cpu()[None])
+    return centroid[0, 0].numpy(), float(scale[0])
 
 
 def normalize_unit_ball(points: Any) -> Any:

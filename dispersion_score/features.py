@@ -7,9 +7,9 @@ Computation: blocks of rows, one matmul per block, D = (|f_i|² + |f_j|² - 2 f_
 The expansion loses precision when the squared norms are much larger than the squared distance: the
 features are centred on their mean (in float64; this changes no distance), but centring cannot help two
 items that sit close together far from the mean (a tight cluster away from the others: in float32 such
-pairs lost all their digits). So the products and norms are computed in float64 (blocks of the centred
-float32 features are converted one at a time): the result is exact to float32 rounding unless a distance
-is below about 1e-9 of the items' squared norms after centring. Only blocks with j >= i are computed; each
+pairs lost all their digits). So the centring, the products and the norms are computed in float64, one
+block of rows at a time from the input: the result is exact to float32 rounding unless a distance is
+below about 1e-9 of the items' squared norms after centring. Only blocks with j >= i are computed; each
 value is written to (i, j) and (j, i), so the result is exactly symmetric with an exactly zero diagonal.
 The N x N float32 output (4·N² bytes) is the only allocation that grows with N²; a distance beyond
 float32's range raises ValueError instead of becoming inf.
@@ -58,21 +58,29 @@ def feature_matrix(
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
     dev = resolve_device(device, tensor)
     n, dim = tensor.shape
-    centred = _centred_float32(tensor, dev)
-    norms = centred.double().square().sum(dim=1)
+    source = tensor.to(dev)
+    mean = _mean_float64(source)
+
+    def centred(rows: slice) -> torch.Tensor:
+        return source[rows].to(torch.float64) - mean
+
+    norm_chunk = max(1, (64 << 20) // (8 * dim))
+    norms = torch.cat([centred(slice(s, s + norm_chunk)).square().sum(dim=1) for s in range(0, n, norm_chunk)])
     if block_size is None:
         budget = _CUDA_BLOCK_BYTES if dev.type == "cuda" else _CPU_BLOCK_BYTES
-        block_size = max(1, int((budget // 4) ** 0.5))
+        # A square tile within the budget, and float64 row blocks of at most 64 MiB (wide features).
+        block_size = max(1, min(int((budget // 4) ** 0.5), (64 << 20) // (8 * dim)))
     block = int(block_size)
     out = np.zeros((n, n), dtype=np.float32)
     starts = range(0, n, block)
     bar = tqdm(total=len(starts) * (len(starts) + 1) // 2, desc="feature matrix", disable=not progress)
     for r0 in starts:
         rows = slice(r0, min(n, r0 + block))
+        row_block = centred(rows)
         for c0 in range(r0, n, block):
             cols = slice(c0, min(n, c0 + block))
             tile = torch.addmm(
-                norms[rows, None] + norms[None, cols], centred[rows].double(), centred[cols].double().T, alpha=-2.0
+                norms[rows, None] + norms[None, cols], row_block, centred(cols).T, alpha=-2.0
             ).clamp_min_(0) / dim
             largest = float(tile.max())
             if largest > FLOAT32_MAX:
@@ -91,15 +99,10 @@ def feature_matrix(
     return out
 
 
-def _centred_float32(features: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """features - mean (mean in float64), as float32 on ``device``, converted in row chunks."""
+def _mean_float64(features: torch.Tensor) -> torch.Tensor:
+    """Column means of (N, d) features in float64, summed in row chunks (no float64 copy of the whole)."""
     chunk = max(1, (64 << 20) // (8 * features.shape[1]))
-    total = torch.zeros(features.shape[1], dtype=torch.float64, device=device)
+    total = torch.zeros(features.shape[1], dtype=torch.float64, device=features.device)
     for s in range(0, features.shape[0], chunk):
-        total += features[s : s + chunk].to(device=device, dtype=torch.float64).sum(dim=0)
-    mean = total / features.shape[0]
-    parts = [
-        (features[s : s + chunk].to(device=device, dtype=torch.float64) - mean).to(torch.float32)
-        for s in range(0, features.shape[0], chunk)
-    ]
-    return torch.cat(parts)
+        total += features[s : s + chunk].to(torch.float64).sum(dim=0)
+    return total / features.shape[0]

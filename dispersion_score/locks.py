@@ -6,9 +6,10 @@ process gets :class:`DirectoryLockedError` naming the holder (pid, host, start t
 Mechanism: ``fcntl.flock`` on ``<directory>/.lock``. The kernel releases the lock when the holder's last
 file descriptor closes, including when the process is killed (SIGKILL, out of memory, a crashed node's
 NFS lease running out), so a dead holder's lock is taken over with no guessing about whether a pid is
-still alive, and no window in which two processes both believe they hold it. The lock file is never
-deleted (deleting it would let a newcomer lock a fresh file while an old holder still holds the unlinked
-one); it holds the current holder's record as JSON, rewritten by each new holder and emptied on release.
+still alive, and no window in which two processes both believe they hold it. The lock file holds the
+holder's record as JSON; a clean release deletes it (while still holding the lock), and a process that
+locked a file which has meanwhile been deleted notices (the name no longer leads to it) and starts over,
+so the deletion never lets two holders in. A file left by a killed holder is simply taken over.
 Why not the ``filelock`` package: its Unix lock is the same ``flock``, but it truncates the lock file when
 opening it, so the holder's identity would need a second file. ``flock`` works across hosts on NFSv4 and
 on Lustre mounted with ``-o flock``; where the file system has no locks at all, a warning says so and the
@@ -108,9 +109,8 @@ def directory_lock(path: str | os.PathLike, *, what: str = "directory") -> Itera
         raise NotADirectoryError(f"{what} {directory} is a file, not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     lock_file = directory / LOCK_NAME
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's record stays readable
+    fd, locked = _open_and_lock(lock_file, directory, what)
     try:
-        locked = _acquire(fd, lock_file, directory, what)
         if locked:
             previous = _read_record(fd)
             if previous:
@@ -128,9 +128,34 @@ def directory_lock(path: str | os.PathLike, *, what: str = "directory") -> Itera
             yield directory
         finally:
             if locked:
-                os.ftruncate(fd, 0)  # a clean release leaves no record behind
+                lock_file.unlink(missing_ok=True)  # while still holding it: see _open_and_lock
     finally:
         os.close(fd)  # releases the flock
+
+
+def _open_and_lock(lock_file: Path, directory: Path, what: str) -> tuple[int, bool]:
+    """Open ``lock_file`` (created if missing) and lock it; (fd, locked). The holder deletes the file when it
+    releases, so a process may lock a file that was just deleted: the lock then counts only if the name still
+    leads to the locked file, otherwise it starts over with the new file."""
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's record stays readable
+        try:
+            locked = _acquire(fd, lock_file, directory, what)
+            if not locked or _same_file(fd, lock_file):
+                return fd, locked
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 def _acquire(fd: int, lock_file: Path, directory: Path, what: str) -> bool:
