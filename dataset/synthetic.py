@@ -220,7 +220,7 @@ def _check_settings(root: Path, settings: dict[str, Any], force: bool) -> None:
     previous = existing_settings(root)
     if previous is None or force:
         return
-    differences = settings_differences(previous, settings)
+    differences = settings_differences(previous, json.loads(json.dumps(settings)))  # as stored: lists, not tuples
     if differences:
         raise BuildSettingsError(
             f"{root} holds a dataset built with other settings (existing → requested: {'; '.join(differences)}); "

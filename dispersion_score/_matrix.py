@@ -87,7 +87,10 @@ def _check_float32_range(D: np.ndarray | torch.Tensor, name: str) -> None:
     side = max(1, BLOCK_ELEMS // max(n, 1))
     for i0 in range(0, n, side):
         block = D[i0 : i0 + side]
-        over = (block.abs() if isinstance(block, torch.Tensor) else np.abs(block)) > FLOAT32_MAX
+        if isinstance(block, torch.Tensor):
+            over = (block.abs() > FLOAT32_MAX) & torch.isfinite(block)  # inf and NaN are reported later
+        else:
+            over = (np.abs(block) > FLOAT32_MAX) & np.isfinite(block)
         hits = np.argwhere(over.cpu().numpy() if isinstance(over, torch.Tensor) else over)
         if len(hits):
             i, j = int(hits[0][0]) + i0, int(hits[0][1])

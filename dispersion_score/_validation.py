@@ -44,7 +44,8 @@ def first_float32_overflow(values: torch.Tensor) -> int | None:
         return None
     rows = values.reshape(values.shape[0], -1)
     for start in range(0, rows.shape[0], 4096):  # in blocks: no full-size boolean temporary
-        bad = (rows[start : start + 4096].abs() > FLOAT32_MAX).any(dim=1)
+        block = rows[start : start + 4096]
+        bad = ((block.abs() > FLOAT32_MAX) & torch.isfinite(block)).any(dim=1)
         if bool(bad.any()):
             return start + int(bad.nonzero()[0, 0])
     return None

@@ -61,7 +61,7 @@ def k_values(spec: str) -> range | list[int]:
         raise argparse.ArgumentTypeError(
             f"bad k spec {spec!r}; expected START:STOP[:STEP] (STOP included, STEP >= 1), a comma list or one int"
         ) from None
-    if not ks or min(ks) < 1:
+    if not ks or min(ks[0], ks[-1]) < 1:  # ks[0], ks[-1]: a range's extremes without iterating it
         raise argparse.ArgumentTypeError(f"bad k spec {spec!r}; every k must be >= 1")
     return ks
 

@@ -278,7 +278,7 @@ def _checked_ks(ks: Iterable[int], n: int, n_total: int) -> list[int]:
     if isinstance(ks, np.ndarray | torch.Tensor):
         ks = np.asarray(ks.cpu() if isinstance(ks, torch.Tensor) else ks).reshape(-1).tolist()
     if isinstance(ks, range) and len(ks):
-        for bound in (min(ks), max(ks)):
+        for bound in (ks[0], ks[-1]):  # its extremes, read without iterating it
             _validate_k(bound, n, n_total, name="each k in ks")
     values = [_validate_k(k, n, n_total, name="each k in ks") for k in ks]
     if not values:
