@@ -370,15 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "quality":
         report = run_quality(args)
         _print_quality(report["summary"])
-        out = args.out or QUALITY_OUT
-        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {out}")
-        return 0
-    if args.n < 2 or not 1 <= args.k <= args.n or args.repeats < 1:
-        parser.error("need N >= 2, 1 <= k <= N and --repeats >= 1")
-    report = run(args)
-    _print_summary(report["summary"])
-    out = args.out or DEFAULT_OUT
+    else:
+        if args.n < 2 or not 1 <= args.k <= args.n or args.repeats < 1:
+            parser.error("need N >= 2, 1 <= k <= N and --repeats >= 1")
+        report = run(args)
+        _print_summary(report["summary"])
+    out = args.out or (QUALITY_OUT if args.suite == "quality" else DEFAULT_OUT)
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {out}")
     return 0

@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from dispersion_score.chamfer import unit_ball_transform
 from dispersion_score.images import read_image
+from dispersion_score.io import read_npy
 
 NORMALIZATIONS = ("unit_ball", "none")
 ORIGINAL_FIELDS = ("isometric_path", "ptcloud_path", "shapekey_value")
@@ -190,12 +191,7 @@ class CubeSphereDataset(Dataset):
 
     @staticmethod
     def _read_dense(path: Path) -> np.ndarray:
-        try:
-            dense = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError) as error:
-            raise ValueError(f"point cloud {path} is not a readable .npy file: {error}") from error
+        dense = read_npy(path, what="point cloud")  # one-line errors, a 0-byte file included
         if dense.ndim != 2 or dense.shape[1] != 3 or dense.shape[0] == 0:
             raise ValueError(f"point cloud {path} must have shape (P, 3) with P >= 1, got {dense.shape}")
         return dense

@@ -213,3 +213,12 @@ def test_dataset_pickles_for_worker_processes(ours):
     before = dataset[1]["points"]
     copy = pickle.loads(pickle.dumps(dataset))
     torch.testing.assert_close(copy[1]["points"], before)
+
+
+def test_empty_point_file_is_a_one_line_error_naming_the_item(ours):
+    # A 0-byte .npy (a copy cut short) raised numpy's EOFError from deep inside np.load (issue 9, item 11).
+    root, _ = ours
+    (root / "instances" / "a" / "points.npy").write_bytes(b"")
+    dataset = CubeSphereDataset(root, "train.json", num_points=5)
+    with pytest.raises(ValueError, match=r"item 2 .*instances/a/points\.npy is empty \(0 bytes\)"):
+        dataset[2]

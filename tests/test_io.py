@@ -251,7 +251,8 @@ def test_channels_first_and_square_arrays_are_refused_naming_file_and_shape(tmp_
     with pytest.raises(ValueError, match=r"D\.npy has shape \(6, 6\)"):
         load_shapes([tmp_path / "D.npy"], num_points=None)
     np.save(tmp_path / "normals.npy", np.concatenate([points, points], axis=1))  # (500, 6): x, y, z + normals
-    np.testing.assert_array_equal(load_shapes([tmp_path / "normals.npy"], num_points=None)[0], points.astype(np.float32))
+    loaded = load_shapes([tmp_path / "normals.npy"], num_points=None)[0]
+    np.testing.assert_array_equal(loaded, points.astype(np.float32))
     np.save(tmp_path / "three.npy", points[:3])  # (3, 3): three points, as written
     assert load_shapes([tmp_path / "three.npy"], num_points=None)[0].shape == (3, 3)
 

@@ -531,11 +531,10 @@ def test_threads_argument_leaves_torch_setting_alone_and_gives_the_same_result(m
 
 
 def test_no_library_module_sets_torch_thread_count():
+    import re
     from pathlib import Path
 
     import dispersion_score
-
-    import re
 
     call = re.compile(r"(?<!\w)set_num_threads\s*\(")  # torch.set_num_threads(...), not omp_set_num_threads
     sources = Path(dispersion_score.__file__).parent.glob("*.py")
