@@ -46,6 +46,7 @@ import torch
 from tqdm import tqdm
 
 from dispersion_score import _chamfer_kernel
+from dispersion_score._threads import cpu_threads, resolve_threads
 from dispersion_score._validation import (
     FLOAT32_MAX,
     as_float_tensor,
@@ -156,6 +157,7 @@ def _nearest_indices(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, to
                 store = _chamfer_kernel.pack_store(clouds)
                 count = a.shape[0]
                 idx_ab, idx_ba = kernel.nearest_pairs(
+                    # The training loss runs with the caller's threads, given to the kernel explicitly.
                     store, np.arange(count), np.arange(count, 2 * count), threads=torch.get_num_threads()
                 )
                 return torch.from_numpy(idx_ab), torch.from_numpy(idx_ba)
@@ -305,6 +307,7 @@ def chamfer_matrix(
     block_size: int | None = None,
     progress: bool = False,
     backend: Backend = "auto",
+    threads: int | None = None,
 ) -> np.ndarray:
     """N x N Chamfer matrix of a set of clouds (SPEC §2.2), exactly symmetric with a zero diagonal.
 
@@ -316,6 +319,8 @@ def chamfer_matrix(
             budget. Results do not depend on it.
         progress: show a tqdm progress bar over pairs.
         backend: "auto" (compiled kernel on CPU when available, else torch), "compiled" or "torch".
+        threads: CPU threads of this call (None: torch's current count): the compiled kernel's pool size,
+            or the torch backend's threads on the CPU. torch's own setting is not changed.
 
     Returns:
         (N, N) float32 NumPy array, D[i, j] = CD(cloud i, cloud j) in squared units (of the normalised
@@ -324,6 +329,7 @@ def chamfer_matrix(
     Raises:
         ValueError: bad shapes, an empty cloud or set, NaN/inf (naming the cloud), bad options.
     """
+    threads = resolve_threads(threads)
     prepared, dev, use_kernel, block = _prepare_sets(
         [clouds], ("clouds",), device, normalize, block_size, backend
     )
@@ -335,21 +341,22 @@ def chamfer_matrix(
         kernel, store = _kernel_store(clouds_list)
         del prepared, clouds_list  # the packed store holds the points now
         for rows, cols in _upper_blocks(n, block or _COMPILED_BLOCK):
-            values = kernel.chamfer_pairs(store, rows, cols, threads=torch.get_num_threads())
+            values = kernel.chamfer_pairs(store, rows, cols, threads=threads)
             out[rows, cols] = values
             out[cols, rows] = values
             bar.update(len(rows))
     else:
-        buckets = _buckets(clouds_list, dev, centred=normalize)
-        for u, bucket_u in enumerate(buckets):
-            for bucket_v in buckets[u:]:
-                same = bucket_v is bucket_u
-                for rows, cols, values in _torch_bucket_pairs(
-                    bucket_u, bucket_v, dev, block, upper_only=same
-                ):
-                    out[rows, cols] = values
-                    out[cols, rows] = values
-                    bar.update(len(rows))
+        with cpu_threads(threads, dev):
+            buckets = _buckets(clouds_list, dev, centred=normalize)
+            for u, bucket_u in enumerate(buckets):
+                for bucket_v in buckets[u:]:
+                    same = bucket_v is bucket_u
+                    for rows, cols, values in _torch_bucket_pairs(
+                        bucket_u, bucket_v, dev, block, upper_only=same
+                    ):
+                        out[rows, cols] = values
+                        out[cols, rows] = values
+                        bar.update(len(rows))
     bar.close()
     _check_finite_output(out)
     return out
@@ -365,6 +372,7 @@ def chamfer_cross(
     block_size: int | None = None,
     progress: bool = False,
     backend: Backend = "auto",
+    threads: int | None = None,
 ) -> np.ndarray:
     """Na x Nb Chamfer matrix between two sets (e.g. test x train), D[i, j] = CD(a_i, b_j).
 
@@ -374,6 +382,7 @@ def chamfer_cross(
     Returns:
         (Na, Nb) float32 NumPy array.
     """
+    threads = resolve_threads(threads)
     prepared, dev, use_kernel, block = _prepare_sets(
         [clouds_a, clouds_b], ("clouds_a", "clouds_b"), device, normalize, block_size, backend
     )
@@ -385,16 +394,17 @@ def chamfer_cross(
         kernel, store = _kernel_store(list_a + list_b)
         del prepared, list_a, list_b  # the packed store holds the points now
         for rows, cols in _rectangular_blocks(na, nb, block or _COMPILED_BLOCK):
-            out[rows, cols] = kernel.chamfer_pairs(store, rows, cols + na, threads=torch.get_num_threads())
+            out[rows, cols] = kernel.chamfer_pairs(store, rows, cols + na, threads=threads)
             bar.update(len(rows))
     else:
-        for bucket_a in _buckets(list_a, dev, centred=normalize):
-            for bucket_b in _buckets(list_b, dev, centred=normalize):
-                for rows, cols, values in _torch_bucket_pairs(
-                    bucket_a, bucket_b, dev, block, upper_only=False
-                ):
-                    out[rows, cols] = values
-                    bar.update(len(rows))
+        with cpu_threads(threads, dev):
+            for bucket_a in _buckets(list_a, dev, centred=normalize):
+                for bucket_b in _buckets(list_b, dev, centred=normalize):
+                    for rows, cols, values in _torch_bucket_pairs(
+                        bucket_a, bucket_b, dev, block, upper_only=False
+                    ):
+                        out[rows, cols] = values
+                        bar.update(len(rows))
     bar.close()
     _check_finite_output(out)
     return out

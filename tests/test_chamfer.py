@@ -414,3 +414,17 @@ def test_unit_ball_transform_is_the_normalisation():
     centroid, scale = unit_ball_transform(points)
     np.testing.assert_allclose((points - centroid) / scale, normalize_unit_ball(points), rtol=0, atol=1e-15)
     np.testing.assert_allclose((points - centroid) / scale, naive_normalize(points), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_argument_gives_the_same_matrix_and_leaves_torch_alone(backend):
+    clouds = surface_clouds(12, 100, seed=31)
+    before = torch.get_num_threads()
+    one = chamfer_matrix(clouds, backend=backend, threads=1)
+    assert torch.get_num_threads() == before
+    np.testing.assert_array_equal(one, chamfer_matrix(clouds, backend=backend, threads=2))
+    cross = chamfer_cross(clouds[:3], clouds, backend=backend, threads=1)
+    np.testing.assert_array_equal(cross, chamfer_cross(clouds[:3], clouds, backend=backend, threads=2))
+    np.testing.assert_allclose(cross, one[:3], rtol=1e-5, atol=1e-7)  # a cross matrix computes i == j too
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        chamfer_matrix(clouds, threads=0)
