@@ -122,7 +122,10 @@ def test_resize_is_the_antialiased_bilinear_filter_at_every_depth(tmp_path):
     Image.fromarray(values).save(tmp_path / "deep.png")
     expected = torch.nn.functional.interpolate(
         torch.from_numpy(values.astype(np.float32) / 65535)[None, None].expand(1, 3, 20, 30),
-        size=(16, 16), mode="bilinear", align_corners=False, antialias=True,
+        size=(16, 16),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
     )
     torch.testing.assert_close(load_images([tmp_path / "deep.png"], size=16), expected.clamp(0, 1))
 

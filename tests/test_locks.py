@@ -128,8 +128,14 @@ def test_lock_module_does_not_import_torch():
 TOY = {
     "preset": "locktest",
     "seed": 1,
-    "data": {"dataset": "toy", "root": ".", "train_file": "train:4", "val_file": "val:2", "num_points": 32,
-             "image_size": 32},
+    "data": {
+        "dataset": "toy",
+        "root": ".",
+        "train_file": "train:4",
+        "val_file": "val:2",
+        "num_points": 32,
+        "image_size": 32,
+    },
     "model": {"name": "psgn", "bottleneck": 8, "psgn": {"hidden": [8]}},
     "train": {"epochs": 1, "batch_size": 2, "milestones": []},
     "run": {"progress": False},
@@ -160,9 +166,18 @@ def test_train_script_reports_a_locked_run_in_one_line(tmp_path):
     try:
         started = time.monotonic()
         out = subprocess.run(
-            [sys.executable, str(REPO / "train_scripts" / "train.py"), "--config", str(tmp_path / "toy.yaml"),
-             "--out", str(tmp_path / "run")],
-            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,
+            [
+                sys.executable,
+                str(REPO / "train_scripts" / "train.py"),
+                "--config",
+                str(tmp_path / "toy.yaml"),
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=120,
         )
         assert time.monotonic() - started < 60
     finally:
