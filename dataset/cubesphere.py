@@ -194,6 +194,9 @@ class CubeSphereDataset(Dataset):
         dense = read_npy(path, what="point cloud")  # one-line errors, a 0-byte file included
         if dense.ndim != 2 or dense.shape[1] != 3 or dense.shape[0] == 0:
             raise ValueError(f"point cloud {path} must have shape (P, 3) with P >= 1, got {dense.shape}")
+        finite = np.isfinite(dense).all(axis=1)
+        if not finite.all():  # the whole cloud: the sample drawn from it may miss the bad point
+            raise ValueError(f"point cloud {path} has a NaN or infinite point (first at {int(np.argmin(finite))})")
         return dense
 
     def dense_points(self, index: int) -> np.ndarray:
