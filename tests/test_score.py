@@ -21,6 +21,16 @@ from dispersion_score import (
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # k-medoids is a chain of small operations: on this shared 2-core machine two threads make it 5-15x
+    # slower (docs/library.md). The library no longer sets the count itself, so the tests do.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def D() -> np.ndarray:
     return clustered_distance_matrix(240, clusters=8, seed=1)
