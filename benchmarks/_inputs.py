@@ -66,3 +66,20 @@ def clustered_distance_matrix(
             view[j : j + block, i : i + block] = tile.t()
     view.fill_diagonal_(0.0)
     return out
+
+
+def blob_points(n: int, *, dim: int = 2, blobs: int = 10, std: float = 1.0, seed: int = 0) -> np.ndarray:
+    """(n, dim) float64 points in ``blobs`` isotropic Gaussian blobs (std ``std``) whose centres are uniform
+    in [-10, 10]^dim (the layout of scikit-learn's ``make_blobs``); blob sizes differ by at most one."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-10.0, 10.0, size=(blobs, dim))
+    labels = rng.permutation(np.arange(n) % blobs)
+    return centres[labels] + rng.normal(scale=std, size=(n, dim))
+
+
+def squared_distances_over_dim(points: np.ndarray) -> np.ndarray:
+    """(n, n) float32 matrix ||x_i - x_j||² / dim (the feature-distance convention), from float64 differences:
+    exactly symmetric, zero diagonal. For the small n of tests and quality benchmarks (O(n²·dim) memory)."""
+    points = np.asarray(points, dtype=np.float64)
+    diff = points[:, None, :] - points[None, :, :]
+    return (np.einsum("ijd,ijd->ij", diff, diff) / points.shape[1]).astype(np.float32)

@@ -16,7 +16,8 @@ pairs; NaN if neither lists it.
 Each item is a dict:
 
 * ``image``: (3, H, W) float32 in [0, 1], RGB channel order (H = W = ``image_size`` if given, else the file's
-  size; resized bilinearly with antialiasing). An alpha channel, if the PNG has one, is dropped.
+  size), read by the library's one image reader (:func:`dispersion_score.images.read_image`: every bit
+  depth, Pillow's bilinear filter). An alpha channel, if the PNG has one, is dropped.
 * ``points``: (num_points, 3) float32, drawn without replacement from the item's dense cloud, once per item,
   with a generator seeded by (seed, item index); so an item always gives the same points. With
   ``normalization="unit_ball"`` they are centred on the dense cloud's centroid (mean of its points) and
@@ -42,6 +43,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dispersion_score.chamfer import unit_ball_transform
+from dispersion_score.images import read_image
+from dispersion_score.io import read_npy
+
 NORMALIZATIONS = ("unit_ball", "none")
 ORIGINAL_FIELDS = ("isometric_path", "ptcloud_path", "shapekey_value")
 ORIGINAL_DENSE_NAME = "pt_30000.npy"
@@ -57,14 +62,6 @@ class Item:
     points: Path
     t_image: float
     t_shape: float
-
-
-def unit_ball_transform(dense: np.ndarray) -> tuple[np.ndarray, float]:
-    """(centroid (3,), scale): (dense − centroid) / scale has mean 0 and max norm 1 (SPEC §2.2 convention)."""
-    dense = dense.astype(np.float64)
-    centroid = dense.mean(axis=0)
-    scale = float(np.linalg.norm(dense - centroid, axis=1).max())
-    return centroid, (scale if scale > 0 else 1.0)
 
 
 def _original_instance_dir(path: str) -> str:
@@ -210,14 +207,12 @@ class CubeSphereDataset(Dataset):
 
     @staticmethod
     def _read_dense(path: Path) -> np.ndarray:
-        try:
-            dense = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError) as error:
-            raise ValueError(f"point cloud {path} is not a readable .npy file: {error}") from error
+        dense = read_npy(path, what="point cloud")  # one-line errors, a 0-byte file included
         if dense.ndim != 2 or dense.shape[1] != 3 or dense.shape[0] == 0:
             raise ValueError(f"point cloud {path} must have shape (P, 3) with P >= 1, got {dense.shape}")
+        finite = np.isfinite(dense).all(axis=1)
+        if not finite.all():  # the whole cloud: the sample drawn from it may miss the bad point
+            raise ValueError(f"point cloud {path} has a NaN or infinite point (first at {int(np.argmin(finite))})")
         return dense
 
     def dense_points(self, index: int) -> np.ndarray:
@@ -267,20 +262,14 @@ class CubeSphereDataset(Dataset):
         return self.items[index].id
 
     def image(self, index: int) -> torch.Tensor:
-        """(3, H, W) float32 RGB image of item ``index`` in [0, 1]."""
-        from PIL import Image, UnidentifiedImageError
-
+        """(3, H, W) float32 RGB image of item ``index`` in [0, 1] (:func:`dispersion_score.images.read_image`)."""
         path = self.items[index].image
         try:
-            with Image.open(path) as opened:
-                picture = opened.convert("RGB")
-                if self.image_size is not None and picture.size != (self.image_size, self.image_size):
-                    picture = picture.resize((self.image_size, self.image_size), Image.BILINEAR)
+            array = read_image(path, size=self.image_size)
         except FileNotFoundError:
             raise FileNotFoundError(f"{self._describe(index)}: image {path} not found") from None
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise ValueError(f"{self._describe(index)}: image {path} is not a readable image: {error}") from None
-        array = np.asarray(picture, dtype=np.float32) / 255.0
+        except ValueError as error:
+            raise ValueError(f"{self._describe(index)}: {error}") from None
         return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from dispersion_score.atomic import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "cubesphere-manifest/1"
@@ -57,38 +58,6 @@ def read_manifest(root: str | os.PathLike, expected_format: str = MANIFEST_FORMA
     if not isinstance(document, dict) or document.get("format") != expected_format:
         return None
     return document
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same directory, then os.replace.
-
-    The same contract as ``dispersion_score.io.atomic_write_text``, without importing torch (which that
-    package loads: ~0.5 GB and seconds for a build that never uses it).
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
-    """Writes ``data`` to ``path`` atomically (temporary file in the same directory, then os.replace).
-
-    ``durable=True`` also fsyncs the data before the rename (survives a power cut); without it the write is
-    still atomic for readers and against the process being killed, and costs no disk flush.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_manifest(root: str | os.PathLike, document: dict[str, Any]) -> Path:

@@ -51,8 +51,6 @@ from tqdm import tqdm
 
 from dataset.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
 from dataset.manifest import (
-    atomic_write_bytes,
-    atomic_write_text,
     canonical_json,
     settings_fingerprint,
     sha256_bytes,
@@ -62,6 +60,7 @@ from dataset.manifest import (
 from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, touches_border
 from dataset.shapenet_categories import SPLITS, resolve_categories, split_ids
 from dataset.shapenet_mesh import load_mesh
+from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 from dispersion_score.launch import LAUNCHERS, Job, run_jobs
 
 YAW_RANGES = (0, 15, 30, 45, 60, 75, 90)

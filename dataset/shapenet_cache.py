@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dataset.manifest import atomic_write_text, canonical_json
+from dataset.manifest import canonical_json
 from dataset.shapenet_layout import CloudFile, check_point_cloud_header
+from dispersion_score.atomic import atomic_write_text
 
 CACHE_ENV = "DISPERSION_SCORE_CACHE"
 CACHE_FORMAT = "shapenet-clouds/1"

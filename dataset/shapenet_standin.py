@@ -52,8 +52,6 @@ from tqdm import tqdm
 from dataset.camera import format_r2n2_line, sample_r2n2_views
 from dataset.manifest import (
     MANIFEST_NAME,
-    atomic_write_bytes,
-    atomic_write_text,
     canonical_json,
     files_intact,
     read_manifest,
@@ -78,6 +76,7 @@ from dataset.shapenet_layout import (
     taxonomy_document,
 )
 from dataset.shapenet_parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
+from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 
 # Bump when a change to the generator changes the files it writes (families, sampling, file formats).
 GENERATOR_VERSION = "2"

@@ -14,8 +14,13 @@ Every index / training-set file is a JSON list of entries with ``id``, ``image``
 
 The build is resumable: finished instances are recorded (``DIR/.build_journal.jsonl`` while a build runs,
 ``manifest.json`` once it is done); a rerun skips every instance whose files still match their recorded
-SHA-256 under the same settings and regenerates the rest (missing, corrupt, half-written or built with other
-settings). ``manifest.json`` exists only for a completed build; ``--verify`` re-hashes every file it lists.
+SHA-256 and regenerates the rest (missing, corrupt or half-written). ``manifest.json`` exists only for a
+completed build; ``--verify`` re-hashes every file it lists.
+
+A root belongs to one set of settings: a build with other settings over an existing (finished or
+unfinished) build is refused, naming the settings that differ; ``--force`` rebuilds it with the new
+settings. One build at a time owns a root (``DIR/.lock``, :func:`dispersion_score.locks.directory_lock`): a
+second build started on the same root is refused, naming the first one's pid, host and start time.
 
 Reduced builds (tests, smoke runs): ``--pool clusters`` builds only the ~170 pool instances the 16
 training sets use (indices stay those of the 1000-instance pool; ``train_pool.json`` lists the built
@@ -45,7 +50,6 @@ from dataset.instance import GENERATOR_VERSION, TMP_PREFIX, InstanceSettings
 from dataset.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
-    atomic_write_text,
     canonical_json,
     files_intact,
     read_manifest,
@@ -70,11 +74,18 @@ from dataset.training_sets import (
     training_set_items,
     training_set_name,
 )
+from dispersion_score.atomic import atomic_write_text
+from dispersion_score.locks import DirectoryLockedError, directory_lock
 
 JOURNAL_NAME = ".build_journal.jsonl"
 LOG_NAME = "build.log"
 POOL_CHOICES = ("full", "clusters")
+SEED_LIMIT = 2**32  # Mitsuba's sampler seed is an unsigned 32-bit integer
 logger = logging.getLogger("dataset.synthetic")
+
+
+class BuildSettingsError(ValueError):
+    """The root holds a (finished or unfinished) build with other settings, and ``force`` was not given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +102,17 @@ class BuildConfig:
     test_size: int = TEST_SIZE
     val_size: int = VAL_SIZE
     progress: bool = True
+    force: bool = False
 
     def __post_init__(self) -> None:
         if self.pool not in POOL_CHOICES:
             raise ValueError(f"pool must be one of {POOL_CHOICES}, got {self.pool!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < SEED_LIMIT:
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        if Path(self.root).exists() and not Path(self.root).is_dir():
+            raise ValueError(f"root {self.root} is a file, not a directory")
         for name in ("test_size", "val_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -163,13 +179,53 @@ def _load_records(root: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # the last line of a killed build may be cut short
-            if record.get("fingerprint") == fingerprint:
+            if "id" in record and record.get("fingerprint") == fingerprint:
                 records[record["id"]] = {"t": record["t"], "files": record["files"]}
     return records
 
 
 def _journal_line(fingerprint: str, instance: Instance, files: dict[str, str]) -> str:
     return json.dumps({"fingerprint": fingerprint, "id": instance.id, "t": instance.t, "files": files}) + "\n"
+
+
+def _journal_header(settings: dict[str, Any]) -> str:
+    """The journal's first line: the settings of the build in progress (compared by the next build)."""
+    return json.dumps({"settings": settings}) + "\n"
+
+
+def existing_settings(root: Path) -> dict[str, Any] | None:
+    """The settings of the build already in ``root``: the finished one (manifest) or an unfinished one
+    (journal header); None for a root without a build."""
+    manifest = read_manifest(root)
+    if manifest is not None:
+        return manifest.get("settings")
+    journal = root / JOURNAL_NAME
+    try:
+        first = journal.read_text().splitlines()[0] if journal.exists() else ""
+        header = json.loads(first) if first else {}
+    except (OSError, json.JSONDecodeError, IndexError):
+        return None
+    return header.get("settings") if isinstance(header, dict) else None
+
+
+def settings_differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """``key.sub: old → new`` for every leaf where two nested settings dicts differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [key for key in new if key not in old]
+        return [d for key in keys for d in settings_differences(old.get(key), new.get(key), f"{path}{key}.")]
+    return [] if old == new else [f"{path.rstrip('.')}: {old!r} → {new!r}"]
+
+
+def _check_settings(root: Path, settings: dict[str, Any], force: bool) -> None:
+    previous = existing_settings(root)
+    if previous is None or force:
+        return
+    differences = settings_differences(previous, json.loads(json.dumps(settings)))  # as stored: lists, not tuples
+    if differences:
+        raise BuildSettingsError(
+            f"{root} holds a dataset built with other settings (existing → requested: {'; '.join(differences)}); "
+            "use another --root, or --force to rebuild it with the requested settings"
+        )
 
 
 def _remove_stale_temporaries(root: Path) -> None:
@@ -234,10 +290,20 @@ def write_index_files(root: Path, instances: Sequence[Instance]) -> dict[str, st
 
 
 def build(config: BuildConfig) -> BuildSummary:
-    """Builds (or completes) the dataset under ``config.root``. See the module docstring."""
-    start = time.perf_counter()
+    """Builds (or completes) the dataset under ``config.root``. See the module docstring.
+
+    Raises:
+        BuildSettingsError: the root holds a build with other settings (and not ``config.force``).
+        DirectoryLockedError: another build is running on the root.
+    """
     root = Path(config.root)
-    root.mkdir(parents=True, exist_ok=True)
+    with directory_lock(root, what="dataset root"):
+        _check_settings(root, config.settings(), config.force)
+        return _build(config, root)
+
+
+def _build(config: BuildConfig, root: Path) -> BuildSummary:
+    start = time.perf_counter()
     settings = config.settings()
     fingerprint = settings_fingerprint(config.instance_settings.to_dict())
     with _log_to_file(root):
@@ -259,7 +325,8 @@ def build(config: BuildConfig) -> BuildSummary:
         journal_path = root / JOURNAL_NAME
         atomic_write_text(
             journal_path,
-            "".join(_journal_line(fingerprint, inst, done[inst.id]) for inst in plan if inst.id in done),
+            _journal_header(settings)
+            + "".join(_journal_line(fingerprint, inst, done[inst.id]) for inst in plan if inst.id in done),
         )
         (root / MANIFEST_NAME).unlink(missing_ok=True)
 
@@ -326,6 +393,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-size", type=int, default=VAL_SIZE, help="number of validation instances")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--force", action="store_true", help="rebuild a root that holds a build with other settings"
+    )
+    parser.add_argument(
         "--verify", action="store_true", help="only check every file against manifest.json; exit 1 on any problem"
     )
     return parser
@@ -349,12 +419,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             test_size=args.test_size,
             val_size=args.val_size,
             progress=not args.no_progress,
+            force=args.force,
         )
         config.instance_settings  # noqa: B018  (validates the render settings before any work)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        summary = build(config)
+    except (ValueError, DirectoryLockedError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    summary = build(config)
     print(
         f"built {summary.built} instances, skipped {summary.skipped} already built, "
         f"{summary.seconds:.1f} s; root {summary.root} (log: {Path(summary.root) / LOG_NAME})"

@@ -1,44 +1,58 @@
-"""dispersion-score: the dispersion score (DS) of Zhou et al., 3DV 2021, on CPU and GPU."""
+"""dispersion-score: the dispersion score (DS) of Zhou et al., 3DV 2021, on CPU and GPU.
 
-from dispersion_score.chamfer import (
-    chamfer_cross,
-    chamfer_distance,
-    chamfer_matrix,
-    fscore,
-    normalize_unit_ball,
-)
-from dispersion_score.features import feature_matrix
-from dispersion_score.io import (
-    atomic_save_npy,
-    atomic_write_bytes,
-    atomic_write_text,
-    load_result,
-    provenance,
-    save_result,
-)
-from dispersion_score.kmedoids import KMedoidsResult, kmedoids
-from dispersion_score.perceptual import (
-    feature_label,
-    load_images,
-    perceptual_features,
-    pixel_features,
-    vgg16_relu3_3,
-)
-from dispersion_score.score import (
-    DispersionResult,
-    DispersionScores,
-    ElbowResult,
-    dispersion_score,
-    dispersion_scores,
-    elbow,
-)
-from dispersion_score.shapes_io import list_shape_files, load_shapes
+The public names below are imported on first use (PEP 562), so that the torch-free modules
+(:mod:`dispersion_score.atomic`, :mod:`dispersion_score.locks`, :mod:`dispersion_score.images`) can be used
+by tools that never load torch (the dataset builder and its worker processes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "chamfer_distance": "chamfer",
+    "chamfer_matrix": "chamfer",
+    "chamfer_cross": "chamfer",
+    "normalize_unit_ball": "chamfer",
+    "unit_ball_transform": "chamfer",
+    "fscore": "chamfer",
+    "feature_matrix": "features",
+    "KMedoidsResult": "kmedoids",
+    "kmedoids": "kmedoids",
+    "DispersionResult": "score",
+    "DispersionScores": "score",
+    "ElbowResult": "score",
+    "dispersion_score": "score",
+    "dispersion_scores": "score",
+    "elbow": "score",
+    "perceptual_features": "perceptual",
+    "pixel_features": "perceptual",
+    "feature_label": "perceptual",
+    "load_images": "images",
+    "read_image": "images",
+    "vgg16_relu3_3": "perceptual",
+    "load_shapes": "shapes_io",
+    "list_shape_files": "shapes_io",
+    "save_result": "io",
+    "load_result": "io",
+    "provenance": "io",
+    "atomic_write_bytes": "atomic",
+    "atomic_write_text": "atomic",
+    "atomic_save_npy": "atomic",
+    "directory_lock": "locks",
+    "DirectoryLockedError": "locks",
+    "resolve_device": "_validation",
+}
 
 __all__ = [
     "chamfer_distance",
     "chamfer_matrix",
     "chamfer_cross",
     "normalize_unit_ball",
+    "unit_ball_transform",
     "fscore",
     "feature_matrix",
     "KMedoidsResult",
@@ -53,6 +67,7 @@ __all__ = [
     "pixel_features",
     "feature_label",
     "load_images",
+    "read_image",
     "vgg16_relu3_3",
     "load_shapes",
     "list_shape_files",
@@ -62,5 +77,62 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_save_npy",
+    "directory_lock",
+    "DirectoryLockedError",
+    "resolve_device",
 ]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from dispersion_score._validation import resolve_device
+    from dispersion_score.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_text
+    from dispersion_score.chamfer import (
+        chamfer_cross,
+        chamfer_distance,
+        chamfer_matrix,
+        fscore,
+        normalize_unit_ball,
+        unit_ball_transform,
+    )
+    from dispersion_score.features import feature_matrix
+    from dispersion_score.images import load_images, read_image
+    from dispersion_score.io import load_result, provenance, save_result
+    from dispersion_score.kmedoids import KMedoidsResult, kmedoids
+    from dispersion_score.locks import DirectoryLockedError, directory_lock
+    from dispersion_score.perceptual import feature_label, perceptual_features, pixel_features, vgg16_relu3_3
+    from dispersion_score.score import (
+        DispersionResult,
+        DispersionScores,
+        ElbowResult,
+        dispersion_score,
+        dispersion_scores,
+        elbow,
+    )
+    from dispersion_score.shapes_io import list_shape_files, load_shapes
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dispersion_score' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"dispersion_score.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """The package object. ``kmedoids`` is the name of a submodule and of the function the package exports;
+    importing the submodule would set the package attribute to the module, so that assignment is dropped
+    here and ``dispersion_score.kmedoids`` stays the function (the module: ``sys.modules[...]``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType) and _EXPORTS[name] == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -8,17 +8,16 @@ N×N array is ever allocated.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from dispersion_score._device_memory import check_fits_on_device
-from dispersion_score._validation import resolve_device
+from dispersion_score._threads import cpu_threads, resolve_threads
+from dispersion_score._validation import FLOAT32_MAX, resolve_device
 
 # Elements per temporary block (64 MiB of float32): bounds every O(N²) pass to O(block) extra memory.
 BLOCK_ELEMS = 1 << 24
@@ -33,6 +32,7 @@ def as_distance_tensor(
     *,
     device: str | torch.device | None = None,
     name: str = "D",
+    threads: int | None = None,
 ) -> torch.Tensor:
     """Validate a distance matrix and return it as a contiguous float32 tensor on `device`.
 
@@ -41,6 +41,8 @@ def as_distance_tensor(
             target device is used as is (no copy); anything else is converted once.
         device: where to compute; None keeps a tensor's device and puts numpy input on the CPU.
         name: the argument's name, used in error messages.
+        threads: CPU threads for the checks (None: torch's current count; this call only). The checks
+            are memory-bound: one thread is as fast as two on a busy machine.
 
     Returns:
         (N, N) float32 tensor on `device`, sharing memory with `D` when possible.
@@ -55,6 +57,7 @@ def as_distance_tensor(
         if np.iscomplexobj(D):
             raise ValueError(f"{name} must be real-valued, got complex dtype {D.dtype}")
         _check_shape(tuple(D.shape), name)
+        _check_float32_range(D, name)
         # One conversion step: a float64 input becomes one float32 matrix, never a second float64 one.
         array = np.ascontiguousarray(D, dtype=np.float32)
         with warnings.catch_warnings():
@@ -66,35 +69,39 @@ def as_distance_tensor(
             raise ValueError(f"{name} must be real-valued, got complex dtype {D.dtype}")
         _check_shape(tuple(D.shape), name)
         tensor = D.detach()
+        _check_float32_range(tensor, name)
     else:
         raise ValueError(f"{name} must be an (N, N) numpy array or torch tensor, got {type(D).__name__}")
     if tensor.device.type != target.type or target.index not in (None, tensor.device.index):
         # Before copying to a GPU: a matrix too large for it gets a clear error, not an out-of-memory crash.
         check_fits_on_device(4 * tensor.numel(), target, what=f"{name} ({tensor.shape[0]} x {tensor.shape[1]} float32)")
     tensor = tensor.to(device=target, dtype=torch.float32).contiguous()
-    with single_cpu_thread(tensor.device):
+    with cpu_threads(resolve_threads(threads), tensor.device):
         validate_distance_tensor(tensor, name=name)
     return tensor
 
 
-@contextlib.contextmanager
-def single_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run torch single-threaded on the CPU for the duration (the thread count is restored after).
-
-    k-medoids is a long chain of small operations (most on O(N) or O(k·N) data), and the checks of D
-    are memory-bound: thread start-up and synchronisation cost more than they save. Measured at
-    N = 5000, k = 500 on a busy 2-core machine: 2 threads made the seeding 40x and the whole "pam" call
-    8x slower than 1 thread.
-    """
-    before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
-        yield
+def _check_float32_range(D: np.ndarray | torch.Tensor, name: str) -> None:
+    """A float64 (or wider) D with finite entries beyond float32's range would turn into inf when converted:
+    say so, naming the first such entry, rather than reporting an inf the caller never had."""
+    wide = D.dtype == torch.float64 if isinstance(D, torch.Tensor) else D.dtype in (np.float64, np.longdouble)
+    if not wide:
         return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    n = D.shape[0]
+    side = max(1, BLOCK_ELEMS // max(n, 1))
+    for i0 in range(0, n, side):
+        block = D[i0 : i0 + side]
+        if isinstance(block, torch.Tensor):
+            over = (block.abs() > FLOAT32_MAX) & torch.isfinite(block)  # inf and NaN are reported later
+        else:
+            over = (np.abs(block) > FLOAT32_MAX) & np.isfinite(block)
+        hits = np.argwhere(over.cpu().numpy() if isinstance(over, torch.Tensor) else over)
+        if len(hits):
+            i, j = int(hits[0][0]) + i0, int(hits[0][1])
+            raise ValueError(
+                f"{name}[{i}, {j}] = {float(D[i, j]):.6g} overflows float32 (largest {FLOAT32_MAX:.4g}); the "
+                f"library computes in float32: rescale {name} (e.g. divide it by its largest entry)"
+            )
 
 
 def _check_shape(shape: tuple[int, ...], name: str) -> None:

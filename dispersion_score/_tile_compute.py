@@ -11,7 +11,7 @@ matrix on the same device type:
   ``_torch_block`` on the same (bucket, rows, columns) blocks with the same query chunk; the tile plan
   aligns tiles to those blocks. A different block would change the matmul shape and the float64 order in
   which a row's minima are summed, hence possibly the last bit.
-* features: the same centred float32 rows, the same squared norms (of the whole input) and the same
+* features: the same centred float64 rows, the same squared norms (of the whole input) and the same
   ``block_size`` x ``block_size`` blocks.
 """
 
@@ -90,11 +90,12 @@ class TorchChamferTiles:
         everything = torch.from_numpy(np.array(points, dtype=np.float32)).to(device)
         clouds = list(torch.split(everything, np.diff(offsets).tolist()))
         n_a = manifest.shape[0]
-        self.buckets_a = _checked_buckets(clouds[:n_a], device, manifest.groups_a, "rows")
+        centred = bool(manifest.settings["normalize"])
+        self.buckets_a = _checked_buckets(clouds[:n_a], device, manifest.groups_a, "rows", centred)
         if manifest.symmetric:
             self.buckets_b = self.buckets_a
         else:
-            self.buckets_b = _checked_buckets(clouds[n_a:], device, manifest.groups_b, "columns")
+            self.buckets_b = _checked_buckets(clouds[n_a:], device, manifest.groups_b, "columns", centred)
 
     def __call__(self, tile: Tile) -> np.ndarray:
         bu, bv = self.buckets_a[tile.u], self.buckets_b[tile.v]
@@ -110,10 +111,10 @@ class TorchChamferTiles:
 
 
 def _checked_buckets(
-    clouds: list[torch.Tensor], device: torch.device, groups: list[np.ndarray], what: str
+    clouds: list[torch.Tensor], device: torch.device, groups: list[np.ndarray], what: str, centred: bool
 ) -> list[chamfer._Bucket]:
     """The in-memory function's size buckets of the whole set; they must be the planned groups."""
-    buckets = chamfer._buckets(clouds, device)  # the same arguments as chamfer_matrix's own call
+    buckets = chamfer._buckets(clouds, device, centred=centred)  # the same arguments as chamfer_matrix's own call
     if len(buckets) != len(groups) or any(
         not np.array_equal(b.index, g) for b, g in zip(buckets, groups, strict=False)
     ):
@@ -134,20 +135,24 @@ def torch_groups(sizes: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
 
 
 class FeatureTiles:
-    """Tiles of the feature matrix: the same centred rows, norms and blocks as ``feature_matrix``."""
+    """Tiles of the feature matrix: the same centred float64 rows, norms and blocks as ``feature_matrix``
+    (the shared input holds the features as float64 and, as its last row, their mean)."""
 
-    def __init__(self, centred: np.ndarray, manifest: Manifest, device: torch.device):
-        self.centred = torch.from_numpy(np.array(centred, dtype=np.float32)).to(device)
-        self.norms = features._squared_norms(self.centred)
+    def __init__(self, data: np.ndarray, manifest: Manifest, device: torch.device):
+        values = torch.from_numpy(np.array(data, dtype=np.float64)).to(device)
+        self.source, self.mean = values[:-1], values[-1]
+        self.norms = features.squared_norms(self.source, self.mean)
         self.block = int(manifest.settings["block_size"])
-        self.n = self.centred.shape[0]
+        self.n = self.source.shape[0]
 
     def __call__(self, tile: Tile) -> np.ndarray:
         values = np.zeros(tile.shape, dtype=np.float32)
         for r0 in range(tile.a0, tile.a1, self.block):
             rows = slice(r0, min(self.n, r0 + self.block))
+            row_block = features.centred_rows(self.source, self.mean, rows)
             for c0 in range(r0 if tile.diagonal else tile.b0, tile.b1, self.block):
                 cols = slice(c0, min(self.n, c0 + self.block))
-                block = features._block(self.centred, self.norms, rows, cols)
+                col_block = features.centred_rows(self.source, self.mean, cols)
+                block = features.distance_block(row_block, col_block, self.norms, rows, cols)
                 values[rows.start - tile.a0 : rows.stop - tile.a0, cols.start - tile.b0 : cols.stop - tile.b0] = block
         return values

@@ -34,6 +34,23 @@ def as_float_tensor(value: Any, *, name: str) -> torch.Tensor:
     return tensor
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def first_float32_overflow(values: torch.Tensor) -> int | None:
+    """Index along dim 0 of the first row holding a finite value beyond float32's range (only possible in
+    float64 input), or None. The library computes in float32, where such a value would become inf."""
+    if values.dtype != torch.float64 or values.numel() == 0:
+        return None
+    rows = values.reshape(values.shape[0], -1)
+    for start in range(0, rows.shape[0], 4096):  # in blocks: no full-size boolean temporary
+        block = rows[start : start + 4096]
+        bad = ((block.abs() > FLOAT32_MAX) & torch.isfinite(block)).any(dim=1)
+        if bool(bad.any()):
+            return start + int(bad.nonzero()[0, 0])
+    return None
+
+
 def first_nonfinite_row(values: torch.Tensor) -> int | None:
     """Index along dim 0 of the first row holding NaN or ±inf, or None when all entries are finite."""
     if values.numel() == 0:
@@ -143,14 +160,27 @@ def validate_features(features: Any, *, name: str = "features") -> torch.Tensor:
     if bad is not None:
         column = first_nonfinite_row(tensor[bad].reshape(-1, 1))
         raise ValueError(f"{name}[{bad}] (item {bad}) has a NaN or infinite value at column {column}")
+    bad = first_float32_overflow(tensor)
+    if bad is not None:
+        column = first_float32_overflow(tensor[bad].reshape(-1, 1))
+        raise ValueError(
+            f"{name}[{bad}] (item {bad}) has the value {float(tensor[bad, column]):.6g} at column {column}, beyond "
+            f"float32's range ({FLOAT32_MAX:.4g}); the library computes in float32: rescale the features"
+        )
     return tensor
 
 
-def resolve_device(device: str | torch.device | None, *tensors: torch.Tensor) -> torch.device:
-    """The device to compute on.
+def resolve_device(device: str | torch.device | None = None, *tensors: torch.Tensor) -> torch.device:
+    """The device to compute on: the one resolver of the library, the command line and the trainer.
 
-    ``device=None`` means the device of the first CUDA tensor among ``tensors``, else the CPU. An
-    explicit CUDA device on a machine without CUDA raises ValueError.
+    Args:
+        device: ``None`` (the default everywhere): the device of the first CUDA tensor among ``tensors``,
+            else the CPU; or ``"cpu"``, ``"cuda"``, ``"cuda:N"``, a ``torch.device``.
+        tensors: the inputs (only consulted when ``device`` is None).
+
+    Raises:
+        ValueError: an unparsable name, a device type other than CPU or CUDA, CUDA on a machine without
+            it, or a CUDA index beyond the visible devices (the message says which).
     """
     if device is None:
         for tensor in tensors:
@@ -160,9 +190,14 @@ def resolve_device(device: str | torch.device | None, *tensors: torch.Tensor) ->
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device must be 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}"
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine")
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    elif resolved.type != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     return resolved

@@ -18,11 +18,16 @@ zero diagonal. Two backends give the same numbers (to float32 rounding):
   the distances, using the difference form dx² + dy² + dz², which has no cancellation.
 * ``"torch"`` (CUDA, or CPU without a compiler): distance tiles from one float32 matmul per block on
   K = 5 augmented coordinates, [a, |a|², 1] · [-2b, 1, |b|²] = |a|² + |b|² - 2a·b, then a min over each
-  axis of the same tile. The expansion cancels when |a|² ≫ |a - b|², so clouds are first centred
-  (normalised clouds lie in the unit ball; with ``normalize=False`` all clouds are translated by their
-  common centroid, which changes no distance); the result is clamped at 0. For unit-ball clouds the
-  absolute error of one squared distance is about 1e-7. Tiles cover a chunk of query points against whole
-  clouds, sized from a memory budget, so blocks stream through cache (CPU) or bounded GPU memory.
+  axis of the same tile. The expansion cancels when |a|² ≫ |a - b|², so it is only ever applied to
+  points measured from their own cloud's centroid: for clouds A, B with centroids c_A, c_B and
+  δ = c_A - c_B (in float64), |a - b|² = |a'|² + |b'|² - 2a'·b' + 2a'·δ - 2b'·δ + |δ|² with a' = a - c_A,
+  b' = b - c_B, where every term is of the size of the clouds' spread or of their distance, never of their
+  distance from the origin. Normalised clouds are already centred (δ = 0, the extra terms vanish); with
+  ``normalize=False`` the two δ terms are added to each tile (one pass each). The result is clamped at 0;
+  the absolute error of one squared distance is about 1e-7 of (spread² + |δ|²), so clouds far from the
+  origin relative to their size are as exact as unit-ball ones. Tiles cover a chunk of query points
+  against whole clouds, sized from a memory budget, so blocks stream through cache (CPU) or bounded GPU
+  memory.
 
 Ragged input (a list of clouds with different sizes) is exact on both backends: the compiled kernel
 takes each cloud's own size, and the torch backend groups clouds into size buckets (sizes within 12.5 %)
@@ -41,7 +46,9 @@ import torch
 from tqdm import tqdm
 
 from dispersion_score import _chamfer_kernel
+from dispersion_score._threads import cpu_threads, resolve_threads
 from dispersion_score._validation import (
+    FLOAT32_MAX,
     as_float_tensor,
     resolve_device,
     validate_batched_clouds,
@@ -68,13 +75,39 @@ _COMPILED_BLOCK = 128  # clouds per block side for the compiled backend: ~8k pai
 # Normalisation
 
 
+def _unit_ball_parameters(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P, 3) -> centroids (B, 1, 3) and scales (B,), float64: (points - centroid) / scale lies in the
+    unit ball with its farthest point at norm 1. The one definition of the project's normalisation
+    (SPEC §2.2); a cloud whose points all coincide gets scale 1 (it is only centred)."""
+    points = points.to(torch.float64)
+    centroid = points.mean(dim=1, keepdim=True)
+    scale = (points - centroid).norm(dim=2).amax(dim=1)
+    return centroid, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
 def _normalize_float64(points: torch.Tensor) -> torch.Tensor:
     """(B, P, 3) -> unit-ball clouds in float64. A cloud whose points all coincide is only centred."""
-    centred = points.to(torch.float64)
-    centred = centred - centred.mean(dim=1, keepdim=True)
-    scale = centred.norm(dim=2).amax(dim=1)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return centred / scale[:, None, None]
+    centroid, scale = _unit_ball_parameters(points)
+    return (points.to(torch.float64) - centroid) / scale[:, None, None]
+
+
+def unit_ball_transform(points: Any) -> tuple[np.ndarray, float]:
+    """The unit-ball normalisation of one cloud as a transform: its centroid and scale.
+
+    For applying a shape's own normalisation to a sample of it (a dataset normalises the points it draws
+    with the transform of the shape's dense cloud): ``(sample - centroid) / scale``.
+
+    Args:
+        points: (P, 3) NumPy array or tensor, P >= 1, finite.
+
+    Returns:
+        centroid: (3,) float64 array, the mean of the points; scale: the largest norm of the centred points
+        (1.0 when they all coincide). ``normalize_unit_ball(points) == (points - centroid) / scale``.
+    """
+    tensor = as_float_tensor(points, name="points")
+    validate_point_clouds([tensor], name="points")
+    centroid, scale = _unit_ball_parameters(tensor.detach().cpu()[None])
+    return centroid[0, 0].numpy(), float(scale[0])
 
 
 def normalize_unit_ball(points: Any) -> Any:
@@ -129,6 +162,7 @@ def _nearest_indices(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, to
                 store = _chamfer_kernel.pack_store(clouds)
                 count = a.shape[0]
                 idx_ab, idx_ba = kernel.nearest_pairs(
+                    # The training loss runs with the caller's threads, given to the kernel explicitly.
                     store, np.arange(count), np.arange(count, 2 * count), threads=torch.get_num_threads()
                 )
                 return torch.from_numpy(idx_ab), torch.from_numpy(idx_ba)
@@ -281,6 +315,7 @@ def chamfer_matrix(
     out: str | os.PathLike | None = None,
     launch: Launch | None = None,
     tile_size: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """N x N Chamfer matrix of a set of clouds (SPEC §2.2), exactly symmetric with a zero diagonal.
 
@@ -299,6 +334,8 @@ def chamfer_matrix(
         launch: where the tile jobs run (:class:`~dispersion_score.launch.Launch`: local CPU workers,
             one job per GPU, SLURM array); None computes the tiles in this process. Needs ``out``.
         tile_size: clouds per tile side (default 1024, rounded up to the block side). Needs ``out``.
+        threads: CPU threads of this call (None: torch's current count): the compiled kernel's pool size,
+            or the torch backend's threads on the CPU. torch's own setting is not changed.
 
     Returns:
         (N, N) float32 NumPy array, D[i, j] = CD(cloud i, cloud j) in squared units (of the normalised
@@ -308,6 +345,7 @@ def chamfer_matrix(
     Raises:
         ValueError: bad shapes, an empty cloud or set, NaN/inf (naming the cloud), bad options.
     """
+    threads = resolve_threads(threads)
     prepared, dev, use_kernel, block = _prepare_sets(
         [clouds], ("clouds",), device, normalize, block_size, backend
     )
@@ -321,22 +359,24 @@ def chamfer_matrix(
         kernel, store = _kernel_store(clouds_list)
         del prepared, clouds_list  # the packed store holds the points now
         for rows, cols in _upper_blocks(n, block or _COMPILED_BLOCK):
-            values = kernel.chamfer_pairs(store, rows, cols, threads=torch.get_num_threads())
+            values = kernel.chamfer_pairs(store, rows, cols, threads=threads)
             out[rows, cols] = values
             out[cols, rows] = values
             bar.update(len(rows))
     else:
-        buckets = _buckets(clouds_list, dev)
-        for u, bucket_u in enumerate(buckets):
-            for bucket_v in buckets[u:]:
-                same = bucket_v is bucket_u
-                for rows, cols, values in _torch_bucket_pairs(
-                    bucket_u, bucket_v, dev, block, upper_only=same
-                ):
-                    out[rows, cols] = values
-                    out[cols, rows] = values
-                    bar.update(len(rows))
+        with cpu_threads(threads, dev):
+            buckets = _buckets(clouds_list, dev, centred=normalize)
+            for u, bucket_u in enumerate(buckets):
+                for bucket_v in buckets[u:]:
+                    same = bucket_v is bucket_u
+                    for rows, cols, values in _torch_bucket_pairs(
+                        bucket_u, bucket_v, dev, block, upper_only=same
+                    ):
+                        out[rows, cols] = values
+                        out[cols, rows] = values
+                        bar.update(len(rows))
     bar.close()
+    _check_finite_output(out)
     return out
 
 
@@ -353,6 +393,7 @@ def chamfer_cross(
     out: str | os.PathLike | None = None,
     launch: Launch | None = None,
     tile_size: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Na x Nb Chamfer matrix between two sets (e.g. test x train), D[i, j] = CD(a_i, b_j).
 
@@ -363,6 +404,7 @@ def chamfer_cross(
     Returns:
         (Na, Nb) float32 NumPy array (a read-only ``np.memmap`` with ``out``).
     """
+    threads = resolve_threads(threads)
     prepared, dev, use_kernel, block = _prepare_sets(
         [clouds_a, clouds_b], ("clouds_a", "clouds_b"), device, normalize, block_size, backend
     )
@@ -376,17 +418,19 @@ def chamfer_cross(
         kernel, store = _kernel_store(list_a + list_b)
         del prepared, list_a, list_b  # the packed store holds the points now
         for rows, cols in _rectangular_blocks(na, nb, block or _COMPILED_BLOCK):
-            out[rows, cols] = kernel.chamfer_pairs(store, rows, cols + na, threads=torch.get_num_threads())
+            out[rows, cols] = kernel.chamfer_pairs(store, rows, cols + na, threads=threads)
             bar.update(len(rows))
     else:
-        for bucket_a in _buckets(list_a, dev):
-            for bucket_b in _buckets(list_b, dev):
-                for rows, cols, values in _torch_bucket_pairs(
-                    bucket_a, bucket_b, dev, block, upper_only=False
-                ):
-                    out[rows, cols] = values
-                    bar.update(len(rows))
+        with cpu_threads(threads, dev):
+            for bucket_a in _buckets(list_a, dev, centred=normalize):
+                for bucket_b in _buckets(list_b, dev, centred=normalize):
+                    for rows, cols, values in _torch_bucket_pairs(
+                        bucket_a, bucket_b, dev, block, upper_only=False
+                    ):
+                        out[rows, cols] = values
+                        bar.update(len(rows))
     bar.close()
+    _check_finite_output(out)
     return out
 
 
@@ -414,6 +458,16 @@ def _tiled_matrix(
         prepared, out=out, launch=launch, tile_size=tile_size, backend=backend, block_size=block,
         normalize=normalize, progress=progress,
     )
+def _check_finite_output(out: np.ndarray) -> None:
+    """Squared distances of clouds with huge coordinates (normalize=False) can exceed float32: say so."""
+    for start in range(0, out.shape[0], 1024):
+        block = out[start : start + 1024]
+        if not np.isfinite(block).all():
+            i, j = (int(v) for v in np.argwhere(~np.isfinite(block))[0])
+            raise ValueError(
+                f"the Chamfer distance of clouds ({start + i}, {j}) overflows float32 (the clouds are too large "
+                "without normalisation); rescale them or use normalize=True"
+            )
 
 
 def _prepare_sets(
@@ -478,7 +532,14 @@ def _prepared_clouds(
         batch = batch.to(device)
         if normalize:
             return _normalize_float64(batch).to(torch.float32)
-        return (batch.to(torch.float64) - shift.to(device)).to(torch.float32)
+        shifted = batch.to(torch.float64) - shift.to(device)
+        largest = float(shifted.abs().max())
+        if largest > FLOAT32_MAX:
+            raise ValueError(
+                f"with normalize=False the clouds hold coordinates up to {largest:.4g} (after centring), beyond "
+                f"float32's range ({FLOAT32_MAX:.4g}); rescale them or use normalize=True"
+            )
+        return shifted.to(torch.float32)
 
     if isinstance(clouds, torch.Tensor):
         chunk = max(1, (64 << 20) // max(1, clouds.shape[1] * 3 * 8))
@@ -524,14 +585,22 @@ def _rectangular_blocks(na: int, nb: int, block: int) -> Iterator[tuple[np.ndarr
 class _Bucket:
     """Clouds of similar size, padded to a common size by repeating their own points.
 
-    points: (n, S, 3) float32; weight: (n, S) 1 for real points, 0 for repeats; size: (n,) float64 real
-    point counts; index: (n,) int64 positions in the caller's set (ascending).
+    points: (n, S, 3) float32, each cloud minus its ``centroid``; weight: (n, S) 1 for real points, 0 for
+    repeats; size: (n,) float64 real point counts; index: (n,) int64 positions in the caller's set
+    (ascending); centroid: (n, 3) float64 mean of each cloud's real points, or None when the clouds are
+    already centred (normalised: their centroids are 0 up to rounding).
     """
 
     def __init__(
-        self, points: torch.Tensor, weight: torch.Tensor, size: torch.Tensor, index: np.ndarray
+        self,
+        points: torch.Tensor,
+        weight: torch.Tensor,
+        size: torch.Tensor,
+        index: np.ndarray,
+        centroid: torch.Tensor | None,
     ) -> None:
         self.points, self.weight, self.size, self.index = points, weight, size, index
+        self.centroid = centroid
 
 
 def _bucket_size(p: int) -> int:
@@ -542,14 +611,21 @@ def _bucket_size(p: int) -> int:
     return (-((-p) >> shift)) << shift
 
 
-def _buckets(clouds: list[torch.Tensor], device: torch.device) -> list[_Bucket]:
+def _own_centred(clouds: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Each cloud minus its centroid (float64 arithmetic, float32 result) and the (3,) float64 centroids."""
+    centroids = [c.to(torch.float64).mean(dim=0) for c in clouds]
+    centred = [(c.to(torch.float64) - m).to(torch.float32) for c, m in zip(clouds, centroids, strict=True)]
+    return centred, centroids
+
+
+def _buckets(clouds: list[torch.Tensor], device: torch.device, *, centred: bool) -> list[_Bucket]:
+    """Size buckets of ``clouds``; ``centred``: the clouds are normalised (centroids 0), else each is
+    stored relative to its own centroid (see the module docstring)."""
+    centroids: list[torch.Tensor] | None = None
+    if not centred:
+        clouds, centroids = _own_centred(clouds)
     sizes = np.array([c.shape[0] for c in clouds])
-    if (sizes == sizes[0]).all():
-        points = torch.stack(clouds)
-        weight = torch.ones(points.shape[:2], dtype=torch.float32, device=device)
-        size = torch.full((len(clouds),), float(sizes[0]), dtype=torch.float64, device=device)
-        return [_Bucket(points, weight, size, np.arange(len(clouds)))]
-    targets = np.array([_bucket_size(int(p)) for p in sizes])
+    targets = sizes if (sizes == sizes[0]).all() else np.array([_bucket_size(int(p)) for p in sizes])
     buckets = []
     for target in np.unique(targets):
         index = np.flatnonzero(targets == target)
@@ -557,7 +633,8 @@ def _buckets(clouds: list[torch.Tensor], device: torch.device) -> list[_Bucket]:
         points = torch.stack([clouds[i][positions % clouds[i].shape[0]] for i in index])
         size = torch.as_tensor(sizes[index], dtype=torch.float64, device=device)
         weight = (positions[None, :] < size[:, None]).to(torch.float32)
-        buckets.append(_Bucket(points, weight, size, index))
+        centroid = None if centroids is None else torch.stack([centroids[i] for i in index])
+        buckets.append(_Bucket(points, weight, size, index, centroid))
     return buckets
 
 
@@ -596,6 +673,12 @@ def _torch_block(bu: _Bucket, rs: slice, bv: _Bucket, cs: slice, chunk: int) -> 
     """(bi, bj) float32 Chamfer distances between clouds bu[rs] and bv[cs] from K = 5 matmul tiles."""
     a, b = bu.points[rs], bv.points[cs]
     bi, bj, sa, sb = a.shape[0], b.shape[0], a.shape[1], b.shape[1]
+    shift = None
+    if bu.centroid is not None and bv.centroid is not None:
+        # δ_ij = c_i - c_j: the clouds' offset, added to the own-centred expansion (module docstring).
+        shift = (bu.centroid[rs][:, None, :] - bv.centroid[cs][None, :, :]).to(torch.float32)  # (bi, bj, 3)
+        shift_sq = shift.double().square().sum(-1).to(torch.float32)  # (bi, bj)
+        col_term = torch.einsum("jqc,ijc->ijq", b, shift).mul_(-2.0)[:, None]  # (bi, 1, bj, sb)
     a_sq, b_sq = a.square().sum(-1, keepdim=True), b.square().sum(-1, keepdim=True)
     query = torch.cat([a, a_sq, torch.ones_like(a_sq)], dim=-1)  # (bi, S_a, 5)
     # All target clouds side by side: one (bi·chunk, 5) x (5, bj·S_b) matmul per chunk covers every pair.
@@ -606,6 +689,10 @@ def _torch_block(bu: _Bucket, rs: slice, bv: _Bucket, cs: slice, chunk: int) -> 
     for start in range(0, sa, chunk):
         stop = min(sa, start + chunk)
         tile = torch.mm(query[:, start:stop].reshape(-1, 5), target).view(bi, stop - start, bj, sb)
+        if shift is not None:
+            row_term = torch.einsum("ipc,ijc->ipj", a[:, start:stop], shift).mul_(2.0).add_(shift_sq[:, None, :])
+            tile += row_term[..., None]
+            tile += col_term
         row_min = tile.amin(dim=3).clamp_min_(0)  # (bi, chunk, bj)
         row_sum += (row_min * weight_a[:, start:stop, None]).sum(dim=1, dtype=torch.float64)
         torch.minimum(col_min, tile.amin(dim=1), out=col_min)

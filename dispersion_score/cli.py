@@ -4,12 +4,17 @@
 Every subcommand prints a human-readable summary, or with ``--json`` the result document of
 :func:`dispersion_score.io.result_document` (result, settings, provenance) on stdout; ``--out FILE.json``
 also saves it. Progress bars go to stderr when it is a terminal. Bad input (a ValueError from the
-library, a missing file, a bad k spec) prints one line on stderr and exits with status 2.
+library, a missing file, a bad k spec) prints one line on stderr and exits with status 2. Directory scans
+say what they skipped (in the summary, and under ``settings.skipped``), and an output that the next scan
+of the same directory would read back as an input is refused. k-medoids runs with one CPU thread
+(``threads=1``: measured several times faster than two, see docs/library.md); the Chamfer kernel and
+VGG16 use torch's thread count.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +22,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
-import torch
 
 from dispersion_score._cli_tiles import (
     add_estimate_parser,
@@ -28,10 +32,15 @@ from dispersion_score._cli_tiles import (
     print_estimate,
     tiled_requested,
 )
-from dispersion_score.io import list_files
+from dispersion_score._validation import resolve_device
+from dispersion_score.images import IMAGE_SUFFIXES
+from dispersion_score.io import FileScan, read_npy, scan_files
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXIT_BAD_INPUT = 2
+# k-medoids is a long chain of small operations: one thread is fastest (docs/library.md).
+KMEDOIDS_THREADS = 1
+# parse_k_spec lists its values; a longer range can only be a typo (k <= N, and N items fit in memory).
+_MAX_LISTED_KS = 10**7
 
 
 class _UsageError(ValueError):
@@ -44,8 +53,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parse_k_spec(spec: str) -> list[int]:
-    """``"2:100:2"`` → 2, 4, …, 100 (START:STOP[:STEP], STOP included); ``"2,5,10"`` → [2, 5, 10]; ``"7"``."""
+def k_values(spec: str) -> range | list[int]:
+    """``"2:100:2"`` → range(2, 101, 2) (START:STOP[:STEP], STOP included; lazy, so an absurd STOP costs
+    nothing before it is checked against N); ``"2,5,10"`` → [2, 5, 10]; ``"7"`` → [7]."""
     try:
         if ":" in spec:
             parts = [int(p) for p in spec.split(":")]
@@ -54,16 +64,24 @@ def parse_k_spec(spec: str) -> list[int]:
             start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
             if step < 1 or stop < start:
                 raise ValueError
-            ks = list(range(start, stop + 1, step))
+            ks: range | list[int] = range(start, stop + 1, step)
         else:
             ks = [int(p) for p in spec.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"bad k spec {spec!r}; expected START:STOP[:STEP] (STOP included, STEP >= 1), a comma list or one int"
         ) from None
-    if not ks or min(ks) < 1:
+    if not ks or min(ks[0], ks[-1]) < 1:  # ks[0], ks[-1]: a range's extremes without iterating it
         raise argparse.ArgumentTypeError(f"bad k spec {spec!r}; every k must be >= 1")
     return ks
+
+
+def parse_k_spec(spec: str) -> list[int]:
+    """:func:`k_values` as a list (refused beyond 10⁷ values instead of filling memory)."""
+    ks = k_values(spec)
+    if len(ks) > _MAX_LISTED_KS:
+        raise argparse.ArgumentTypeError(f"k spec {spec!r} has {len(ks)} values; k can be at most N, the items")
+    return list(ks)
 
 
 def _positive_int(text: str) -> int:
@@ -76,14 +94,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _subsample(text: str) -> float | int:
-    """A fraction in (0, 1] (has a '.' or an exponent) or a count >= 1."""
+def _fraction(text: str) -> float:
+    """--subsample: a fraction in (0, 1]; "1" means the whole set (a count is --subsample-size)."""
     try:
-        value: float | int = float(text) if any(c in text for c in ".eE") else int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a count >= 1, got {text!r}") from None
-    if (isinstance(value, float) and not 0 < value <= 1) or (isinstance(value, int) and value < 1):
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a count >= 1, got {text!r}")
+        value = math.nan
+    if not 0 < value <= 1:
+        hint = f" (for a count of items use --subsample-size {text})" if text.isdigit() else ""
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}{hint}")
     return value
 
 
@@ -91,7 +110,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("pam", "alternate"), default="pam",
                         help="k-medoids method: pam (swap-refined, default) or alternate (the paper's)")
     parser.add_argument("--device", default=None,
-                        help="cpu, cuda, cuda:0, ... (default: cuda if available, else cpu)")
+                        help="cpu (default), cuda, cuda:0, ... (the library's device rule)")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON on stdout")
     parser.add_argument("--out", type=Path, default=None, help="also save the result document to this .json file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -101,9 +120,16 @@ def _add_ds_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=_positive_int, required=True, help="number of medoids")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="k-medoids seeds; several give mean and std (default: 0)")
-    parser.add_argument("--subsample", type=_subsample, default=None,
-                        help="compute DS on a random subset: a fraction (0.1) or a count (5000)")
+    _add_subsample(parser, "compute DS on a random subset")
     _add_common(parser)
+
+
+def _add_subsample(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--subsample", type=_fraction, default=None,
+                       help=f"{what}: a fraction of the items in (0, 1], e.g. 0.1 (1 = all of them)")
+    group.add_argument("--subsample-size", type=_positive_int, default=None, metavar="COUNT",
+                       help=f"{what}: this many items, e.g. 5000")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,11 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     elbow = commands.add_parser("elbow", help="DS for a range of k (DS-vs-k curve) on a distance matrix")
     elbow.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
-    elbow.add_argument("--k", type=parse_k_spec, required=True,
+    elbow.add_argument("--k", type=k_values, required=True,
                        help="START:STOP[:STEP] (STOP included), e.g. 2:100:2, or a comma list")
     elbow.add_argument("--seed", type=int, default=0, help="k-medoids seed")
-    elbow.add_argument("--subsample", type=_subsample, default=None,
-                       help="compute the curve on one random subset: a fraction (0.1) or a count (5000)")
+    _add_subsample(elbow, "compute the curve on one random subset")
     elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
     _add_common(elbow)
     add_estimate_parser(commands)
@@ -164,31 +189,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _device(name: str | None) -> str:
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise _UsageError(f"bad --device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise _UsageError(f"--device {name}: CUDA is not available on this machine")
-    return str(device)
+        return str(resolve_device(name))
+    except ValueError as exc:
+        raise _UsageError(f"--device: {exc}") from None
 
 
 def _load_matrix(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"matrix file not found: {path}")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"could not read matrix {path} (expected an (N, N) .npy array): {exc}") from exc
-    if not isinstance(matrix, np.ndarray):
-        raise ValueError(f"{path} holds several arrays; expected one (N, N) .npy array")
-    return matrix
+    return read_npy(path, what="matrix")
 
 
-def _list_images(directory: Path, recursive: bool) -> list[Path]:
-    return list_files(directory, IMAGE_SUFFIXES, what="images", recursive=recursive)
+def _subsample_value(args: argparse.Namespace) -> float | int | None:
+    """The library's subsample: a float fraction or an int count (--subsample / --subsample-size)."""
+    return args.subsample_size if args.subsample_size is not None else args.subsample
+
+
+def _scan(args: argparse.Namespace, suffixes: tuple[str, ...], what: str, outputs: Sequence[Path | None]) -> FileScan:
+    """Scan the input directory (what it skipped goes into the summary and the settings), and refuse
+    outputs that the next scan of the same directory would read as inputs."""
+    scan = scan_files(args.directory, suffixes, what=what, recursive=args.recursive)
+    directory = args.directory.resolve()
+    for output in outputs:
+        if output is None or output.suffix.lower() not in suffixes:
+            continue
+        parent = output.resolve().parent
+        if parent == directory or (args.recursive and directory in parent.parents):
+            raise _UsageError(
+                f"output {output} is inside the input directory {args.directory} and would be read as one of the "
+                f"{what} next time; write it elsewhere"
+            )
+    return scan
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -197,17 +227,17 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _ds_settings(args: argparse.Namespace, device: str, n: int) -> dict[str, Any]:
     return {"command": args.command, "k": args.k, "method": args.method, "seeds": list(args.seeds),
-            "subsample": args.subsample, "device": device, "n_items": n}
+            "subsample": _subsample_value(args), "device": device, "n_items": n}
 
 
 def _compute_ds(D: Any, args: argparse.Namespace, device: str) -> Any:
     from dispersion_score.score import dispersion_score, dispersion_scores
 
+    options = {"method": args.method, "device": device, "subsample": _subsample_value(args),
+               "threads": KMEDOIDS_THREADS}
     if len(args.seeds) == 1:
-        return dispersion_score(D, args.k, method=args.method, seed=args.seeds[0], device=device,
-                                subsample=args.subsample)
-    return dispersion_scores(D, args.k, method=args.method, seeds=tuple(args.seeds), device=device,
-                             subsample=args.subsample)
+        return dispersion_score(D, args.k, seed=args.seeds[0], **options)
+    return dispersion_scores(D, args.k, seeds=tuple(args.seeds), **options)
 
 
 def _format_ds(result: Any, settings: dict[str, Any]) -> list[str]:
@@ -266,7 +296,8 @@ def _cmd_images(args: argparse.Namespace) -> int:
     from dispersion_score.perceptual import feature_label, perceptual_features, pixel_features
 
     device = _device(args.device)
-    files = _list_images(args.directory, args.recursive)
+    scan = _scan(args, IMAGE_SUFFIXES, "images", [args.save_matrix, args.save_features, args.out])
+    files = scan.files
     if args.features == "pixels":
         label = f"rgb_pixels_{args.image_size}"
         features = pixel_features(files, size=args.image_size)
@@ -287,9 +318,11 @@ def _cmd_images(args: argparse.Namespace) -> int:
                      "pool": args.pool if vgg else None,
                      "image_size": 224 if vgg else args.image_size,
                      "distance": "squared_euclidean_over_dim",
-                     "files": [p.relative_to(args.directory).as_posix() for p in files]})
+                     "files": [p.relative_to(args.directory).as_posix() for p in files],
+                     "skipped": scan.skipped})
     result = _compute_ds(D, args, device)
-    lines = [f"{len(files)} images from {args.directory}, features {label}"] + _format_ds(result, settings)
+    lines = [f"{len(files)} images from {args.directory}, features {label}"] + scan.skipped_summary()
+    lines += _format_ds(result, settings)
     lines += _medoid_line(result, settings["files"])
     if "random-weights" in label:
         lines.append("note: random VGG16 weights (for tests); the paper's DS needs --weights imagenet")
@@ -300,10 +333,11 @@ def _cmd_images(args: argparse.Namespace) -> int:
 def _cmd_shapes(args: argparse.Namespace) -> int:
     from dispersion_score.chamfer import chamfer_matrix
     from dispersion_score.io import atomic_save_npy
-    from dispersion_score.shapes_io import list_shape_files, load_shapes
+    from dispersion_score.shapes_io import SHAPE_SUFFIXES, load_shapes
 
     device = _device(args.device)
-    files = list_shape_files(args.directory, recursive=args.recursive)
+    scan = _scan(args, SHAPE_SUFFIXES, "shape files", [args.save_matrix, args.out])
+    files = scan.files
     matrix_file = matrix_output(args)
     if args.dry_run:
         print_estimate(len(files), args, device=device)
@@ -325,9 +359,11 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     settings.update({"directory": os.fspath(args.directory), "points": args.points, "sample_seed": args.seed,
                      "normalize": not args.no_normalize,
                      "distance": "chamfer_squared_mean_sum" + ("_unit_ball" if not args.no_normalize else ""),
-                     "files": [p.relative_to(args.directory).as_posix() for p in files]})
+                     "files": [p.relative_to(args.directory).as_posix() for p in files],
+                     "skipped": scan.skipped})
     result = _compute_ds(D, args, device)
-    lines = [f"{len(files)} shapes from {args.directory}, {args.points} points each"] + _format_ds(result, settings)
+    lines = [f"{len(files)} shapes from {args.directory}, {args.points} points each"] + scan.skipped_summary()
+    lines += _format_ds(result, settings)
     lines += _medoid_line(result, settings["files"])
     _emit(args, result, settings, lines, matrix_file=args.save_matrix)
     return 0
@@ -340,10 +376,12 @@ def _cmd_elbow(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot_format(args.plot)
     D = _load_matrix(args.matrix)
-    curve = elbow(D, args.k, method=args.method, seed=args.seed, device=device, subsample=args.subsample)
+    curve = elbow(D, args.k, method=args.method, seed=args.seed, device=device, subsample=_subsample_value(args),
+                  threads=KMEDOIDS_THREADS)
     ks, ds = [int(k) for k in curve.ks], [float(v) for v in curve.ds]
-    settings = {"command": "elbow", "matrix": os.fspath(args.matrix), "ks": list(args.k), "method": args.method,
-                "seed": args.seed, "subsample": args.subsample, "device": device, "n_items": int(D.shape[0])}
+    settings = {"command": "elbow", "matrix": os.fspath(args.matrix), "ks": ks, "method": args.method,
+                "seed": args.seed, "subsample": _subsample_value(args), "device": device,
+                "n_items": int(D.shape[0])}
     if args.plot is not None:
         _plot_elbow(args.plot, ks, ds, title=f"{args.matrix.name}: DS vs k ({args.method}, seed {args.seed})")
         settings["plot"] = os.fspath(args.plot)

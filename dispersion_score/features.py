@@ -3,12 +3,17 @@
 Dividing by the feature dimension d makes D the mean squared difference per feature, the convention of
 the perceptual image distance (VGG16 relu3_3, channel max, d = 3136).
 
-Computation: blocks of rows, one float32 matmul per block, D = (|f_i|² + |f_j|² - 2 f_i·f_j) / d clamped
-at 0. The expansion loses precision when the squared norms are much larger than the squared distance,
-so the features are first centred on their mean (computed in float64), which changes no distance and
-makes the norms comparable to the distances. Only blocks with j >= i are computed; each value is written
-to (i, j) and (j, i), so the result is exactly symmetric with an exactly zero diagonal. The N x N float32
-output (4·N² bytes) is the only allocation that grows with N².
+Computation: blocks of rows, one matmul per block, D = (|f_i|² + |f_j|² - 2 f_i·f_j) / d clamped at 0.
+The expansion loses precision when the squared norms are much larger than the squared distance: the
+features are centred on their mean (in float64; this changes no distance), but centring cannot help two
+items that sit close together far from the mean (a tight cluster away from the others: in float32 such
+pairs lost all their digits). So the centring, the products and the norms are computed in float64, one
+block of rows at a time from the input: the result is exact to float32 rounding unless a distance is
+below about 1e-9 of the items' squared norms after centring. Only blocks with j >= i are computed; each
+value is written to (i, j) and (j, i), so the result is exactly symmetric with an exactly zero diagonal.
+The N x N float32 output (4·N² bytes) is the only allocation that grows with N²; a distance beyond
+float32's range raises ValueError instead of becoming inf. The out-of-core path
+(:mod:`dispersion_score.tiles`) computes every block with the same functions on the same inputs.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dispersion_score._validation import resolve_device, validate_features
+from dispersion_score._validation import FLOAT32_MAX, resolve_device, validate_features
 
 if TYPE_CHECKING:
     import os
@@ -57,33 +62,34 @@ def feature_matrix(
         (a read-only ``np.memmap`` of ``out`` with ``out``).
 
     Raises:
-        ValueError: wrong shape, empty input, NaN/inf (naming the item index), bad block_size.
+        ValueError: wrong shape, empty input, NaN/inf (naming the item index), bad block_size, or a distance
+            beyond float32's range.
     """
     tensor = validate_features(features, name="features")
-    if block_size is not None and (
-        isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1
-    ):
+    if block_size is not None and (isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
     dev = resolve_device(device, tensor)
     n, dim = tensor.shape
-    centred = _centred_float32(tensor, dev)
+    source = tensor.to(dev)
+    mean = _mean_float64(source)
     if out is not None or launch is not None or tile_size is not None:
         from dispersion_score.tiles import check_tile_options, tiled_feature_matrix  # the out-of-core path
 
         check_tile_options(out, launch, tile_size)
         return tiled_feature_matrix(
-            centred, out=out, launch=launch, tile_size=tile_size, block_size=block_size, progress=progress
+            source, mean, out=out, launch=launch, tile_size=tile_size, block_size=block_size, progress=progress
         )
-    norms = _squared_norms(centred)
-    block = default_block_size(dev) if block_size is None else int(block_size)
+    norms = squared_norms(source, mean)
+    block = default_block_size(dev, dim) if block_size is None else int(block_size)
     out = np.zeros((n, n), dtype=np.float32)
     starts = range(0, n, block)
     bar = tqdm(total=len(starts) * (len(starts) + 1) // 2, desc="feature matrix", disable=not progress)
     for r0 in starts:
         rows = slice(r0, min(n, r0 + block))
+        row_block = centred_rows(source, mean, rows)
         for c0 in range(r0, n, block):
             cols = slice(c0, min(n, c0 + block))
-            tile = _block(centred, norms, rows, cols)
+            tile = distance_block(row_block, centred_rows(source, mean, cols), norms, rows, cols)
             if r0 == c0:
                 tile = np.triu(tile, k=1)
                 tile = tile + tile.T  # exact: every off-diagonal value is added to a zero
@@ -94,33 +100,49 @@ def feature_matrix(
     return out
 
 
-def default_block_size(device: torch.device) -> int:
-    """Rows per block when ``block_size`` is None (from the memory budget of the device type)."""
+def default_block_size(device: torch.device, dim: int) -> int:
+    """Rows per block when ``block_size`` is None: a square tile within the device type's memory budget, and
+    float64 row blocks of at most 64 MiB (wide features)."""
     budget = _CUDA_BLOCK_BYTES if device.type == "cuda" else _CPU_BLOCK_BYTES
-    return max(1, int((budget // 4) ** 0.5))
+    return max(1, min(int((budget // 4) ** 0.5), (64 << 20) // (8 * dim)))
 
 
-def _squared_norms(centred: torch.Tensor) -> torch.Tensor:
-    """(N,) squared norms of the centred features, as every block reads them."""
-    return centred.square().sum(dim=1)
+def centred_rows(source: torch.Tensor, mean: torch.Tensor, rows: slice) -> torch.Tensor:
+    """Rows of the features minus their mean, in float64."""
+    return source[rows].to(torch.float64) - mean
 
 
-def _block(centred: torch.Tensor, norms: torch.Tensor, rows: slice, cols: slice) -> np.ndarray:
-    """(rows, cols) float32 block D[rows, cols] before symmetrisation: the one place the arithmetic of a
-    value lives, shared with the tiled path (:mod:`dispersion_score.tiles`) so both give the same bits."""
-    tile = torch.addmm(norms[rows, None] + norms[None, cols], centred[rows], centred[cols].T, alpha=-2.0)
-    return (tile.clamp_min_(0) / centred.shape[1]).cpu().numpy()
+def squared_norms(source: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 squared norms of the centred features, computed in row chunks of at most 64 MiB."""
+    n, dim = source.shape
+    chunk = max(1, (64 << 20) // (8 * dim))
+    return torch.cat([centred_rows(source, mean, slice(s, s + chunk)).square().sum(dim=1) for s in range(0, n, chunk)])
 
 
-def _centred_float32(features: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """features - mean (mean in float64), as float32 on ``device``, converted in row chunks."""
+def distance_block(
+    row_block: torch.Tensor, col_block: torch.Tensor, norms: torch.Tensor, rows: slice, cols: slice
+) -> np.ndarray:
+    """(rows, cols) float32 block of D before symmetrisation, from centred float64 rows and columns: the one
+    place the arithmetic of a value lives (the tiled path calls it too, so both give the same bits).
+
+    Raises:
+        ValueError: a distance beyond float32's range.
+    """
+    dim = row_block.shape[1]
+    tile = torch.addmm(norms[rows, None] + norms[None, cols], row_block, col_block.T, alpha=-2.0).clamp_min_(0) / dim
+    largest = float(tile.max())
+    if largest > FLOAT32_MAX:
+        raise ValueError(
+            f"features give squared distances up to {largest:.3g}, beyond float32's range "
+            f"({FLOAT32_MAX:.3g}; rows {rows.start}..{rows.stop - 1}): rescale the features"
+        )
+    return tile.to(torch.float32).cpu().numpy()
+
+
+def _mean_float64(features: torch.Tensor) -> torch.Tensor:
+    """Column means of (N, d) features in float64, summed in row chunks (no float64 copy of the whole)."""
     chunk = max(1, (64 << 20) // (8 * features.shape[1]))
-    total = torch.zeros(features.shape[1], dtype=torch.float64, device=device)
+    total = torch.zeros(features.shape[1], dtype=torch.float64, device=features.device)
     for s in range(0, features.shape[0], chunk):
-        total += features[s : s + chunk].to(device=device, dtype=torch.float64).sum(dim=0)
-    mean = total / features.shape[0]
-    parts = [
-        (features[s : s + chunk].to(device=device, dtype=torch.float64) - mean).to(torch.float32)
-        for s in range(0, features.shape[0], chunk)
-    ]
-    return torch.cat(parts)
+        total += features[s : s + chunk].to(torch.float64).sum(dim=0)
+    return total / features.shape[0]

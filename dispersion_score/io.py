@@ -22,7 +22,6 @@ import platform
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,76 +29,125 @@ from typing import Any
 import numpy as np
 import torch
 
+from dispersion_score.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "RESULT_FORMAT",
+    "atomic_save_npy",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "FileScan",
+    "dumps",
+    "figure_bytes",
+    "list_files",
+    "read_npy",
+    "scan_files",
+    "load_result",
+    "provenance",
+    "result_document",
+    "save_result",
+    "to_jsonable",
+]
+
 RESULT_FORMAT = "dispersion-score-result/1"
 
 
-def _current_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+@dataclasses.dataclass(frozen=True)
+class FileScan:
+    """What a directory scan read and what it left out.
+
+    Attributes:
+        files: the matching files, sorted by their path relative to the directory.
+        skipped: reason → relative paths left out ("other suffix", "hidden", "subdirectory (not recursive)").
+    """
+
+    files: list[Path]
+    skipped: dict[str, list[str]]
+
+    def skipped_summary(self) -> list[str]:
+        """One line per reason: ``skipped 2 files (other suffix): notes.txt, D.json``."""
+        lines = []
+        for reason, names in self.skipped.items():
+            shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+            lines.append(f"skipped {len(names)} ({reason}): {shown}")
+        return lines
 
 
-# Read once at import: os.umask can only be read by setting it, which is not thread-safe to repeat.
-_UMASK = _current_umask()
+def scan_files(
+    directory: str | os.PathLike, suffixes: tuple[str, ...], *, what: str, recursive: bool = False
+) -> FileScan:
+    """The files of ``directory`` whose suffix is in ``suffixes`` (case-insensitive), and what was left out.
 
+    Hidden files and folders (names starting with ".": lock files, editor and OS droppings such as macOS's
+    "._name.png", notebook checkpoints) are never read. Subfolders are read only with ``recursive``.
 
-def _atomic_write(path: str | os.PathLike, write, mode: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    Raises:
+        FileNotFoundError: ``directory`` does not exist. NotADirectoryError: it is a file.
+        ValueError: it holds no such file (``what`` names them in the message, e.g. "shape files").
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise FileNotFoundError(f"{what} directory not found: {directory}")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{what} directory {directory} is a file, not a directory")
+    files: list[Path] = []
+    skipped: dict[str, list[str]] = {}
 
+    def skip(reason: str, path: Path) -> None:
+        skipped.setdefault(reason, []).append(path.relative_to(directory).as_posix())
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes ``data`` to ``path`` atomically (temp file in the same directory + os.replace)."""
-    return _atomic_write(path, lambda handle: handle.write(data), "wb")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Writes ``text`` to ``path`` atomically (temp file in the same directory + os.replace)."""
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-def atomic_save_npy(path: str | os.PathLike, array: Any) -> Path:
-    """Saves ``array`` as a `.npy` file at exactly ``path`` (no suffix added), atomically."""
-    array = np.asarray(array)
-    return _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False), "wb")
+    pending = [directory]
+    while pending:
+        folder = pending.pop()
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("."):
+                skip("hidden", path)
+            elif path.is_dir() and path.is_symlink():
+                skip("linked folder, not followed", path)
+            elif path.is_dir():
+                if recursive:
+                    pending.append(path)
+                else:
+                    skip("subdirectory, not read without --recursive", path)
+            elif path.suffix.lower() in suffixes and path.is_file():
+                files.append(path)
+            else:
+                skip(f"not {'/'.join(suffixes)}", path)
+    files.sort(key=lambda p: p.relative_to(directory).as_posix())
+    if not files:
+        raise ValueError(f"no {what} ({', '.join(suffixes)}) in {directory}")
+    return FileScan(files, {reason: sorted(names) for reason, names in skipped.items()})
 
 
 def list_files(
     directory: str | os.PathLike, suffixes: tuple[str, ...], *, what: str, recursive: bool = False
 ) -> list[Path]:
-    """The files of ``directory`` whose suffix is in ``suffixes`` (case-insensitive), sorted by relative path.
+    """The files of :func:`scan_files` (sorted by relative path), without the report of what was skipped."""
+    return scan_files(directory, suffixes, what=what, recursive=recursive).files
+
+
+def read_npy(path: str | os.PathLike, *, what: str = "array") -> np.ndarray:
+    """One array from a `.npy` file, with a one-line error naming the file for anything else.
 
     Raises:
-        FileNotFoundError: ``directory`` is not a directory.
-        ValueError: it holds no such file (``what`` names them in the message, e.g. "shape files").
+        FileNotFoundError: no such file.
+        ValueError: an empty (0-byte) or truncated file, a file that is not `.npy`, a pickled object
+            array, or an `.npz` archive (several arrays).
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{what} directory not found: {directory}")
-    candidates = directory.rglob("*") if recursive else directory.iterdir()
-    files = sorted(
-        (p for p in candidates if p.is_file() and p.suffix.lower() in suffixes),
-        key=lambda p: p.relative_to(directory).as_posix(),
-    )
-    if not files:
-        raise ValueError(f"no {what} ({', '.join(suffixes)}) in {directory}")
-    return files
+    path = Path(path)
+    if not path.is_file():
+        if path.is_dir():
+            raise ValueError(f"{what} {path} is a directory; expected a .npy file")
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what} file {path} is empty (0 bytes); expected a .npy array")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"could not read {what} {path} (expected a .npy array): {exc}") from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{what} file {path} holds several arrays (an .npz archive); expected one .npy array")
+    return array
 
 
 def _package_version() -> str:
@@ -310,7 +358,7 @@ def load_result(path: str | os.PathLike, *, load_matrix: bool = True) -> dict[st
         matrix_path = path.parent / document["matrix_file"]
         if not matrix_path.is_file():
             raise FileNotFoundError(f"matrix file {matrix_path} named by {path} does not exist")
-        document["matrix"] = np.load(matrix_path, allow_pickle=False)
+        document["matrix"] = read_npy(matrix_path, what="matrix")
     return document
 
 

@@ -9,7 +9,14 @@ Two methods share one seeding:
 * ``"pam"`` (default) — the same, then swap refinement as in FasterPAM (Schubert & Rousseeuw, 2021):
   a swap of medoid m for non-medoid x is applied whenever it lowers the total cost, until no improving
   swap is left. Candidates are evaluated in batches; each batch's loss changes for all k medoids come
-  from the nearest / second-nearest caches, so a batch costs one pass over its rows of D.
+  from the nearest / second-nearest caches, so a batch costs one pass over its rows of D. This runs from
+  ``n_init`` starts (default: 3 for k <= 100, 2 above) and keeps the lowest cost: start 0 is the
+  alternate result of the seed's k-medoids++ seeding (so "pam" never ends above "alternate" with the
+  same seed), starts 1, 2, ... are independent k-medoids++ seedings whose swaps follow FasterPAM's eager
+  order. Swap search stops in a
+  local optimum of the swap neighbourhood, and on clustered data these differ by a few percent from
+  start to start; the best of a few starts is what makes the inertia match or beat FasterPAM's
+  (``benchmarks/bench_kmedoids.py --suite quality``).
 
 Memory: the (N, N) float32 matrix is the only O(N²) allocation; every other temporary is O(N·k) or a
 block of at most ``BLOCK_ELEMS`` elements. Sums that decide or report costs are accumulated in float64.
@@ -19,20 +26,25 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from dispersion_score._matrix import (
-    BLOCK_ELEMS,
-    as_distance_tensor,
-    single_cpu_thread,
-    validate_k,
-    validate_seed,
-)
+from dispersion_score._matrix import BLOCK_ELEMS, as_distance_tensor, validate_k, validate_seed
+from dispersion_score._threads import cpu_threads, resolve_threads
 
 METHODS = ("pam", "alternate")
+
+# Starts of "pam" unless n_init says otherwise (see pam_starts): measured at or below FasterPAM's mean
+# inertia on every matrix family of benchmarks/bench_kmedoids.py --suite quality. With large k, starts
+# differ less (0.1 % rather than several %) and each costs more, so two keep the time target.
+PAM_STARTS_SMALL_K, PAM_STARTS_LARGE_K, PAM_LARGE_K = 3, 2, 100
+
+# Start r >= 1 draws its seeding from default_rng([seed, _RESTART_STREAM, r]); start 0 from default_rng(seed)
+# (the alternate method's seeding), and subsamples use stream 1 (dispersion_score.score).
+_RESTART_STREAM = 2
 
 # Swap candidates per batch: a batch reads batch×N entries of D; about 2^19 keeps the per-batch Python
 # and dispatch overhead small next to the arithmetic while swaps stay frequent (measured at N = 5000).
@@ -55,10 +67,12 @@ class KMedoidsResult:
         labels: (N,) int64 cluster of each item, in [0, k); ``labels[medoids[j]] == j``.
         inertia: sum over items of the distance to their nearest medoid (accumulated in float64).
         n_iter: Voronoi iterations of the alternate step, plus (for ``"pam"``) passes of the swap step
-            over all candidates (0 when k == N: every item is a medoid).
+            over all candidates (0 when k == N: every item is a medoid); of the start that was kept.
         method: ``"pam"`` or ``"alternate"``.
         seed: the seed of the k-medoids++ seeding.
-        n_swaps: swaps applied by the swap step (0 for ``"alternate"``).
+        n_swaps: swaps applied by the swap step of the kept start (0 for ``"alternate"``).
+        start: which of the starts was kept (0 for ``"alternate"``).
+        n_init: how many starts ran (1 for ``"alternate"``).
     """
 
     medoids: np.ndarray
@@ -68,6 +82,8 @@ class KMedoidsResult:
     method: str
     seed: int
     n_swaps: int = 0
+    start: int = 0
+    n_init: int = 1
 
 
 def kmedoids(
@@ -77,7 +93,9 @@ def kmedoids(
     method: str = "pam",
     seed: int = 0,
     max_iter: int = 300,
+    n_init: int | None = None,
     device: str | torch.device | None = None,
+    threads: int | None = None,
 ) -> KMedoidsResult:
     """k-medoids clustering of N items given their distance matrix.
 
@@ -85,30 +103,60 @@ def kmedoids(
         D: (N, N) distances: finite, non-negative, symmetric, zero diagonal (checked). Numpy array or
             tensor; a contiguous float32 input on the compute device is used without a copy.
         k: number of medoids, 1 <= k <= N.
-        method: ``"pam"`` (k-medoids++ seeding, alternate, then improving swaps until none is left) or
-            ``"alternate"`` (k-medoids++ seeding and Voronoi iteration: the paper's procedure).
-        seed: seed of the k-medoids++ seeding (numpy ``default_rng(seed)``); same seed, same result.
-        max_iter: at most this many Voronoi iterations, and at most this many swap passes.
+        method: ``"pam"`` (k-medoids++ seeding, alternate, then improving swaps until none is left; the
+            best of ``n_init`` starts) or ``"alternate"`` (k-medoids++ seeding and Voronoi iteration: the
+            paper's procedure, one start).
+        seed: seed of every random draw (numpy ``default_rng``; start 0 uses ``default_rng(seed)``, the
+            same seeding as ``"alternate"``); same seed, same result, on any device.
+        max_iter: at most this many Voronoi iterations, and at most this many swap passes, per start.
+        n_init: starts of ``"pam"`` (None: 3 for k <= 100, 2 for larger k, see :func:`pam_starts`; 1 is
+            the fastest, a single start); must be None or 1 for ``"alternate"``.
         device: where to compute (``"cpu"``, ``"cuda"``, ...); None keeps a tensor's device, numpy → CPU.
+        threads: CPU threads of this call (None: torch's current count, ``torch.get_num_threads()``);
+            applied to this call only, torch's setting is left as it is. k-medoids is a long chain of
+            small operations: ``threads=1`` is usually fastest (measured at N = 5000, k = 500 on a 2-core
+            machine: see docs/library.md).
 
     Returns:
         KMedoidsResult with medoids (k,), labels (N,), inertia = sum_i min_j D[i, medoids[j]].
 
     Raises:
-        ValueError: unknown method, bad k / seed / max_iter, or an invalid distance matrix.
+        ValueError: unknown method, bad k / seed / max_iter / n_init / threads, or an invalid distance
+            matrix.
     """
     method = validate_method(method)
     seed = validate_seed(seed)
     max_iter = _validate_max_iter(max_iter)
-    D = as_distance_tensor(D, device=device)
+    n_init = validate_n_init(n_init, method)
+    threads = resolve_threads(threads)
+    D = as_distance_tensor(D, device=device, threads=threads)
     k = validate_k(k, D.shape[0])
-    return run_kmedoids(D, k, method=method, seed=seed, max_iter=max_iter)
+    return run_kmedoids(D, k, method=method, seed=seed, max_iter=max_iter, n_init=n_init, threads=threads)
 
 
 def validate_method(method: object) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}, got {method!r}")
     return str(method)
+
+
+def pam_starts(n_init: int | None, k: int) -> int:
+    """Starts "pam" runs for k medoids: ``n_init``, or by default 3 for k <= 100 and 2 above."""
+    if n_init is not None:
+        return n_init
+    return PAM_STARTS_SMALL_K if k <= PAM_LARGE_K else PAM_STARTS_LARGE_K
+
+
+def validate_n_init(n_init: object, method: str) -> int | None:
+    """``n_init`` checked: None (the default of :func:`pam_starts`) or a positive int for "pam"; 1 for
+    "alternate" (which allows only None or 1)."""
+    if n_init is None:
+        return None if method == "pam" else 1
+    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral) or int(n_init) < 1:
+        raise ValueError(f"n_init must be a positive integer or None, got {n_init!r}")
+    if method == "alternate" and int(n_init) != 1:
+        raise ValueError(f"n_init must be 1 (or None) for method 'alternate' (the paper's single start), got {n_init}")
+    return int(n_init)
 
 
 def _validate_max_iter(max_iter: object) -> int:
@@ -124,30 +172,71 @@ def run_kmedoids(
     method: str,
     seed: int,
     max_iter: int = 300,
-    seeding: torch.Tensor | None = None,
+    n_init: int | None = 1,
+    threads: int | None = None,
+    seedings: Sequence[torch.Tensor] | None = None,
 ) -> KMedoidsResult:
     """:func:`kmedoids` on an already validated (N, N) float32 tensor (no checks, no copy of D).
 
-    ``seeding`` may pass the first k medoids of ``kpp_seed(D, k_big, seed)`` for a k_big with
-    n_trials(k_big) == n_trials(k): the k-medoids++ draws are then the same, so the result is too.
+    ``n_init`` None: the default number of starts (:func:`pam_starts`; 1 for "alternate").
+    ``seedings`` may pass, for each start r, the first k medoids of
+    ``kpp_seed(D, k_big, seed, start=r)`` for a k_big with n_trials(k_big) == n_trials(k): the
+    k-medoids++ draws are then the same, so the result is too.
     """
-    with single_cpu_thread(D.device):
-        return _run(D, k, method=method, seed=seed, max_iter=max_iter, seeding=seeding)
+    starts = pam_starts(n_init, k) if method == "pam" else 1
+    with cpu_threads(resolve_threads(threads), D.device):
+        return _run(D, k, method=method, seed=seed, max_iter=max_iter, n_init=starts, seedings=seedings)
 
 
 def _run(
-    D: torch.Tensor, k: int, *, method: str, seed: int, max_iter: int, seeding: torch.Tensor | None
+    D: torch.Tensor,
+    k: int,
+    *,
+    method: str,
+    seed: int,
+    max_iter: int,
+    n_init: int,
+    seedings: Sequence[torch.Tensor] | None,
 ) -> KMedoidsResult:
-    n_swaps = n_iter = 0
     if k == D.shape[0]:
         # Every item is a medoid; seeding N medoids one by one would cost O(N²·ln N) for nothing.
         medoids = torch.arange(k, device=D.device)
-    else:
-        medoids = kpp_seed(D, k, seed) if seeding is None else seeding[:k].clone()
+        return _result(D, medoids, method=method, seed=seed, n_iter=0, n_swaps=0, start=0, n_init=1)
+    best = None
+    # k == 1: the alternate step finds the global 1-medoid from any start.
+    n_init = n_init if k > 1 else 1
+    for start in range(n_init):
+        if seedings is not None:
+            medoids = seedings[start][:k].clone()
+        else:
+            medoids = _kpp_seed(D, k, start_rng(seed, start), seeding_trials(k))
         medoids, n_iter = _alternate(D, medoids, max_iter)
-    if method == "pam" and k < D.shape[0]:
-        medoids, n_pass, n_swaps = _swap(D, medoids, max_iter)
-        n_iter += n_pass
+        n_swaps = 0
+        if method == "pam":
+            # Start 0 keeps the steepest-descent order (the single-start result of earlier versions);
+            # later starts take FasterPAM's eager order, which reaches other local optima.
+            medoids, n_pass, n_swaps = _swap(D, medoids, max_iter, eager=start > 0)
+            n_iter += n_pass
+        result = _result(
+            D, medoids, method=method, seed=seed, n_iter=n_iter, n_swaps=n_swaps, start=start, n_init=n_init
+        )
+        if best is None or result.inertia < best.inertia:
+            best = result
+    assert best is not None
+    return best
+
+
+def _result(
+    D: torch.Tensor,
+    medoids: torch.Tensor,
+    *,
+    method: str,
+    seed: int,
+    n_iter: int,
+    n_swaps: int,
+    start: int,
+    n_init: int,
+) -> KMedoidsResult:
     labels, dist = _final_assignment(D, medoids)
     return KMedoidsResult(
         medoids=medoids.cpu().numpy().astype(np.int64),
@@ -157,6 +246,8 @@ def _run(
         method=method,
         seed=seed,
         n_swaps=int(n_swaps),
+        start=start,
+        n_init=n_init,
     )
 
 
@@ -168,17 +259,34 @@ def seeding_trials(k: int) -> int:
     return 2 + int(math.log(k))
 
 
-def kpp_seed(D: torch.Tensor, k: int, seed: int, *, n_trials: int | None = None) -> torch.Tensor:
+def start_rng(seed: int, start: int) -> np.random.Generator:
+    """The generator of start ``start``'s seeding: ``default_rng(seed)`` for start 0, else an
+    independent stream ``default_rng([seed, 2, start])``."""
+    return np.random.default_rng(seed if start == 0 else [seed, _RESTART_STREAM, start])
+
+
+def kpp_seed(
+    D: torch.Tensor,
+    k: int,
+    seed: int,
+    *,
+    n_trials: int | None = None,
+    start: int = 0,
+    threads: int | None = None,
+) -> torch.Tensor:
     """k-medoids++ seeding as in scikit-learn-extra: (k,) int64 distinct medoid indices on D's device.
 
     The first medoid is uniform; each next one is the best of ``n_trials`` (default 2 + int(ln k))
     candidates drawn with probability proportional to the squared distance to the nearest medoid so far,
     "best" meaning the lowest resulting sum of squared distances (the potential). Random draws come from
-    ``numpy.random.default_rng(seed)``, so they do not depend on the device. With a fixed ``n_trials``
-    the first j medoids do not depend on k (what :func:`dispersion_score.elbow` reuses).
+    ``numpy.random.default_rng(seed)`` (``start`` > 0: the stream of that start of "pam", see
+    :func:`start_rng`), so they do not depend on the device. With a fixed ``n_trials`` the first j
+    medoids do not depend on k (what :func:`dispersion_score.elbow` reuses). ``threads`` as in
+    :func:`kmedoids`.
     """
-    with single_cpu_thread(D.device):
-        return _kpp_seed(D, k, np.random.default_rng(seed), seeding_trials(k) if n_trials is None else n_trials)
+    trials = seeding_trials(k) if n_trials is None else n_trials
+    with cpu_threads(resolve_threads(threads), D.device):
+        return _kpp_seed(D, k, start_rng(seed, start), trials)
 
 
 def _kpp_seed(D: torch.Tensor, k: int, rng: np.random.Generator, n_trials: int) -> torch.Tensor:
@@ -509,7 +617,7 @@ def _update_deltas(
 
 
 def _pick_independent_swaps(
-    delta: torch.Tensor, rows: torch.Tensor, caches: _Caches, tol: float
+    delta: torch.Tensor, rows: torch.Tensor, caches: _Caches, tol: float, cursor: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose improving swaps of one batch whose effects do not overlap, so that they can be applied at once.
 
@@ -520,17 +628,26 @@ def _pick_independent_swaps(
 
     Args:
         delta: (B, k) loss changes of the batch (+inf on medoid rows); rows: (B, N) its rows of D.
+        cursor: None: candidates in order of improvement, the best first (steepest descent within the
+            batch). An int: "eager" order as in FasterPAM: only rows >= cursor, in index order, the
+            first improving one first.
 
     Returns:
         rows_picked (S,) batch rows, positions (S,) medoid positions, touched (a,) items whose caches
-        change; S = 0 when no swap improves by more than tol. The best swap of the batch is always first.
+        change; S = 0 when no swap improves by more than tol. The first picked swap is the best one of
+        the batch (cursor None) or the first improving one at or after the cursor.
     """
     row_best, row_pos = _row_min(delta)
     improving = torch.nonzero(row_best < -tol).squeeze(1)
+    if cursor is not None:
+        improving = improving[improving >= cursor]
     if improving.numel() == 0:
         empty = torch.zeros(0, dtype=torch.long, device=delta.device)
         return empty, empty, empty
-    order = improving[torch.argsort(row_best[improving], stable=True)][:_MAX_JOINT_SWAPS]
+    if cursor is None:
+        order = improving[torch.argsort(row_best[improving], stable=True)][:_MAX_JOINT_SWAPS]
+    else:
+        order = improving[:_MAX_JOINT_SWAPS]
     positions = row_pos[order]
     touched = (
         (caches.near[None, :] == positions[:, None])
@@ -612,15 +729,18 @@ def _apply_swaps(
         delta[back] = _swap_deltas(rows.index_select(0, back), caches, delta.shape[1])
 
 
-def _swap(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int, int]:
+def _swap(
+    D: torch.Tensor, medoids: torch.Tensor, max_iter: int, *, eager: bool = False
+) -> tuple[torch.Tensor, int, int]:
     """Improving swaps until none is left (or max_iter passes); returns medoids, passes, swaps.
 
     Candidates are taken in index order, one batch (rows s:e of D, a view) at a time. The batch's
     (B, k) loss changes are computed once; then, while the batch holds an improving swap, the best one
-    (with any others that touch disjoint items, see :func:`_pick_independent_swaps`) is applied, the
-    caches are recomputed at the touched items only and the batch's loss changes updated there. The
-    search stops once every batch has been evaluated afresh since the last swap: then no single swap
-    lowers the cost (a local optimum of PAM's swap neighbourhood).
+    (``eager``: the first one after the last applied, as FasterPAM does) is applied with any others
+    that touch disjoint items (see :func:`_pick_independent_swaps`), the caches are recomputed at the
+    touched items only and the batch's loss changes updated there. The search stops once every batch
+    has been evaluated afresh since the last swap: then no single swap lowers the cost (a local
+    optimum of PAM's swap neighbourhood). Both orders reach such an optimum, usually different ones.
     """
     n = D.shape[0]
     k = medoids.numel()
@@ -646,10 +766,13 @@ def _swap(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.
         # Medoid rows are +inf; a medoid swapped out in this batch gets its row back below.
         delta.masked_fill_(state.is_medoid[s : s + batch][:, None], math.inf)
         swapped = False
+        cursor = 0 if eager else None
         while True:
-            picked, positions, touched = _pick_independent_swaps(delta, rows, caches, tol)
+            picked, positions, touched = _pick_independent_swaps(delta, rows, caches, tol, cursor)
             if picked.numel() == 0:
                 break
+            if eager:
+                cursor = int(picked[0]) + 1
             _apply_swaps(D, state, delta, rows, s, picked, positions, touched)
             swapped = True
             n_swaps += picked.numel()

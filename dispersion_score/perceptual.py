@@ -1,6 +1,7 @@
 """Perceptual image features for the image dispersion score (SPEC §2.2).
 
-An RGB image in [0, 1] is resized to 224×224 (bilinear, antialiased), normalised with the ImageNet mean and
+An RGB image in [0, 1] is resized to 224×224 (the image reader's bilinear filter,
+:func:`dispersion_score.images.resize_image`), normalised with the ImageNet mean and
 std, and passed through torchvision's VGG16 ``features[:16]`` (the output of relu3_3, 256×56×56). The
 channel-wise maximum of that map is the 3136-d feature (``pool="channel_max"``, the paper's choice);
 ``pool="none"`` keeps the whole 802,816-d map. :func:`pixel_features` gives raw pixels instead.
@@ -21,12 +22,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch import nn
 from tqdm import tqdm
 
 from dispersion_score._validation import resolve_device
+from dispersion_score.images import ALPHA_MODES, load_images, resize_batch
 
 if TYPE_CHECKING:
     from torchvision.models import VGG16_Weights
@@ -35,7 +35,7 @@ IMAGE_SIZE = 224
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLS = ("channel_max", "none")
-ALPHA_MODES = ("drop", "white")
+__all__ = ["ALPHA_MODES", "feature_label", "load_images", "perceptual_features", "pixel_features", "vgg16_relu3_3"]
 # torchvision's VGG16 `features` layout up to relu3_3: conv sizes, "M" = 2×2 max-pool. It yields modules
 # 0..15 with the same indices (and state-dict keys) as `vgg16().features[:16]`.
 _VGG16_RELU3_3_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256)
@@ -237,9 +237,8 @@ def _as_image_batch(images: Any) -> torch.Tensor:
 
 
 def _resize(batch: torch.Tensor, size: int) -> torch.Tensor:
-    if batch.shape[-2:] == (size, size):
-        return batch
-    return F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    """(B, 3, H, W) in [0, 1] → (B, 3, size, size) with the image reader's filter."""
+    return resize_batch(batch, size)
 
 
 def _normalize_imagenet(batch: torch.Tensor) -> torch.Tensor:
@@ -285,9 +284,9 @@ def perceptual_features(
     """VGG16 relu3_3 perceptual features of RGB images (SPEC §2.2).
 
     Args:
-        images: (N, 3, H, W) float RGB in [0, 1] (tensor or array; any H, W, resized to 224×224 bilinear
-            with antialiasing), or a sequence of N image file paths, read ``batch_size`` at a time with
-            :func:`load_images` (alpha dropped) so memory stays O(batch).
+        images: (N, 3, H, W) float RGB in [0, 1] (tensor or array; any H, W, resized to 224×224 with the
+            image reader's bilinear filter), or a sequence of N image file paths, read ``batch_size`` at a
+            time with :func:`dispersion_score.images.load_images` (alpha dropped) so memory stays O(batch).
         weights: see :func:`vgg16_relu3_3`; "random" only for tests (label the result with
             :func:`feature_label`).
         pool: "channel_max" — max over the 256 channels of the 256×56×56 map → (N, 3136), the paper's
@@ -321,7 +320,7 @@ def perceptual_features(
 
 
 def pixel_features(images: Any, *, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Raw-pixel features: RGB in [0, 1] resized to size×size (bilinear, antialiased), flattened.
+    """Raw-pixel features: RGB in [0, 1] resized to size×size (the image reader's bilinear filter), flattened.
 
     Args:
         images: (N, 3, H, W) float RGB in [0, 1], or a sequence of N image file paths.
@@ -335,55 +334,3 @@ def pixel_features(images: Any, *, size: int = IMAGE_SIZE) -> np.ndarray:
     _, source = _image_source(images)
     parts = [_resize(batch.float(), size).reshape(len(batch), -1) for batch in _batches(source, 256, size)]
     return torch.cat(parts).numpy().astype(np.float32, copy=False)
-
-
-def _read_rgb(path: Path, alpha: str) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"could not read image {path}: {exc}") from exc
-    rgb = rgba[..., :3]
-    if alpha == "white":
-        a = rgba[..., 3:]
-        rgb = rgb * a + (1.0 - a)
-    return rgb
-
-
-def load_images(
-    paths: Sequence[str | os.PathLike], *, size: int | None = IMAGE_SIZE, alpha: str = "drop"
-) -> torch.Tensor:
-    """Reads image files as an RGB float batch in [0, 1].
-
-    Args:
-        paths: N image files (anything Pillow reads: PNG, JPEG, ...; grey and palette images become RGB).
-        size: resize every image to size×size (bilinear, antialiased, no crop, aspect ratio not kept);
-            None keeps the stored size (then all images must have the same size).
-        alpha: what to do with an alpha channel. "drop" (default) keeps the stored RGB values and ignores
-            alpha — what the SVR networks see for 3D-R2N2 renders (SPEC §4: "drop alpha"), so input image DS
-            measures the networks' actual inputs. "white" composites onto a white background.
-
-    Returns:
-        (N, 3, size, size) float32 tensor in [0, 1], in the order of ``paths``.
-    """
-    if alpha not in ALPHA_MODES:
-        raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
-    if size is not None and size < 1:
-        raise ValueError(f"size must be >= 1 or None, got {size}")
-    if len(paths) == 0:
-        raise ValueError("load_images needs at least one path")
-    images = []
-    for path in paths:
-        tensor = torch.from_numpy(np.ascontiguousarray(_read_rgb(Path(path), alpha))).permute(2, 0, 1)
-        if size is not None:
-            tensor = _resize(tensor.unsqueeze(0), size)[0].clamp_(0.0, 1.0)
-        elif images and tensor.shape != images[0].shape:
-            raise ValueError(
-                f"image {path} has size {tuple(tensor.shape[1:])}, expected {tuple(images[0].shape[1:])} like "
-                f"{paths[0]} (pass size= to resize)"
-            )
-        images.append(tensor)
-    return torch.stack(images)
-

@@ -16,7 +16,15 @@ import numpy as np
 import torch
 
 from dispersion_score._matrix import BLOCK_ELEMS, as_distance_tensor, validate_k, validate_seed
-from dispersion_score.kmedoids import kpp_seed, run_kmedoids, seeding_trials, validate_method
+from dispersion_score._threads import resolve_threads
+from dispersion_score.kmedoids import (
+    kpp_seed,
+    pam_starts,
+    run_kmedoids,
+    seeding_trials,
+    validate_method,
+    validate_n_init,
+)
 
 # The subsample is drawn from default_rng([seed, _SUBSAMPLE_STREAM]), a stream apart from the seeding's.
 _SUBSAMPLE_STREAM = 1
@@ -40,6 +48,7 @@ class DispersionResult:
         n_total: N, the number of items in D.
         subsample: the requested subsample (fraction or count), None for all items.
         indices: (n,) int64 sorted indices of the scored items in D, None when all items are scored.
+        n_init: k-medoids starts that ran (the best one is kept; 1 for ``"alternate"``).
     """
 
     ds: float
@@ -54,6 +63,7 @@ class DispersionResult:
     n_total: int
     subsample: float | int | None = None
     indices: np.ndarray | None = None
+    n_init: int = 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ def dispersion_score(
     seed: int = 0,
     device: str | torch.device | None = None,
     subsample: float | int | None = None,
+    n_init: int | None = None,
+    threads: int | None = None,
 ) -> DispersionResult:
     """Dispersion score DS_k of N items given their (N, N) distance matrix.
 
@@ -123,18 +135,22 @@ def dispersion_score(
         method: k-medoids method, ``"pam"`` (default, swap-refined) or ``"alternate"`` (the paper's).
         seed: seed of the k-medoids++ seeding and of the subsample.
         device: where to compute; None keeps a tensor's device, numpy input → CPU.
-        subsample: None (all items), a fraction in (0, 1] (n = max(1, round(fraction · N))) or an
-            integer count 1 <= n <= N of items drawn at random without replacement.
+        subsample: None (all items); a Python/numpy **float** is a fraction in (0, 1]
+            (n = max(1, round(fraction · N)); 1.0 = all items); an **int** is a count 1 <= n <= N of items
+            drawn at random without replacement (so ``1`` is one item and ``1.0`` all of them).
+        n_init, threads: as in :func:`~dispersion_score.kmedoids.kmedoids`.
 
     Returns:
         DispersionResult with ds = inertia / n.
     """
     method, seed = validate_method(method), validate_seed(seed)
-    D = as_distance_tensor(D, device=device)
+    n_init, threads = validate_n_init(n_init, method), resolve_threads(threads)
+    D = as_distance_tensor(D, device=device, threads=threads)
     indices = _subsample_indices(D.shape[0], subsample, seed)
     scored = D if indices is None else _submatrix(D, indices)
-    k = validate_k(k, scored.shape[0])
-    return _score(scored, k, method=method, seed=seed, n_total=D.shape[0], subsample=subsample, indices=indices)
+    k = _validate_k(k, scored.shape[0], D.shape[0])
+    return _score(scored, k, method=method, seed=seed, n_total=D.shape[0], subsample=subsample, indices=indices,
+                  n_init=n_init, threads=threads)
 
 
 def dispersion_scores(
@@ -145,24 +161,27 @@ def dispersion_scores(
     method: str = "pam",
     device: str | torch.device | None = None,
     subsample: float | int | None = None,
+    n_init: int | None = None,
+    threads: int | None = None,
 ) -> DispersionScores:
     """:func:`dispersion_score` for each seed (D is validated once), with mean and std over the seeds.
 
     Each seed draws its own subsample when ``subsample`` is given.
     """
     method = validate_method(method)
+    n_init, threads = validate_n_init(n_init, method), resolve_threads(threads)
     if isinstance(seeds, numbers.Integral) or len(seeds) == 0:
         raise ValueError(f"seeds must be a non-empty sequence of non-negative integers, got {seeds!r}")
     seeds = tuple(validate_seed(s) for s in seeds)
-    D = as_distance_tensor(D, device=device)
+    D = as_distance_tensor(D, device=device, threads=threads)
     results = []
     for seed in seeds:
         indices = _subsample_indices(D.shape[0], subsample, seed)
         scored = D if indices is None else _submatrix(D, indices)
-        k_checked = validate_k(k, scored.shape[0])
+        k_checked = _validate_k(k, scored.shape[0], D.shape[0])
         results.append(
             _score(scored, k_checked, method=method, seed=seed, n_total=D.shape[0], subsample=subsample,
-                   indices=indices)
+                   indices=indices, n_init=n_init, threads=threads)
         )
     ds = np.array([r.ds for r in results])
     inertia = np.array([r.inertia for r in results])
@@ -187,6 +206,8 @@ def elbow(
     seed: int = 0,
     device: str | torch.device | None = None,
     subsample: float | int | None = None,
+    n_init: int | None = None,
+    threads: int | None = None,
 ) -> ElbowResult:
     """DS for each k in ``ks`` (the DS-vs-k "elbow" curve), one seed.
 
@@ -196,24 +217,33 @@ def elbow(
     number of candidates per step, 2 + int(ln k), so one seeding per such group serves them all).
 
     Args:
-        ks: the k values (each 1 <= k <= n), in the order wanted.
+        ks: the k values (each 1 <= k <= n), in the order wanted: any iterable of integers (a ``range`` is
+            checked against n from its bounds, other iterables item by item before any work is done).
         Others as in :func:`dispersion_score`.
     """
     method, seed = validate_method(method), validate_seed(seed)
-    D = as_distance_tensor(D, device=device)
+    n_init, threads = validate_n_init(n_init, method), resolve_threads(threads)
+    D = as_distance_tensor(D, device=device, threads=threads)
     indices = _subsample_indices(D.shape[0], subsample, seed)
     scored = D if indices is None else _submatrix(D, indices)
-    ks = [validate_k(k, scored.shape[0], name="each k in ks") for k in _as_k_list(ks)]
+    ks = _checked_ks(ks, scored.shape[0], D.shape[0])
     largest_per_trials: dict[int, int] = {}
+    starts_per_trials: dict[int, int] = {}
     for k in ks:
+        if k == scored.shape[0]:
+            continue  # k = n needs no seeding (every item is a medoid)
         trials = seeding_trials(k)
         largest_per_trials[trials] = max(largest_per_trials.get(trials, 0), k)
+        starts = pam_starts(n_init, k) if method == "pam" else 1
+        starts_per_trials[trials] = max(starts_per_trials.get(trials, 0), starts)
     seedings = {
-        trials: kpp_seed(scored, k_max, seed, n_trials=trials) for trials, k_max in largest_per_trials.items()
+        trials: [kpp_seed(scored, k_max, seed, n_trials=trials, start=r, threads=threads)
+                 for r in range(starts_per_trials[trials])]
+        for trials, k_max in largest_per_trials.items()
     }
     results = tuple(
         _score(scored, k, method=method, seed=seed, n_total=D.shape[0], subsample=subsample, indices=indices,
-               seeding=seedings[seeding_trials(k)])
+               n_init=n_init, threads=threads, seedings=seedings.get(seeding_trials(k)))
         for k in ks
     )
     return ElbowResult(
@@ -227,10 +257,30 @@ def elbow(
     )
 
 
-def _as_k_list(ks: Iterable[int]) -> list[object]:
+def _validate_k(k: object, n: int, n_total: int, *, name: str = "k") -> int:
+    """validate_k against the n scored items; the message names the subsample when n < N."""
+    if n == n_total:
+        return validate_k(k, n, name=name)
+    try:
+        return validate_k(k, n, name=name)
+    except ValueError:
+        raise ValueError(
+            f"{name} must satisfy 1 <= {name} <= n = {n}, the subsample size (of N = {n_total} items in D), "
+            f"got {k!r}"
+        ) from None
+
+
+def _checked_ks(ks: Iterable[int], n: int, n_total: int) -> list[int]:
+    """The k values as a list, each checked against n; a range is checked from its bounds before it is
+    listed, and any other iterable item by item, so an absurd request fails before it fills memory."""
     if isinstance(ks, numbers.Integral) or isinstance(ks, str | bytes):
         raise ValueError(f"ks must be a non-empty sequence of integers, got {ks!r}")
-    values = list(np.asarray(ks).reshape(-1).tolist()) if isinstance(ks, np.ndarray | torch.Tensor) else list(ks)
+    if isinstance(ks, np.ndarray | torch.Tensor):
+        ks = np.asarray(ks.cpu() if isinstance(ks, torch.Tensor) else ks).reshape(-1).tolist()
+    if isinstance(ks, range) and len(ks):
+        for bound in (ks[0], ks[-1]):  # its extremes, read without iterating it
+            _validate_k(bound, n, n_total, name="each k in ks")
+    values = [_validate_k(k, n, n_total, name="each k in ks") for k in ks]
     if not values:
         raise ValueError("ks must be a non-empty sequence of integers, got an empty one")
     return values
@@ -245,9 +295,11 @@ def _score(
     n_total: int,
     subsample: float | int | None,
     indices: np.ndarray | None,
-    seeding: torch.Tensor | None = None,
+    n_init: int | None,
+    threads: int,
+    seedings: list[torch.Tensor] | None = None,
 ) -> DispersionResult:
-    result = run_kmedoids(D, k, method=method, seed=seed, seeding=seeding)
+    result = run_kmedoids(D, k, method=method, seed=seed, n_init=n_init, threads=threads, seedings=seedings)
     n = D.shape[0]
     medoids = result.medoids if indices is None else indices[result.medoids]
     return DispersionResult(
@@ -263,6 +315,7 @@ def _score(
         n_total=n_total,
         subsample=subsample,
         indices=indices,
+        n_init=result.n_init,
     )
 
 

@@ -172,7 +172,8 @@ def tiled_chamfer(
 
 
 def tiled_feature_matrix(
-    centred: torch.Tensor,
+    source: torch.Tensor,
+    mean: torch.Tensor,
     *,
     out: str | os.PathLike,
     launch: Launch | None = None,
@@ -183,16 +184,20 @@ def tiled_feature_matrix(
     jobs: int | None = None,
     keep_tiles: bool = False,
 ) -> np.memmap:
-    """Feature matrix of features centred by ``features._centred_float32``, computed in tiles into ``out``.
+    """Feature matrix of (N, d) ``source`` features with column means ``mean`` (float64, as
+    ``features.feature_matrix`` computes them), computed in tiles into ``out``.
 
-    Arguments as in :func:`tiled_chamfer`; ``tile_size`` defaults to 8192 rows and is rounded up to a
-    multiple of ``block_size`` (default: the in-memory block of the workers' device type).
+    The shared input holds the features as float64 (exact for float32 input) and, as its last row, the mean:
+    workers run ``features.centred_rows``, ``squared_norms`` and ``distance_block`` on the same values as the
+    in-memory path. Other arguments as in :func:`tiled_chamfer`; ``tile_size`` defaults to 8192 rows and is
+    rounded up to a multiple of ``block_size`` (default: the in-memory block of the workers' device type).
     """
     out_path, work = _paths(out, workdir)
-    device_type = _compute_device_type(launch, centred.device)
-    block = features.default_block_size(torch.device(device_type)) if block_size is None else int(block_size)
+    device_type = _compute_device_type(launch, source.device)
+    n, dim = source.shape
+    block = features.default_block_size(torch.device(device_type), dim) if block_size is None else int(block_size)
     tile_size = _tile_size(tile_size, DEFAULT_FEATURE_TILE)
-    n, dim = centred.shape
+    rows_and_mean = torch.cat([source.to(torch.float64), mean[None, :]])
     settings = {
         "kind": "features",
         "symmetric": True,
@@ -201,25 +206,25 @@ def tiled_feature_matrix(
         "dim": dim,
         "block_size": block,
         "tile_size": tile_size,
-        "fingerprint": _fingerprint(_row_chunks(centred), np.array([n, dim])),
+        "fingerprint": _fingerprint(_row_chunks(rows_and_mean, torch.float64), np.array([n, dim])),
     }
     tiles = plan_tiles([n], [n], symmetric=True, tile_size=tile_size, block_side=lambda u, v: block)
     manifest = Manifest(settings, [np.arange(n)], [np.arange(n)], tiles)
 
     def write_input(handle: Any) -> None:
-        _write_npy_chunks(handle, (n, dim), _row_chunks(centred))
+        _write_npy_chunks(handle, (n + 1, dim), _row_chunks(rows_and_mean, torch.float64), dtype=np.float64)
 
     return _compute(
         manifest,
         write_input,
-        (n, dim),
+        (n + 1, dim),
         out_path,
         work,
         launch,
         progress,
         jobs,
         keep_tiles,
-        in_process_device=centred.device,
+        in_process_device=source.device,
     )
 
 
@@ -475,9 +480,9 @@ def _cloud_chunks(clouds: list[torch.Tensor], per_chunk: int = 1024) -> Iterator
         yield torch.cat(clouds[start : start + per_chunk]).to("cpu", torch.float32).numpy()
 
 
-def _row_chunks(rows: torch.Tensor, per_chunk: int = 4096) -> Iterator[np.ndarray]:
+def _row_chunks(rows: torch.Tensor, dtype: torch.dtype = torch.float32, per_chunk: int = 4096) -> Iterator[np.ndarray]:
     for start in range(0, rows.shape[0], per_chunk):
-        yield rows[start : start + per_chunk].to("cpu", torch.float32).numpy()
+        yield rows[start : start + per_chunk].to("cpu", dtype).numpy()
 
 
 def _fingerprint(chunks: Iterator[np.ndarray], shape_info: np.ndarray) -> str:
@@ -489,12 +494,14 @@ def _fingerprint(chunks: Iterator[np.ndarray], shape_info: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _write_npy_chunks(handle: Any, shape: tuple[int, int], chunks: Iterator[np.ndarray]) -> None:
+def _write_npy_chunks(
+    handle: Any, shape: tuple[int, int], chunks: Iterator[np.ndarray], *, dtype: type = np.float32
+) -> None:
     np.lib.format.write_array_header_2_0(
-        handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+        handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
     )
     for chunk in chunks:
-        handle.write(np.ascontiguousarray(chunk, dtype=np.float32).data)
+        handle.write(np.ascontiguousarray(chunk, dtype=dtype).data)
 
 
 def _input_is_sound(path: Path, shape: tuple[int, int]) -> bool:
@@ -502,7 +509,7 @@ def _input_is_sound(path: Path, shape: tuple[int, int]) -> bool:
         data = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
         return False
-    return data.shape == shape and data.dtype == np.float32
+    return data.shape == shape and data.dtype in (np.float32, np.float64)
 
 
 def _describe(key: str, old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -229,7 +229,7 @@ def parse_override(override: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as error:
-        raise ValueError(f"override {override!r}: value is not valid YAML ({error})") from None
+        raise ValueError(f"override {override!r}: value is not valid YAML ({yaml_error_summary(error)})") from None
     return key.split("."), value
 
 
@@ -257,12 +257,7 @@ def _read_with_inheritance(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]
     if path in seen:
         chain = " → ".join(str(p) for p in (*seen, path))
         raise ValueError(f"inherit_from cycle: {chain}")
-    if not path.is_file():
-        raise ValueError(f"config file not found: {path}")
-    try:
-        content = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    content = read_yaml(path, what="config file") or {}
     if not isinstance(content, dict):
         raise ValueError(f"config file {path} must hold a mapping at the top level, got {type(content).__name__}")
     parent = content.pop("inherit_from", None)
@@ -273,6 +268,37 @@ def _read_with_inheritance(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]
     base = _read_with_inheritance(path.parent / parent, seen=(*seen, path))
     _merge(base, content, path="", where=str(path))
     return base
+
+
+def yaml_error_summary(error: yaml.YAMLError) -> str:
+    """A PyYAML error in one line: what is wrong and where (``mapping values are not allowed here at line 3,
+    column 9``), instead of PyYAML's several lines with the offending text drawn under a caret."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(error).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{context + ': ' if context else ''}{problem}{where}"
+
+
+def read_yaml(path: str | Path, *, what: str = "YAML file") -> Any:
+    """The content of a YAML file (an empty file gives None), with one-line errors naming the file.
+
+    Raises:
+        ValueError: the file does not exist, is a directory, is not UTF-8 text or is not valid YAML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {'is a directory' if path.is_dir() else 'not found'}: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ValueError(f"{what} {path} cannot be read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{what} {path} is not valid YAML: {yaml_error_summary(error)}") from None
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any], *, path: str, where: str = "") -> None:

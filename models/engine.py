@@ -37,11 +37,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from dispersion_score._validation import resolve_device
 from dispersion_score.chamfer import chamfer_distance, fscore
 from dispersion_score.io import atomic_write_bytes, atomic_write_text, provenance
+from dispersion_score.locks import directory_lock
 from models import build_model
 from models.base import PointCloudNet
-from models.config import dump_config, resolve_config, results_relevant
+from models.config import dump_config, read_yaml, resolve_config, results_relevant
 from models.data import CachedDataset, build_dataset, evenly_spaced_subset
 
 CHECKPOINT_FORMAT = "dispersion-score-checkpoint/1"
@@ -61,13 +63,15 @@ class RunDirectoryError(ValueError):
 # ---------------------------------------------------------------------------------------------- public
 
 
-def train(config: Mapping[str, Any], out_dir: str | Path, *, device: str = "cpu", force: bool = False) -> Path:
+def train(
+    config: Mapping[str, Any], out_dir: str | Path, *, device: str | torch.device | None = None, force: bool = False
+) -> Path:
     """Trains one run (or finishes an interrupted one) and returns its directory.
 
     Args:
         config: a training config, partial or resolved (``models.config.resolve_config`` fills it in).
         out_dir: the run directory (created if missing).
-        device: "cpu", "cuda" or "cuda:N".
+        device: "cpu", "cuda", "cuda:N" or None (the CPU), resolved by ``dispersion_score.resolve_device``.
         force: start over even when ``out_dir`` holds a finished run or a run with another config (the run's
             own files are deleted; other files in ``out_dir``, e.g. a sweep's job log, are kept).
 
@@ -75,25 +79,37 @@ def train(config: Mapping[str, Any], out_dir: str | Path, *, device: str = "cpu"
         ``out_dir``. It holds ``done`` unless ``run.stop_after_epochs`` stopped the run early.
 
     Raises:
-        RunDirectoryError: ``out_dir/config.yaml`` holds a different config (and not ``force``).
+        RunDirectoryError: ``out_dir/config.yaml`` holds a different config (and not ``force``), or
+            ``out_dir`` is a file.
+        DirectoryLockedError: another process is training in ``out_dir`` (the message names its pid, host
+            and start time); one process at a time owns a run directory (``dispersion_score.locks``).
         CheckpointError: ``out_dir/checkpoint.pt`` is corrupt or incompatible (the message names it).
+
+    Nothing is written into ``out_dir`` before the run can really start (model and data built): a start
+    refused for a bad setting leaves no ``config.yaml`` behind to block the corrected command.
     """
     config = resolve_config(config)
     out_dir = Path(out_dir)
     torch_device = resolve_device(device)
-    if force:
-        clear_run(out_dir)
-    elif (out_dir / DONE_FILE).exists():
-        _check_same_config(out_dir, config)
-        print(f"{out_dir}: finished run (found {DONE_FILE}); skipping. Use --force to train again.")
-        return out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_config(out_dir, config)
-    atomic_write_text(out_dir / CONFIG_FILE, dump_config(config))
-    return _Run(config, out_dir, torch_device).execute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirectoryError(f"run directory {out_dir} is a file, not a directory")
+    with directory_lock(out_dir, what="training run"):
+        if not force and (out_dir / DONE_FILE).exists():
+            _check_same_config(out_dir, config)
+            print(f"{out_dir}: finished run (found {DONE_FILE}); skipping. Use --force to train again.")
+            return out_dir
+        if not force:
+            _check_same_config(out_dir, config)
+        run = _Run(config, out_dir, torch_device)  # builds the model and the data: may still refuse
+        if force:
+            clear_run(out_dir)
+        atomic_write_text(out_dir / CONFIG_FILE, dump_config(config))
+        return run.execute()
 
 
-def load_trained(run_dir: str | Path, *, device: str = "cpu") -> tuple[PointCloudNet, dict[str, Any]]:
+def load_trained(
+    run_dir: str | Path, *, device: str | torch.device | None = None
+) -> tuple[PointCloudNet, dict[str, Any]]:
     """The trained network of a finished run, in eval mode on ``device``, and the run's resolved config."""
     path = Path(run_dir) / FINAL_FILE
     if not path.is_file():
@@ -113,7 +129,7 @@ def predict_points(
     model: PointCloudNet,
     dataset_or_loader: Dataset | Iterable[Any],
     *,
-    device: str = "cpu",
+    device: str | torch.device | None = None,
     batch_size: int = 32,
 ) -> np.ndarray:
     """``model.predict`` on every item, in order.
@@ -235,22 +251,6 @@ def make_optimizer(
     optimizer = torch.optim.Adam(model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"], fused=True)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=train["milestones"], gamma=train["gamma"])
     return optimizer, scheduler
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch.device; ValueError for CUDA on a machine without it."""
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device must look like cpu, cuda or cuda:N, got {device!r}") from None
-    if torch_device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available here")
-        if torch_device.index is not None and torch_device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    elif torch_device.type != "cpu":
-        raise ValueError(f"device must be cpu or cuda[:N], got {device!r}")
-    return torch_device
 
 
 def clear_run(out_dir: Path) -> None:
@@ -462,12 +462,10 @@ def _check_same_config(out_dir: Path, config: Mapping[str, Any]) -> None:
     path = out_dir / CONFIG_FILE
     if not path.exists():
         return
-    import yaml
-
     try:
-        existing = resolve_config(yaml.safe_load(path.read_text()) or {})
-    except (ValueError, yaml.YAMLError) as error:
-        raise RunDirectoryError(f"{path} cannot be read ({error}); rerun with --force to start over") from None
+        existing = resolve_config(read_yaml(path, what="run config") or {})
+    except ValueError as error:
+        raise RunDirectoryError(f"{path} cannot be used ({error}); rerun with --force to start over") from None
     differences = _differences(results_relevant(existing), results_relevant(config))
     if differences:
         raise RunDirectoryError(

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dispersion_score.chamfer import normalize_unit_ball
+
 _OFFSETS = {"train": 0.0, "val": 0.25, "test": 0.5}
 
 
@@ -84,7 +86,4 @@ def _image(exponent: float, size: int) -> np.ndarray:
 def _superellipsoid(exponent: float, count: int, generator: np.random.Generator) -> np.ndarray:
     directions = generator.standard_normal((count, 3))
     scale = (np.abs(directions) ** exponent).sum(axis=1, keepdims=True) ** (1.0 / exponent)
-    points = directions / scale
-    points -= points.mean(axis=0)
-    points /= np.linalg.norm(points, axis=1).max()
-    return points.astype(np.float32)
+    return normalize_unit_ball(directions / scale).astype(np.float32)

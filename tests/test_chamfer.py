@@ -353,3 +353,78 @@ def test_cuda_loss_and_fscore():
     torch.testing.assert_close(
         fscore(a.detach().cuda(), b.cuda(), threshold=0.5).cpu(), fscore(a.detach(), b, threshold=0.5)
     )
+
+
+# --- far from the origin (issue 9, item 1) and beyond float32 (item 14) -----------------------------------
+
+
+def _far_clouds() -> list[np.ndarray]:
+    """The reported case: a and its copy shifted by 0.1 sit at x = 1000, the third cloud at x = -1000."""
+    a = np.array([[1000.0, 0.0, 0.0], [1001.0, 0.0, 0.0]], dtype=np.float32)
+    return [a, a + np.array([0.0, 0.1, 0.0], np.float32), -a]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clouds_far_from_the_origin_keep_their_distances(backend):
+    clouds = _far_clouds()
+    D = chamfer_matrix(clouds, normalize=False, backend=backend)
+    assert D[0, 1] == pytest.approx(0.02, rel=1e-5)  # was 0.0 with the torch backend
+    np.testing.assert_allclose(D, naive_cross(clouds, clouds, normalize=False), rtol=1e-5)
+    cross = chamfer_cross(clouds[:1], clouds[1:], normalize=False, backend=backend)
+    np.testing.assert_allclose(cross, naive_cross(clouds[:1], clouds[1:], normalize=False), rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("offset", [100.0, 1000.0, 1e5])
+def test_offset_clouds_match_float64(backend, offset):
+    # 64-point clouds of unit spread at ±offset (before: relative error 2e-3 at 100 and 0.6 at 1000).
+    rng = np.random.default_rng(int(offset))
+    clouds = [(rng.normal(size=(64, 3)) + offset * sign).astype(np.float32) for sign in (1, 1, -1, 1)]
+    clouds.append(rng.normal(size=(48, 3)).astype(np.float32) * 0.5 + offset)  # another size (ragged)
+    reference = naive_cross(clouds, clouds, normalize=False)
+    np.testing.assert_allclose(chamfer_matrix(clouds, normalize=False, backend=backend), reference, rtol=2e-6)
+    np.testing.assert_allclose(
+        chamfer_cross(clouds[:2], clouds[2:], normalize=False, backend=backend), reference[:2, 2:], rtol=2e-6
+    )
+
+
+def test_nearest_neighbours_of_far_paired_clouds():
+    # The training loss path (torch nearest indices): the pair sits at 1000 from the origin.
+    a, b = (torch.from_numpy(c)[None] for c in _far_clouds()[:2])
+    d_ab, d_ba = naive_pair(a[0].numpy(), b[0].numpy())
+    torch.testing.assert_close(chamfer_distance(a, b), torch.tensor(d_ab.mean() + d_ba.mean(), dtype=torch.float32))
+    idx_ab, idx_ba = _nearest_indices_torch(a, b)
+    assert idx_ab.tolist() == [[0, 1]] and idx_ba.tolist() == [[0, 1]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_distances_beyond_float32_are_reported(backend):
+    clouds = [np.array([[1e20, 0.0, 0.0], [0.0, 0.0, 0.0]]), np.array([[-1e20, 0.0, 0.0], [0.0, 0.0, 0.0]])]
+    with pytest.raises(ValueError, match="overflows float32"):
+        chamfer_matrix(clouds, normalize=False, backend=backend)
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        chamfer_matrix([np.array([[1e39, 0.0, 0.0]]), np.zeros((1, 3))], normalize=False, backend=backend)
+    assert np.isfinite(chamfer_matrix(clouds, backend=backend)).all()  # normalised: fine
+
+
+def test_unit_ball_transform_is_the_normalisation():
+    from dispersion_score.chamfer import unit_ball_transform
+
+    points = random_clouds(1, 50, seed=30, offset=7.0)[0].astype(np.float64)
+    centroid, scale = unit_ball_transform(points)
+    np.testing.assert_allclose((points - centroid) / scale, normalize_unit_ball(points), rtol=0, atol=1e-15)
+    np.testing.assert_allclose((points - centroid) / scale, naive_normalize(points), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_argument_gives_the_same_matrix_and_leaves_torch_alone(backend):
+    clouds = surface_clouds(12, 100, seed=31)
+    before = torch.get_num_threads()
+    one = chamfer_matrix(clouds, backend=backend, threads=1)
+    assert torch.get_num_threads() == before
+    np.testing.assert_array_equal(one, chamfer_matrix(clouds, backend=backend, threads=2))
+    cross = chamfer_cross(clouds[:3], clouds, backend=backend, threads=1)
+    np.testing.assert_array_equal(cross, chamfer_cross(clouds[:3], clouds, backend=backend, threads=2))
+    np.testing.assert_allclose(cross, one[:3], rtol=1e-5, atol=1e-7)  # a cross matrix computes i == j too
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        chamfer_matrix(clouds, threads=0)

@@ -244,3 +244,82 @@ def test_matrix_on_cuda(tmp_path):
     proc = _run("matrix", tmp_path / "D.npy", "--k", "2", "--device", "cuda", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["result"]["ds"] == pytest.approx(ds, rel=1e-6)
+
+
+# --- issue 9: what a scan counts, subsample sizes, empty files, huge k ranges, float32 overflow ------------
+
+
+def test_shapes_twice_with_the_matrix_saved_in_the_input_folder(tmp_path, capsys):
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        np.save(shapes / f"s{i}.npy", rng.normal(size=(60, 3)) * (1 + i))
+    (shapes / "notes.txt").write_text("how the shapes were made")
+    # The first run used to write D.npy next to the shapes; the second then read it as a sixth shape.
+    status, _, err = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--save-matrix", shapes / "D.npy")
+    assert status == 2 and "inside the input directory" in err and len(err.strip().splitlines()) == 1
+    assert not (shapes / "D.npy").exists()
+    status, out, _ = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--save-matrix", tmp_path / "D.npy")
+    assert status == 0 and "5 shapes" in out and "skipped 1 (not .npy/.ply/.obj/.off): notes.txt" in out
+    status, out, _ = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--json")
+    document = json.loads(out)
+    assert document["settings"]["n_items"] == 5 and document["settings"]["skipped"] == {
+        "not .npy/.ply/.obj/.off": ["notes.txt"]}
+    # A matrix left in the folder by an older version is refused as a shape, naming it, not counted.
+    np.save(shapes / "D.npy", np.load(tmp_path / "D.npy"))
+    status, _, err = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50")
+    assert status == 2 and "D.npy has shape (5, 5)" in err
+
+
+def test_subsample_fraction_and_count_are_separate_options(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(8, 2))
+    D = ((points[:, None] - points[None]) ** 2).sum(-1).astype(np.float32)
+    np.save(tmp_path / "D.npy", D)
+    status, out, _ = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "2", "--subsample", "1", "--json")
+    whole = json.loads(out)["result"]
+    assert status == 0 and whole["n"] == 8 and whole["ds"] > 0  # before: one item, DS 0.0
+    status, _, err = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "2", "--subsample-size", "1")
+    assert status == 2 and "n = 1, the subsample size (of N = 8 items" in err  # before: "N = 1"
+    status, _, err = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "2", "--subsample", "5")
+    assert status == 2 and "--subsample-size 5" in err
+    status, out, _ = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "2", "--subsample-size", "5", "--json")
+    assert status == 0 and json.loads(out)["result"]["n"] == 5
+
+
+def test_empty_matrix_file_is_one_line(tmp_path):
+    (tmp_path / "D.npy").write_bytes(b"")
+    for command in ("matrix", "elbow"):
+        _assert_one_line_error(_run(command, tmp_path / "D.npy", "--k", "2"), "D.npy", "empty (0 bytes)")
+
+
+def test_elbow_with_an_absurd_k_range_fails_fast(tmp_path, capsys):
+    D, _ = _two_clusters()
+    np.save(tmp_path / "D.npy", D)
+    status, _, err = _main(capsys, "elbow", tmp_path / "D.npy", "--k", "1:1000000000000")
+    assert status == 2 and "N = 6" in err and len(err.strip().splitlines()) == 1
+
+
+def test_float64_matrix_beyond_float32_is_an_overflow(tmp_path, capsys):
+    D = np.array([[0.0, 1e39], [1e39, 0.0]])
+    np.save(tmp_path / "D.npy", D)
+    status, _, err = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "1")
+    assert status == 2 and "overflows float32" in err and "non-finite" not in err
+
+
+def test_device_defaults_to_the_cpu_like_the_library(tmp_path, capsys):
+    D, _ = _two_clusters()
+    np.save(tmp_path / "D.npy", D)
+    status, out, _ = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "2", "--json")
+    assert status == 0 and json.loads(out)["settings"]["device"] == "cpu"
+    from dispersion_score import resolve_device
+    from models import engine
+
+    assert engine.resolve_device is resolve_device  # one resolver: library, command line, trainer
+    if not torch.cuda.is_available():
+        message = "CUDA is not available on this machine"
+        with pytest.raises(ValueError, match=message):
+            resolve_device("cuda")
+        status, _, err = _main(capsys, "matrix", tmp_path / "D.npy", "--k", "2", "--device", "cuda")
+        assert status == 2 and message in err

@@ -241,3 +241,25 @@ def test_dataset_pickles_for_worker_processes(ours):
     before = dataset[1]["points"]
     copy = pickle.loads(pickle.dumps(dataset))
     torch.testing.assert_close(copy[1]["points"], before)
+
+
+def test_empty_point_file_is_a_one_line_error_naming_the_item(ours):
+    # A 0-byte .npy (a copy cut short) raised numpy's EOFError from deep inside np.load (issue 9, item 11).
+    root, _ = ours
+    (root / "instances" / "a" / "points.npy").write_bytes(b"")
+    dataset = CubeSphereDataset(root, "train.json", num_points=5)
+    with pytest.raises(ValueError, match=r"item 2 .*instances/a/points\.npy is empty \(0 bytes\)"):
+        dataset[2]
+
+
+def test_a_nan_in_the_dense_cloud_is_found_whatever_points_are_drawn(ours):
+    # Before: the sample usually missed it, or the unit-ball transform silently turned every point into NaN.
+    root, clouds = ours
+    dense = clouds["a"].copy()
+    dense[len(dense) // 2, 0] = np.nan
+    np.save(root / "instances" / "a" / "points.npy", dense)
+    message = rf"item 2 .*instances/a/points\.npy has a NaN .*first at {len(dense) // 2}"
+    for normalization in ("unit_ball", "none"):
+        dataset = CubeSphereDataset(root, "train.json", num_points=3, normalization=normalization)
+        with pytest.raises(ValueError, match=message):
+            dataset.points(2)

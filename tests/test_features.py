@@ -88,3 +88,21 @@ def test_cuda_matches_cpu():
     assert_symmetric_zero_diagonal(on_gpu)
     np.testing.assert_allclose(on_gpu, cpu, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(feature_matrix(features, device="cuda"), cpu, rtol=1e-4, atol=1e-6)
+
+
+def test_tight_cluster_far_from_the_mean_keeps_its_distances():
+    # Centring on the mean cannot help items that sit together far from it (issue 9, item 1): two items
+    # 0.1 apart at x = 1000 and one at x = -1000; in float32 their distance was lost entirely.
+    features = np.array([[1000.0, 0.0], [1000.0, 0.1], [-1000.0, 0.0]], dtype=np.float32)
+    D = feature_matrix(features)
+    np.testing.assert_allclose(D, naive_feature_matrix(features), rtol=1e-6)
+    rng = np.random.default_rng(5)
+    clusters = np.concatenate([rng.normal(size=(6, 32)) + 1e3, rng.normal(size=(6, 32)) - 3e3]).astype(np.float32)
+    np.testing.assert_allclose(feature_matrix(clusters, block_size=4), naive_feature_matrix(clusters), rtol=2e-6)
+
+
+def test_values_beyond_float32_are_reported():
+    with pytest.raises(ValueError, match=r"features\[0\].*1e\+39.*float32"):
+        feature_matrix(np.array([[1e39, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="squared distances up to .*float32"):
+        feature_matrix(np.array([[1e20, 0.0], [-1e20, 1.0]]))

@@ -236,3 +236,99 @@ def test_bad_shape_files_name_the_file(tmp_path):
         load_shapes([tmp_path / "box.obj"], num_points=None)
     with pytest.raises(ValueError, match="num_points"):
         load_shapes([tmp_path / "box.obj"], num_points=0)
+
+
+# --- point layout, whole-file checks, directory scans, empty files (issue 9, items 2, 4, 5, 11) -------------
+
+
+def test_channels_first_and_square_arrays_are_refused_naming_file_and_shape(tmp_path):
+    points = np.random.default_rng(3).normal(size=(500, 3))
+    np.save(tmp_path / "channels_first.npy", points.T)  # (3, 500): was read as 3 points
+    with pytest.raises(ValueError, match=r"channels_first\.npy has shape \(3, 500\) \(channels first"):
+        load_shapes([tmp_path / "channels_first.npy"], num_points=100)
+    D = np.abs(points[:6, None, 0] - points[None, :6, 0])  # a (6, 6) distance matrix left in the folder
+    np.save(tmp_path / "D.npy", D)
+    with pytest.raises(ValueError, match=r"D\.npy has shape \(6, 6\)"):
+        load_shapes([tmp_path / "D.npy"], num_points=None)
+    np.save(tmp_path / "normals.npy", np.concatenate([points, points], axis=1))  # (500, 6): x, y, z + normals
+    loaded = load_shapes([tmp_path / "normals.npy"], num_points=None)[0]
+    np.testing.assert_array_equal(loaded, points.astype(np.float32))
+    np.save(tmp_path / "three.npy", points[:3])  # (3, 3): three points, as written
+    assert load_shapes([tmp_path / "three.npy"], num_points=None)[0].shape == (3, 3)
+
+
+def test_a_nan_is_found_whatever_points_are_drawn(tmp_path):
+    points = np.random.default_rng(4).normal(size=(10_000, 3))
+    points[7_777, 1] = np.nan
+    np.save(tmp_path / "one_nan.npy", points)
+    for seed in range(8):  # before: most of these samples missed the NaN point and passed
+        with pytest.raises(ValueError, match=r"one_nan\.npy contains NaN or inf coordinates \(first at point 7777"):
+            load_shapes([tmp_path / "one_nan.npy"], num_points=100, seed=seed)
+    # A mesh whose one NaN vertex sits on a tiny face that area-uniform sampling would almost never hit.
+    obj = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1e-9\nv nan 0 1e-9\nf 1 2 3\nf 1 4 5\n"
+    (tmp_path / "nan_vertex.obj").write_text(obj)
+    with pytest.raises(ValueError, match=r"nan_vertex\.obj contains NaN"):
+        load_shapes([tmp_path / "nan_vertex.obj"], num_points=100)
+
+
+def test_coordinates_beyond_float32_are_named(tmp_path):
+    np.save(tmp_path / "huge.npy", np.array([[0.0, 0.0, 0.0], [1e39, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"huge\.npy has coordinates that overflow float32 \(first at point 1"):
+        load_shapes([tmp_path / "huge.npy"], num_points=None)
+
+
+def test_every_unreadable_file_is_named(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((3, 10)))
+    (tmp_path / "b.npy").write_bytes(b"junk")
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).normal(size=(10, 3)))
+    with pytest.raises(ValueError, match=r"2 shape files cannot be used: .*a\.npy.*; .*b\.npy"):
+        load_shapes([tmp_path / name for name in ("a.npy", "b.npy", "c.npy")], num_points=5)
+
+
+def test_empty_and_foreign_npy_files_give_one_line_errors(tmp_path):
+    from dispersion_score.io import read_npy
+
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.npy is empty \(0 bytes\)"):
+        read_npy(tmp_path / "empty.npy", what="matrix")
+    with pytest.raises(ValueError, match=r"empty\.npy is empty"):
+        load_shapes([tmp_path / "empty.npy"])
+    np.save(tmp_path / "full.npy", np.zeros((4, 4)))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match=r"could not read matrix .*cut\.npy"):
+        read_npy(tmp_path / "cut.npy", what="matrix")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"objects\.npy"):
+        read_npy(tmp_path / "objects.npy")
+    np.savez(tmp_path / "two.npz", a=np.zeros(2), b=np.ones(2))
+    with pytest.raises(ValueError, match="several arrays"):
+        read_npy(tmp_path / "two.npz")
+    with pytest.raises(ValueError, match="is a directory"):
+        read_npy(tmp_path)
+    with pytest.raises(FileNotFoundError, match="absent"):
+        read_npy(tmp_path / "absent.npy")
+
+
+def test_scan_reports_what_it_skipped_and_never_reads_hidden_files(tmp_path):
+    from dispersion_score.io import scan_files
+
+    for name in ("b.npy", "a.obj", "notes.txt", ".hidden.npy", "._a.obj", ".lock"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.npy").write_bytes(b"")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "b-checkpoint.npy").write_bytes(b"")
+    scan = scan_files(tmp_path, (".npy", ".obj"), what="shape files")
+    assert [p.name for p in scan.files] == ["a.obj", "b.npy"]
+    assert scan.skipped == {
+        "hidden": ["._a.obj", ".hidden.npy", ".ipynb_checkpoints", ".lock"],
+        "not .npy/.obj": ["notes.txt"],
+        "subdirectory, not read without --recursive": ["sub"],
+    }
+    deep = scan_files(tmp_path, (".npy", ".obj"), what="shape files", recursive=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in deep.files] == ["a.obj", "b.npy", "sub/c.npy"]
+    assert "sub" not in str(deep.skipped) and ".ipynb_checkpoints" in deep.skipped["hidden"]
+    assert deep.skipped_summary()[0].startswith("skipped 4 (hidden): ")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        scan_files(tmp_path / "file", (".npy",), what="shape files")

@@ -21,6 +21,16 @@ from dispersion_score import (
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # k-medoids is a chain of small operations: on this shared 2-core machine two threads make it 5-15x
+    # slower (docs/library.md). The library no longer sets the count itself, so the tests do.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def D() -> np.ndarray:
     return clustered_distance_matrix(240, clusters=8, seed=1)
@@ -103,7 +113,7 @@ def test_full_subsample_is_the_plain_score(D):
         (241, r"count must be in \[1, N = 240\]"),
         (True, r"subsample must be None, a fraction"),
         ("half", r"subsample must be None, a fraction"),
-        (3, r"1 <= k <= N = 3"),
+        (3, r"1 <= k <= n = 3, the subsample size \(of N = 240 items"),
     ],
 )
 def test_bad_subsample(D, subsample, pattern):
@@ -185,3 +195,37 @@ def test_cuda_score_matches_cpu(D):
     assert gpu.ds == pytest.approx(cpu.ds, rel=1e-6)
     assert np.array_equal(gpu.indices, cpu.indices)
     assert np.array_equal(elbow(D, [2, 5], device="cuda").ks, [2, 5])
+
+
+# --- issue 9: subsample sizes, huge k ranges, values beyond float32 -----------------------------------------
+
+
+def test_k_above_the_subsample_names_the_subsample_and_the_real_n(D):
+    # 8 items, a subsample of 1 (an int is a count; 1.0 would be all of them): the message says both sizes.
+    small = np.ascontiguousarray(D[:8, :8])
+    with pytest.raises(ValueError, match=r"n = 1, the subsample size \(of N = 8 items in D\)"):
+        dispersion_score(small, 2, subsample=1)
+    assert dispersion_score(small, 2, subsample=1.0).n == 8
+
+
+def test_an_absurd_k_range_fails_before_it_is_listed(D):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"each k in ks <= N = 240"):
+        elbow(D, range(1, 10**12))  # listing it first: a MemoryError after minutes
+    with pytest.raises(ValueError, match=r"each k in ks <= N = 240"):
+        elbow(D, (k for k in range(1, 10**12)))  # any iterable: checked item by item
+    assert time.perf_counter() - started < 30
+    assert elbow(D, range(2, 7, 2)).ks.tolist() == [2, 4, 6]
+
+
+def test_values_beyond_float32_are_called_an_overflow_not_inf():
+    big = np.array([[0.0, 1e39, 1.0], [1e39, 0.0, 1.0], [1.0, 1.0, 0.0]])  # float64, finite
+    for matrix in (big, torch.from_numpy(big)):
+        with pytest.raises(ValueError, match=r"D\[0, 1\] = 1e\+39 overflows float32"):
+            dispersion_score(matrix, 1)
+    inf = big.copy()
+    inf[0, 1] = inf[1, 0] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        dispersion_score(inf, 1)

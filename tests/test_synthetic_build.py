@@ -19,7 +19,7 @@ from dataset.cubesphere import CubeSphereDataset
 from dataset.cubesphere_geometry import blend_vertices, cubesphere_mesh, sample_surface_points
 from dataset.instance import points_seed
 from dataset.manifest import MANIFEST_NAME, read_manifest, verify
-from dataset.synthetic import JOURNAL_NAME, BuildConfig, build, main
+from dataset.synthetic import JOURNAL_NAME, BuildConfig, BuildSettingsError, build, main
 from dataset.training_sets import CLUSTER_CENTRES, CLUSTER_SIZES, Instance, referenced_pool_indices
 
 IMAGE_SIZE = 24
@@ -256,3 +256,53 @@ def test_input_image_dispersion_rises_with_cluster_size(built):
         dispersion_score(feature_matrix(features[[row[item.image] for item in files[s].items]]), 2).ds for s in sizes
     ]
     assert image_ds == sorted(image_ds) and image_ds[-1] > 5 * image_ds[0], image_ds
+
+
+# ------------------------------------------------------------------------------------------ issue 9
+
+
+def test_rebuild_with_other_settings_is_refused_naming_them(built, tmp_path, capsys):
+    root = _copy(built, tmp_path)
+    before = _content_files(root)
+    with pytest.raises(BuildSettingsError, match=r"instance\.render\.image_size: 24 → 32"):
+        build(_config(root, image_size=32))
+    assert main(["--root", str(root), *CLI_SMALL, "--image-size", "32", "--points", "700"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "image_size: 24 → 32" in err and "num_points: 600 → 700" in err
+    assert "--force" in err
+    assert _content_files(root) == before, "nothing was replaced"
+    # The same holds for an unfinished build (no manifest yet, its settings in the journal's first line).
+    (root / MANIFEST_NAME).unlink()
+    (root / JOURNAL_NAME).write_text(json.dumps({"settings": read_manifest(built)["settings"]}) + "\n")
+    with pytest.raises(BuildSettingsError, match=r"pool: 'clusters' → 'full'"):
+        build(_config(root, pool="full"))
+
+
+def test_force_rebuilds_with_the_new_settings(built, tmp_path):
+    root = _copy(built, tmp_path)
+    summary = build(_config(root, num_points=POINTS + 1, force=True))
+    assert summary.built == N_INSTANCES and summary.skipped == 0
+    assert read_manifest(root)["settings"]["instance"]["num_points"] == POINTS + 1
+    assert np.load(root / "instances" / "test_0000" / "points.npy").shape == (POINTS + 1, 3)
+
+
+def test_bad_seed_and_root_are_one_line_errors(tmp_path, capsys):
+    assert main(["--root", str(tmp_path / "x"), "--seed", "-1"]) == 2  # before: a Mitsuba RuntimeError
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "seed must be an integer in [0, 2**32)" in err
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["--root", str(tmp_path / "file"), *CLI_SMALL]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "is a file" in err
+
+
+def test_second_build_on_the_same_root_is_refused(tmp_path, capsys):
+    from dispersion_score.locks import DirectoryLockedError, directory_lock
+
+    root = tmp_path / "data"
+    with directory_lock(root, what="dataset root"):
+        with pytest.raises(DirectoryLockedError, match=f"pid {os.getpid()}"):
+            build(_config(root))
+        assert main(["--root", str(root), *CLI_SMALL]) == 2
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
+    assert not (root / "instances").exists()

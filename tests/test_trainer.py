@@ -283,3 +283,34 @@ def test_cuda_mixed_precision(tmp_path: Path) -> None:
     model, _ = load_trained(run, device="cuda")
     assert next(model.parameters()).is_cuda
     assert np.isfinite(_metrics(run)[0]["train_loss"])
+
+
+# --- issue 9: nothing written before the run starts; one-line errors for a broken run config --------------
+
+
+def test_refused_start_leaves_nothing_that_blocks_the_corrected_command(tmp_path: Path, capsys) -> None:
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(_config(data={**TINY["data"], "dataset": "cubesphere", "root": "/nowhere"})))
+    run = tmp_path / "run"
+    assert train_main(["--config", str(config_file), "--out", str(run)]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert not (run / "config.yaml").exists()  # before: written, then "differs at: data.root ... --force"
+    config_file.write_text(yaml.safe_dump(_config(train={"epochs": 1})))
+    assert train_main(["--config", str(config_file), "--out", str(run)]) == 0
+    assert (run / "done").is_file()
+
+
+def test_broken_yaml_in_the_run_config_is_one_line(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 3\ndata:\n  root: [unclosed\n  num_points: 64\n")
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(TINY))
+    assert train_main(["--config", str(config_file), "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err  # before: PyYAML's 8-line message
+    assert "config.yaml" in err and "line" in err and "--force" in err
+    config_file.write_text("seed: 3\n  bad indent: [\n")
+    assert train_main(["--config", str(config_file), "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "tiny.yaml is not valid YAML" in err and "line 2" in err

@@ -19,6 +19,7 @@ from experiments.entry import use_own_checkout
 
 def main(argv: Sequence[str] | None = None) -> int:
     use_own_checkout(__file__)
+    from dispersion_score.locks import DirectoryLockedError
     from models.config import dump_config, load_config
     from models.engine import CheckpointError, train
 
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--set", dest="overrides", action="append", nargs="+", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=10 seed=2 (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
     parser.add_argument("--out", type=Path, help="run directory (required unless --print-config)")
     parser.add_argument("--force", action="store_true", help="start over even if the run is finished")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -42,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(dump_config(config), end="")
             return 0
         train(config, args.out, device=args.device, force=args.force)
-    except (ValueError, CheckpointError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, CheckpointError, DirectoryLockedError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # one line for logs
         return 2
     return 0
 
