@@ -46,6 +46,12 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], *,
     return path
 
 
+def atomic_write_stream(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Writes a file atomically through ``write(handle)`` (a binary file object): for large files written in
+    pieces (e.g. the tiled matrices' shared input)."""
+    return _atomic_write(path, write)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
     """Writes ``data`` to ``path`` atomically (temp file in the same directory + os.replace).
 

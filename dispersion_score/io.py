@@ -126,8 +126,10 @@ def list_files(
     return scan_files(directory, suffixes, what=what, recursive=recursive).files
 
 
-def read_npy(path: str | os.PathLike, *, what: str = "array") -> np.ndarray:
+def read_npy(path: str | os.PathLike, *, what: str = "array", mmap_mode: str | None = None) -> np.ndarray:
     """One array from a `.npy` file, with a one-line error naming the file for anything else.
+
+    ``mmap_mode`` ("r", ...) memory-maps the file instead of reading it (as ``numpy.load``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -142,7 +144,7 @@ def read_npy(path: str | os.PathLike, *, what: str = "array") -> np.ndarray:
     if path.stat().st_size == 0:
         raise ValueError(f"{what} file {path} is empty (0 bytes); expected a .npy array")
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"could not read {what} {path} (expected a .npy array): {exc}") from None
     if not isinstance(array, np.ndarray):

@@ -64,7 +64,7 @@ from dispersion_score._tile_plan import (
     write_manifest,
 )
 from dispersion_score._tile_progress import TileProgress, format_duration
-from dispersion_score.io import _atomic_write, atomic_write_text
+from dispersion_score.atomic import atomic_write_stream, atomic_write_text
 from dispersion_score.launch import Job, Launch
 
 __all__ = ["TileEstimate", "estimate_chamfer", "run_tiles", "tiled_chamfer", "tiled_feature_matrix"]
@@ -268,7 +268,7 @@ def _compute(
     manifest.assembled = False
     input_path = work / "input.npy"
     if existing is None or not _input_is_sound(input_path, input_shape):
-        _atomic_write(input_path, write_input, "wb")
+        atomic_write_stream(input_path, write_input)
     write_manifest(work, manifest)  # after the input: a manifest means a complete input file
 
     pending = missing_tiles(work, manifest.tiles)

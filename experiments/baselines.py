@@ -31,7 +31,6 @@ Declaring them: ``Experiment(..., data_axes=("kind", "s"), predictors=(network_p
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,15 +41,17 @@ from torch.utils.data import Dataset, Subset
 
 from dispersion_score import chamfer_cross, kmedoids
 from dispersion_score._validation import resolve_device
-from dispersion_score.io import atomic_save_npy, load_result
+from dispersion_score.io import atomic_save_npy, load_result, read_npy
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.cluster_classifier import classify, load_classifier, train_classifier, weights_label
 from experiments.config import Preset, partial_point
 from experiments.declaration import Experiment, PredictedClouds, Target
 from experiments.predictions import rotate_to_object_frame
 from experiments.runner import (
+    DS_THREADS,
     dataset_frame,
     evaluation_split,
+    feature_cache,
     image_paths,
     input_record_name,
     input_split,
@@ -222,24 +223,18 @@ class RetrievalPredictor:
 def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") -> np.ndarray:
     """(N, 3136) VGG16 relu3_3 channel-max features of a split's images (weights ``eval.image_weights``).
 
-    Cached under ``<results>/features/<key>.npy``, the key hashing the feature label and every file's path, size
-    and modification time: the targets of an experiment share one test split (e.g. 16 synthetic targets, or every
-    yaw range's r = 90 test renders), whose features are then computed once; rebuilt images are recomputed.
+    Cached (:func:`experiments.runner.feature_cache`): the targets of an experiment share one test split (e.g. 16
+    synthetic targets, or every yaw range's r = 90 test renders), whose features are then computed once, and the
+    training splits' features come from the input image DS measurements, which store them there.
     """
-    weights = preset.eval["image_weights"]
-    label = feature_label(weights, "channel_max")
-    digest = hashlib.sha256(label.encode())
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"\n{path}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
-    cache = preset.results_dir / "features" / f"{digest.hexdigest()[:32]}.npy"
+    cache = feature_cache(preset, paths)
     if cache.is_file():
-        cached = np.load(cache)
+        cached = read_npy(cache, what="feature cache")
         if cached.shape[0] == len(paths):
             return cached
     unique = sorted(set(paths))  # training sets often repeat images
     features = perceptual_features(
-        unique, weights=weights, device=device, batch_size=preset.eval["batch_size"], progress=True
+        unique, weights=preset.eval["image_weights"], device=device, batch_size=preset.eval["batch_size"], progress=True
     )
     row = {path: i for i, path in enumerate(unique)}
     out = features[[row[path] for path in paths]]
@@ -289,7 +284,7 @@ def input_shape_matrix(preset: Preset, target: Target) -> ShapeMatrix:
     if not document.get("matrix_file"):
         raise ValueError(f"{path} names no matrix file")
     file = (path.parent / document["matrix_file"]).resolve()
-    matrix = np.load(file, mmap_mode="r", allow_pickle=False)
+    matrix = read_npy(file, what="input-shape matrix", mmap_mode="r")
     return ShapeMatrix(matrix, name, str(document["settings"]["run"]), file)
 
 
@@ -399,12 +394,12 @@ def cluster_training_shapes(preset: Preset, stored: ShapeMatrix, k: int, *, devi
         raise ValueError(f"baselines.k = {k} must lie in [1, {n}] (the training shapes of {stored.record})")
     cache = preset.runs_dir / "baselines" / "clusters" / f"{stored.record}_k{k}_{method}_seed{seed}.npy"
     if cache.is_file():
-        saved = np.load(cache)
+        saved = read_npy(cache, what="cluster cache")
         medoids, labels = saved[0, :k], saved[1]
         if saved.shape == (2, n) and labels.max() < k:
             inertia = float(np.asarray(stored.matrix[labels, medoids[labels]], dtype=np.float64).sum())
             return Clusters(medoids, labels, inertia)
-    result = kmedoids(stored.matrix, k, method=method, seed=seed, device=device)
+    result = kmedoids(stored.matrix, k, method=method, seed=seed, device=device, threads=DS_THREADS)
     packed = np.zeros((2, n), dtype=np.int64)
     packed[0, :k], packed[1] = result.medoids, result.labels
     atomic_save_npy(cache, packed)

@@ -13,16 +13,18 @@ line and exits with status 2 before any job starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
 
 from dispersion_score.launch import LAUNCHERS, Launch, fail_on
+from dispersion_score.locks import DirectoryLockedError, directory_lock
 from experiments import runner
 from experiments.config import Preset, load_preset, preset_path
 from experiments.declaration import get_experiment
@@ -125,6 +127,22 @@ def setup_logging(log_file: Path) -> None:
         root.addHandler(handler)
 
 
+@contextlib.contextmanager
+def owning(parser: argparse.ArgumentParser, presets: Sequence[Preset], *, runs: bool, results: bool) -> Iterator[None]:
+    """Holds the sweep folders (runs and/or results) of ``presets`` for the block: one sweep process at a time
+    per folder. A folder held by another process exits with status 2 and one line naming the holder."""
+    with contextlib.ExitStack() as stack:
+        try:
+            for preset in presets:
+                if runs:
+                    stack.enter_context(directory_lock(preset.runs_dir, what="sweep (runs)"))
+                if results:
+                    stack.enter_context(directory_lock(preset.results_dir, what="sweep (results)"))
+        except (DirectoryLockedError, NotADirectoryError) as error:
+            parser.exit(EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
+        yield
+
+
 def print_summary(preset: Preset, table: pd.DataFrame) -> None:
     with pd.option_context("display.float_format", "{:.5g}".format, "display.width", 160, "display.max_columns", 20):
         print(runner.summary_table(preset, table))
@@ -138,15 +156,16 @@ def main_all(experiment: str, argv: Sequence[str] | None = None, *, description:
     parser = build_parser(description or f"The {experiment} experiment, end to end.")
     parser.add_argument("--skip-figures", action="store_true")
     args, preset, launch = parse(experiment, parser, argv)
-    setup_logging(preset.results_dir / "experiment.log")
-    started = time.time()
-    runner.build_data(preset, launch)
-    status = fail_on(runner.train(preset, launch), "training")
-    report, table = runner.evaluate(preset, launch)
-    status = max(status, fail_on(report, "evaluation"))
-    if not args.skip_figures and preset.experiment.figures is not None:
-        for path in preset.experiment.figures(preset.results_dir):
-            print(f"figure: {path}")
+    with owning(parser, [preset], runs=True, results=True):
+        setup_logging(preset.results_dir / "experiment.log")
+        started = time.time()
+        runner.build_data(preset, launch)
+        status = fail_on(runner.train(preset, launch), "training")
+        report, table = runner.evaluate(preset, launch)
+        status = max(status, fail_on(report, "evaluation"))
+        if not args.skip_figures and preset.experiment.figures is not None:
+            for path in preset.experiment.figures(preset.results_dir):
+                print(f"figure: {path}")
     print_summary(preset, table)
     table_file = preset.experiment.view_file or runner.LONG_TABLE
     print(f"table: {preset.results_dir / table_file}  ({time.time() - started:.0f} s)")
@@ -155,9 +174,11 @@ def main_all(experiment: str, argv: Sequence[str] | None = None, *, description:
 
 def main_train(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
     """The training sweep of a preset (finished runs are skipped)."""
-    _, preset, launch = parse(experiment, build_parser(description or f"Train the {experiment} sweep."), argv)
-    setup_logging(preset.runs_dir / "sweep.log")
-    return fail_on(runner.train(preset, launch), "training")
+    parser = build_parser(description or f"Train the {experiment} sweep.")
+    _, preset, launch = parse(experiment, parser, argv)
+    with owning(parser, [preset], runs=True, results=False):
+        setup_logging(preset.runs_dir / "sweep.log")
+        return fail_on(runner.train(preset, launch), "training")
 
 
 def main_evaluate(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
@@ -172,8 +193,9 @@ def main_evaluate(experiment: str, argv: Sequence[str] | None = None, *, descrip
     args, preset, launch = parse(experiment, parser, argv)
     if args.runs is not None:
         preset = _with_original_runs(preset, args.runs, parser)
-    setup_logging(preset.results_dir / "evaluate.log")
-    report, table = runner.evaluate(preset, launch)
+    with owning(parser, [preset], runs=False, results=True):
+        setup_logging(preset.results_dir / "evaluate.log")
+        report, table = runner.evaluate(preset, launch)
     print(f"wrote {preset.results_dir / (preset.experiment.view_file or runner.LONG_TABLE)} ({len(table)} rows)")
     return fail_on(report, "evaluation")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dispersion_score.io import atomic_save_npy, atomic_write_text, dumps, load_result, result_document
+from dispersion_score.io import atomic_save_npy, atomic_write_text, dumps, load_result, read_npy, result_document
 
 PREDICTIONS_KIND = "predictions"
 
@@ -109,10 +109,7 @@ def read_predictions(results_dir: Path, name: str) -> Predictions:
     if document.get("kind") != PREDICTIONS_KIND:
         raise ValueError(f"{info_file} is not a prediction file (kind {document.get('kind')!r})")
     info = document["result"]
-    try:
-        points = np.load(points_file, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"prediction points {points_file} are unreadable: {error}") from error
+    points = read_npy(points_file, what="prediction points", mmap_mode="r")
     if points.ndim != 3 or points.shape[0] != info["n"] or points.shape[2] != 3:
         raise ValueError(f"{points_file} has shape {points.shape}; {info_file} says {info['n']} clouds of 3-D points")
     return Predictions(points, info, document.get("settings", {}), points_file, info_file)

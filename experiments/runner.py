@@ -14,6 +14,7 @@ optional dataset methods when present (else it reads whole items): ``points(i)``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -28,7 +29,7 @@ from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, elbow, feature_matrix, fscore
-from dispersion_score.io import atomic_write_text
+from dispersion_score.io import atomic_save_npy, atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
@@ -47,6 +48,8 @@ LOGGER = logging.getLogger("experiments.runner")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
 LONG_TABLE = "measurements.csv"
 DS_VS_K_TABLE = "ds_vs_k.csv"
+# k-medoids is a long chain of small operations: one thread was 6x faster than two here (docs/library.md).
+DS_THREADS = 1
 TILED_MIN_ITEMS = 2000  # matrices of this many items or more are computed out of core, in resumable tiles
 _INPUT_SUBSAMPLE_STREAM = 2  # the input subsample's random stream, apart from k-medoids' (seed ds_seed)
 
@@ -211,7 +214,9 @@ def record_path(preset: Preset, name: str) -> Path:
 
 def _ds_columns(preset: Preset, matrix: np.ndarray, device: str) -> dict[str, Any]:
     settings = preset.eval
-    result = dispersion_score(matrix, settings["k"], method=settings["method"], seed=settings["ds_seed"], device=device)
+    result = dispersion_score(
+        matrix, settings["k"], method=settings["method"], seed=settings["ds_seed"], device=device, threads=DS_THREADS
+    )
     return {"ds": result.ds, "inertia": result.inertia, "k": result.k, "n": result.n, "method": result.method}
 
 
@@ -285,8 +290,11 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
         columns = {**point, "measure": kind, "preset": preset.name, "subsample": preset.eval["input_subsample"]}
         if kind == "input_image":
             out = matrix_file(preset, name, len(dataset))
+            paths = image_paths(dataset)
+            stacked = np.stack([features[path] for path in paths])
+            atomic_save_npy(feature_cache(preset, paths), stacked)
             matrix = feature_matrix(
-                np.stack([features[path] for path in image_paths(dataset)]),
+                stacked,
                 device=device,
                 out=out,
                 launch=launch if out else None,
@@ -339,6 +347,18 @@ class _Subset(Subset):
         if name == "frame":
             return getattr(self.dataset, "frame", "object")
         raise AttributeError(name)
+
+
+def feature_cache(preset: Preset, paths: list[Path]) -> Path:
+    """Where the VGG16 features of these images (in this order) are cached: ``<results>/features/<key>.npy``,
+    the key hashing the feature label and every file's path, size and modification time (rebuilt images are
+    recomputed). Input image DS stores its training splits' features there; the retrieval baseline reads them.
+    """
+    digest = hashlib.sha256(feature_label(preset.eval["image_weights"], "channel_max").encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"\n{path}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
+    return preset.results_dir / "features" / f"{digest.hexdigest()[:32]}.npy"
 
 
 def _image_features(preset: Preset, datasets: Iterable[Dataset], device: str) -> dict[Path, np.ndarray]:
@@ -405,7 +425,9 @@ def _protocol_ds(points: np.ndarray, protocol: Mapping[str, Any], device: str) -
     """Output DS under another protocol (the original release's: raw clouds, alternate, its seed and k)."""
     matrix = chamfer_matrix(points, device=device, normalize=bool(protocol["normalize_predictions"]))
     k = min(int(protocol["k"]), len(points))
-    return dispersion_score(matrix, k, method=protocol["method"], seed=int(protocol["seed"]), device=device).ds
+    return dispersion_score(
+        matrix, k, method=protocol["method"], seed=int(protocol["seed"]), device=device, threads=DS_THREADS
+    ).ds
 
 
 def output_jobs(preset: Preset) -> list[Job]:
@@ -490,7 +512,10 @@ def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
             return stored["ds"]
-    curve = elbow(np.load(matrix_file), ks, method=preset.eval["method"], seed=preset.eval["ds_seed"]) if ks else None
+    matrix = read_npy(matrix_file, what="distance matrix", mmap_mode="r")
+    curve = (
+        elbow(matrix, ks, method=preset.eval["method"], seed=preset.eval["ds_seed"], threads=DS_THREADS) if ks else None
+    )
     values = [float(v) for v in curve.ds] if curve is not None else []
     atomic_write_text(cache, json.dumps({"key": key, "ds": values}))
     return values

@@ -304,26 +304,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.exit(cli.EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
     started = time.time()
-    for preset in presets:
-        cli.setup_logging(preset.results_dir / "experiment.log")
-        runner.build_data(preset, launch)
-    # One sweep for the runs of all experiments keeps every worker busy.
-    jobs = [job for preset in presets for job in runner.training_jobs(preset)]
-    folder = presets[0].runs_dir.parent / "submitit"
-    status = fail_on(
-        launch.run(
+    with cli.owning(parser, presets, runs=True, results=True):
+        for preset in presets:
+            cli.setup_logging(preset.results_dir / "experiment.log")
+            runner.build_data(preset, launch)
+        # One sweep for the runs of all experiments keeps every worker busy.
+        jobs = [job for preset in presets for job in runner.training_jobs(preset)]
+        folder = presets[0].runs_dir.parent / "submitit"
+        report = launch.run(
             jobs, default_workers=presets[0].workers, cwd=REPO_ROOT, folder=folder, description="training (ShapeNet)"
-        ),
-        "training",
-    )
-    for preset in presets:
-        report, table = runner.evaluate(preset, launch)
-        status = max(status, fail_on(report, f"evaluation ({preset.experiment.name})"))
-        if not args.skip_figures:
-            for path in preset.experiment.figures(preset.results_dir):
-                print(f"figure: {path}")
-        print(f"== {preset.experiment.name} ({preset.name}): {preset.results_dir / 'ds_table.csv'}")
-        cli.print_summary(preset, table)
+        )
+        status = fail_on(report, "training")
+        for preset in presets:
+            report, table = runner.evaluate(preset, launch)
+            status = max(status, fail_on(report, f"evaluation ({preset.experiment.name})"))
+            if not args.skip_figures:
+                for path in preset.experiment.figures(preset.results_dir):
+                    print(f"figure: {path}")
+            print(f"== {preset.experiment.name} ({preset.name}): {preset.results_dir / 'ds_table.csv'}")
+            cli.print_summary(preset, table)
     print(f"ShapeNet experiments done in {time.time() - started:.0f} s")
     return status
 

@@ -14,7 +14,7 @@ import pandas as pd
 # worker processes; a notebook shows the returned Figure objects inline.
 from matplotlib.figure import Figure
 
-from dispersion_score.io import save_figure
+from dispersion_score.io import read_npy, save_figure
 
 KIND_TITLES = {"image_aug": "more dispersed images", "shape_aug": "more dispersed shapes"}
 MEASURE_TITLES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}
@@ -124,7 +124,7 @@ def _matrix(results_dir: Path, table: pd.DataFrame, kind: str, s: int, measure: 
     for relative in rows["matrix"].dropna():
         path = results_dir / relative
         if path.exists():
-            return np.load(path)
+            return read_npy(path, what="distance matrix")
     return None
 
 

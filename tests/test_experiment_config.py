@@ -172,3 +172,15 @@ def test_scripts_of_another_checkout_run_that_checkout(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "imported from the clone" in result.stderr
     assert "available: ['onlyhere', 'paper', 'quick']" in result.stderr
+
+
+def test_a_sweep_folder_is_owned_by_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dispersion_score.locks import directory_lock
+
+    results = tmp_path / "results"
+    with directory_lock(results, what="sweep (results)"):  # another evaluation of the same sweep is running
+        with pytest.raises(SystemExit) as exit_info:
+            main_evaluate("synthetic", ["--preset", "quick", "--set", f"results_dir={results}"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and str(results) in message and f"pid {__import__('os').getpid()}" in message
