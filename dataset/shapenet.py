@@ -145,16 +145,14 @@ def _center_crop(rgb: np.ndarray, size: int, path: Path) -> np.ndarray:
 def load_render(path: str | os.PathLike, *, crop: int | None, size: int) -> torch.Tensor:
     """One render as (3, size, size) float32 RGB in [0, 1]: alpha dropped, optional centre crop, then resize
     (bilinear, antialiased) when the size differs. Uses the project's image reader."""
-    from dispersion_score.perceptual import _read_rgb, _resize
+    from dispersion_score.images import read_image, resize_batch
 
     path = Path(path)
-    rgb = _read_rgb(path, "drop")
+    rgb = read_image(path, alpha="drop")
     if crop is not None:
         rgb = _center_crop(rgb, crop, path)
     tensor = torch.from_numpy(rgb).permute(2, 0, 1)  # a strided view: the resize reads it without a copy
-    if tensor.shape[1:] != (size, size):
-        tensor = _resize(tensor.unsqueeze(0), size)[0].clamp_(0.0, 1.0)
-    return tensor.contiguous()
+    return resize_batch(tensor.unsqueeze(0), size)[0].contiguous()
 
 
 # --------------------------------------------------------------------------------------------- dataset

@@ -46,7 +46,7 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "inherit_from": str(REPO_ROOT / "configs" / f"{name}_quick.yaml"),
             "preset": "mini", "train_config": str(training),
             "data": {"per_category": PER_CATEGORY, "categories": CATEGORIES, "yaw_image_size": 64},
-            "grid": grid, "eval": {"k": 2, "shape_points": 256, "k_curve": [1, 2, 3]},
+            "grid": grid, "eval": {"k": 2, "shape_points": 256, "k_curve": [1, 2, 3], "input_subsample": None},
             "runs_dir": str(tmp / "runs" / name), "results_dir": str(tmp / "results" / name),
         }))  # fmt: skip
         assert main_all(name, ["--config", str(preset)]) == 0
@@ -59,8 +59,12 @@ def _table(results: Path) -> pd.DataFrame:
     return pd.read_csv(results / "ds_table.csv")
 
 
+def _networks_and_references(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["predictor"].isna() | (table["predictor"] == "network")]
+
+
 def test_every_measurement_of_every_experiment(mini: dict[str, Path]) -> None:
-    counts = {name: _table(mini[name]).groupby("measure").size().to_dict() for name in GRIDS}
+    counts = {name: _networks_and_references(_table(mini[name])).groupby("measure").size().to_dict() for name in GRIDS}
     assert counts["more_imgs"] == {"input_image": 2, "input_shape": 1, "output": 2, "gt_test": 1}
     assert counts["more_shapes"] == {"input_image": 1, "input_shape": 2, "output": 2, "gt_test": 1}
     assert counts["nviews"] == {"input_image": 2, "input_shape": 2, "output": 2, "gt_test": 1}
@@ -80,17 +84,27 @@ def test_every_measurement_of_every_experiment(mini: dict[str, Path]) -> None:
         assert (outputs["n"] == TEST_ITEMS).all() and outputs["chamfer"].gt(0).all()
         assert (table.loc[table["measure"] == "gt_test", "n"] == TEST_ITEMS).all()
         np.testing.assert_allclose(table["ds"], table["inertia"] / table["n"], rtol=1e-6)
+    # The recognition baselines: one prediction per training set (yaw range; frame), none for nviews.
+    for name, per in (("more_imgs", 2), ("more_shapes", 2), ("nviews", 0)):
+        outputs = _table(mini[name]).query("measure == 'output' and predictor != 'network'")
+        expected = {"clustering": per, "retrieval": per, "oracle": per} if per else {}
+        assert outputs.groupby("predictor").size().to_dict() == expected
     nviews = _table(mini["nviews"]).set_index(["measure", "views"])["n"]
     assert nviews[("input_shape", 1)] == 16 and nviews[("input_shape", 3)] == 48  # one item per (shape, view)
 
 
 def test_relations_that_hold_by_construction(mini: dict[str, Path]) -> None:
     more_imgs = _table(mini["more_imgs"])
-    outputs = more_imgs[more_imgs["measure"] == "output"]
+    outputs = _networks_and_references(more_imgs)
+    outputs = outputs[outputs["measure"] == "output"]
     # Every run is tested on the r = 90 test renders: the same ground truth for both yaw ranges.
     gt = more_imgs.loc[more_imgs["measure"] == "gt_test", "ds"].iloc[0]
     assert len(outputs) == 2 and np.isfinite(gt)
-    shapes = _table(mini["more_shapes"]).set_index(["measure", "frame"])["ds"]
+    shapes = _networks_and_references(_table(mini["more_shapes"])).set_index(["measure", "frame"])["ds"]
+    # The oracle picks the training shape nearest to each test shape: no prediction is further from the truth.
+    baselines = _table(mini["more_shapes"]).query("measure == 'output'").set_index(["frame", "predictor"])["chamfer"]
+    for frame in ("object", "viewer"):
+        assert baselines[(frame, "oracle")] <= min(baselines[(frame, "clustering")], baselines[(frame, "retrieval")])
     # Viewer-centred targets rotate each shape by its own random view: more dispersed than canonical ones.
     assert shapes[("input_shape", "viewer")] > shapes[("input_shape", "object")]
     curves = pd.read_csv(mini["more_imgs"] / "ds_vs_k.csv")
