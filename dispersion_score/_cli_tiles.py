@@ -12,42 +12,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dispersion_score.launch import LAUNCHERS, Launch
+from dispersion_score.launch import Launch, add_launch_arguments, launch_from_arguments, positive_int
 
 _TILE_OPTIONS = ("tiles", "launcher", "workers", "gpus")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a GPU index (0, 1, ...), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a GPU index (0, 1, ...), got {text!r}")
-    return value
-
-
 def add_launch_options(parser: argparse.ArgumentParser) -> None:
-    """``--tiles``, ``--launcher``, ``--workers``, ``--gpus`` and the SLURM options (defaults None: unset)."""
+    """``--tiles`` and the launch options (:func:`~dispersion_score.launch.add_launch_arguments`), all unset by
+    default: the tiles then run in this process."""
     group = parser.add_argument_group("tiled matrix (large N: resumable tiles into the --out/--save-matrix .npy)")
-    group.add_argument("--tiles", type=_count, default=None, help="clouds per tile side (default 1024)")
-    group.add_argument("--launcher", choices=LAUNCHERS, default=None, help="where tile jobs run (default: here)")
-    group.add_argument("--workers", type=_count, default=None, help="CPU worker processes (default: all cores)")
-    group.add_argument("--gpus", type=_index, nargs="+", default=None, help="GPU indices, one tile job per GPU")
-    group.add_argument("--slurm-partition", default=None, help="SLURM partition")
-    group.add_argument("--slurm-timeout-min", type=_count, default=240, help="time limit per array task, minutes")
-    group.add_argument("--slurm-cpus-per-task", type=_count, default=4, help="CPU cores per array task")
-    group.add_argument("--slurm-max-concurrent", type=_count, default=None, help="array tasks running at once")
+    group.add_argument("--tiles", type=positive_int, default=None, help="clouds per tile side (default 1024)")
+    add_launch_arguments(group, jobs="tile jobs")
 
 
 def tiled_requested(args: argparse.Namespace) -> bool:
@@ -57,20 +32,7 @@ def tiled_requested(args: argparse.Namespace) -> bool:
 def launch_from_options(args: argparse.Namespace, *, check: bool = True) -> Launch | None:
     """The :class:`Launch` of the options, checked against this machine unless ``check`` is False (an
     estimate for a cluster); None (this process) when no launcher, worker count or GPU was given."""
-    if args.launcher is None and args.workers is None and args.gpus is None:
-        return None
-    launcher = args.launcher or "local"
-    slurm: dict[str, Any] = {}
-    if launcher == "slurm":
-        slurm = {"timeout_min": args.slurm_timeout_min, "cpus_per_task": args.slurm_cpus_per_task}
-        if args.slurm_partition:
-            slurm["slurm_partition"] = args.slurm_partition
-        if args.slurm_max_concurrent:
-            slurm["slurm_array_parallelism"] = args.slurm_max_concurrent
-    launch = Launch(launcher, tuple(args.gpus or ()), args.workers, slurm)
-    if check:
-        launch.check_available()
-    return launch
+    return launch_from_arguments(args, check=check, optional=True)
 
 
 def matrix_output(args: argparse.Namespace) -> Path | None:
@@ -88,9 +50,9 @@ def add_estimate_parser(commands: Any) -> None:
         "estimate", help="pairs, tiles, bytes and projected time of a tiled Chamfer matrix (calibrated here)"
     )
     estimate.add_argument("directory", type=Path, nargs="?", default=None, help="shape directory (N = its files)")
-    estimate.add_argument("--n", type=_count, default=None, help="number of clouds (instead of a directory)")
-    estimate.add_argument("--n-b", type=_count, default=None, help="clouds of a second set: a cross matrix")
-    estimate.add_argument("--points", type=_count, default=2500, help="points per cloud (default 2500)")
+    estimate.add_argument("--n", type=positive_int, default=None, help="number of clouds (instead of a directory)")
+    estimate.add_argument("--n-b", type=positive_int, default=None, help="clouds of a second set: a cross matrix")
+    estimate.add_argument("--points", type=positive_int, default=2500, help="points per cloud (default 2500)")
     estimate.add_argument("--recursive", action="store_true", help="also count shapes in subdirectories")
     estimate.add_argument("--backend", choices=("auto", "compiled", "torch"), default="auto")
     estimate.add_argument("--device", default=None, help="device of the in-process path (no launcher)")

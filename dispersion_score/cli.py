@@ -35,6 +35,7 @@ from dispersion_score._cli_tiles import (
 from dispersion_score._validation import resolve_device
 from dispersion_score.images import IMAGE_SUFFIXES
 from dispersion_score.io import FileScan, read_npy, scan_files
+from dispersion_score.launch import positive_int
 
 EXIT_BAD_INPUT = 2
 # k-medoids is a long chain of small operations: one thread is fastest (docs/library.md).
@@ -84,16 +85,6 @@ def parse_k_spec(spec: str) -> list[int]:
     return list(ks)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _fraction(text: str) -> float:
     """--subsample: a fraction in (0, 1]; "1" means the whole set (a count is --subsample-size)."""
     try:
@@ -117,7 +108,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_ds_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--k", type=_positive_int, required=True, help="number of medoids")
+    parser.add_argument("--k", type=positive_int, required=True, help="number of medoids")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="k-medoids seeds; several give mean and std (default: 0)")
     _add_subsample(parser, "compute DS on a random subset")
@@ -128,7 +119,7 @@ def _add_subsample(parser: argparse.ArgumentParser, what: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--subsample", type=_fraction, default=None,
                        help=f"{what}: a fraction of the items in (0, 1], e.g. 0.1 (1 = all of them)")
-    group.add_argument("--subsample-size", type=_positive_int, default=None, metavar="COUNT",
+    group.add_argument("--subsample-size", type=positive_int, default=None, metavar="COUNT",
                        help=f"{what}: this many items, e.g. 5000")
 
 
@@ -151,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="channel_max: 3136-d (paper); none: the 802,816-d relu3_3 map")
     images.add_argument("--features", choices=("vgg16", "pixels"), default="vgg16",
                         help="vgg16 (perceptual, default) or raw pixels")
-    images.add_argument("--image-size", type=_positive_int, default=224,
+    images.add_argument("--image-size", type=positive_int, default=224,
                         help="side of the raw-pixel features (VGG16 always uses 224)")
-    images.add_argument("--batch-size", type=_positive_int, default=32, help="images per forward pass")
+    images.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
     images.add_argument("--recursive", action="store_true", help="also read images in subdirectories")
     images.add_argument("--save-matrix", type=Path, default=None, help="write the distance matrix (.npy)")
     images.add_argument("--save-features", type=Path, default=None, help="write the (N, d) features (.npy)")
@@ -161,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     shapes = commands.add_parser("shapes", help="DS of a directory of shapes (Chamfer distance)")
     shapes.add_argument("directory", type=Path, help="directory of .npy/.ply/.obj/.off files (sorted by path)")
-    shapes.add_argument("--points", type=_positive_int, default=2500, help="points per shape (default 2500)")
+    shapes.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
     shapes.add_argument("--seed", type=int, default=0,
                         help="seed of the point sampling (k-medoids seeds: --seeds)")
     shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
@@ -433,12 +424,12 @@ def _add_diagnose(commands: Any) -> None:
     diagnose.add_argument("--train", type=Path, default=None, help="folder of training shapes (oracle NN, medoids)")
     diagnose.add_argument("--train-matrix", type=Path, default=None,
                           help="the training shapes' Chamfer matrix (.npy, e.g. from shapes --save-matrix) to reuse")
-    diagnose.add_argument("--k", type=_positive_int, required=True, help="number of medoids")
+    diagnose.add_argument("--k", type=positive_int, required=True, help="number of medoids")
     diagnose.add_argument("--frame", choices=("object", "viewer"), default="object",
                           help="viewer: predictions and ground truth in each item's camera frame (needs --rotations)")
     diagnose.add_argument("--rotations", type=Path, default=None,
                           help="folder of <name>.npy (3, 3) world-to-camera rotations, one per test item (viewer)")
-    diagnose.add_argument("--points", type=_positive_int, default=2500, help="points per shape (default 2500)")
+    diagnose.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
     diagnose.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
     diagnose.add_argument("--kmedoids-seed", type=int, default=0, help="seed of k-medoids")
     diagnose.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")

@@ -12,6 +12,7 @@ Local parallelism: with ``gpus=[0, 1]`` each job sees one GPU through ``CUDA_VIS
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -329,3 +330,67 @@ def fail_on(report: SweepReport, what: str, *, echo: Callable[[str], None] = pri
     """Print the report; return the process exit code (1 when any job failed)."""
     echo(f"{what}: {report.summary()}")
     return 0 if report.ok else 1
+
+
+# --- command-line options (the library's CLI and every experiment entry point) -------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded_int(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, GPU indices)."""
+    return _bounded_int(text, 0, "a non-negative integer")
+
+
+def _bounded_int(text: str, low: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, jobs: str = "jobs") -> None:
+    """``--launcher``, ``--workers``, ``--gpus`` and the SLURM options of a :class:`Launch` (defaults None: unset;
+    see :func:`launch_from_arguments`). ``jobs`` names what the jobs are in the help texts."""
+    parser.add_argument("--launcher", choices=LAUNCHERS, default=None, help=f"where {jobs} run (default: local)")
+    parser.add_argument("--workers", type=positive_int, default=None, help=f"concurrent CPU {jobs}")
+    parser.add_argument(
+        "--gpus", type=non_negative_int, nargs="*", default=None, help=f"GPU indices, one of the {jobs} per GPU"
+    )
+    parser.add_argument("--slurm-partition", default=None, help="SLURM partition (--launcher slurm)")
+    parser.add_argument("--slurm-timeout-min", type=positive_int, default=240, help="time limit per SLURM job, minutes")
+    parser.add_argument("--slurm-cpus-per-task", type=positive_int, default=4, help="CPU cores per SLURM job")
+    parser.add_argument("--slurm-max-concurrent", type=positive_int, default=None, help="SLURM array tasks at once")
+
+
+def launch_from_arguments(args: argparse.Namespace, *, check: bool = True, optional: bool = False) -> Launch | None:
+    """The :class:`Launch` of options added by :func:`add_launch_arguments`.
+
+    Args:
+        args: the parsed options.
+        check: check the GPUs and SLURM against this machine (:meth:`Launch.check_available`).
+        optional: return None (work in this process) when no launcher, worker count or GPU was given.
+
+    Raises:
+        ValueError: a GPU CUDA does not see, or SLURM where there is none (with ``check``).
+    """
+    if optional and args.launcher is None and args.workers is None and args.gpus is None:
+        return None
+    launcher = args.launcher or "local"
+    slurm: dict[str, Any] = {}
+    if launcher == "slurm":
+        slurm = {"timeout_min": args.slurm_timeout_min, "cpus_per_task": args.slurm_cpus_per_task}
+        if args.slurm_partition:
+            slurm["slurm_partition"] = args.slurm_partition
+        if args.slurm_max_concurrent:
+            slurm["slurm_array_parallelism"] = args.slurm_max_concurrent
+    launch = Launch(launcher, tuple(args.gpus or ()), args.workers, slurm)
+    if check:
+        launch.check_available()
+    return launch

@@ -19,11 +19,11 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pandas as pd
 
-from dispersion_score.launch import LAUNCHERS, Launch, fail_on
+from dispersion_score.launch import Launch, add_launch_arguments, fail_on, launch_from_arguments, non_negative_int
 from dispersion_score.locks import DirectoryLockedError, directory_lock
 from experiments import runner
 from experiments.config import Preset, load_preset, preset_path
@@ -35,26 +35,6 @@ EXIT_BAD_INPUT = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"error: {message}\n")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -71,30 +51,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a preset value, e.g. --set eval.k=10 grid.s=[1,35] (repeatable)",
     )
-    parser.add_argument("--seeds", type=_index, nargs="+", help="training seeds (default: the preset's)")
-    parser.add_argument("--gpus", type=_index, nargs="*", default=[], help="GPU indices; one job per GPU")
-    parser.add_argument("--workers", type=_count, help="concurrent CPU jobs (default: the preset's)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="local")
-    slurm = parser.add_argument_group("SLURM (--launcher slurm)")
-    slurm.add_argument("--slurm-partition", help="partition to submit to")
-    slurm.add_argument("--slurm-timeout-min", type=_count, default=240, help="time limit per job, minutes")
-    slurm.add_argument("--slurm-cpus-per-task", type=_count, default=4)
-    slurm.add_argument("--slurm-max-concurrent", type=_count, help="at most this many array tasks at once")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", help="training seeds (default: the preset's)")
+    add_launch_arguments(parser.add_argument_group("where jobs run (default: --workers from the preset, here)"))
     return parser
-
-
-def launch_from_arguments(args: argparse.Namespace) -> Launch:
-    """The :class:`Launch` of the parsed options, checked against this machine (GPUs, SLURM)."""
-    slurm: dict[str, Any] = {}
-    if args.launcher == "slurm":
-        slurm = {"timeout_min": args.slurm_timeout_min, "cpus_per_task": args.slurm_cpus_per_task}
-        if args.slurm_partition:
-            slurm["slurm_partition"] = args.slurm_partition
-        if args.slurm_max_concurrent:
-            slurm["slurm_array_parallelism"] = args.slurm_max_concurrent
-    launch = Launch(args.launcher, tuple(args.gpus), args.workers, slurm)
-    launch.check_available()
-    return launch
 
 
 def parse(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from dispersion_score.launch import Launch, fail_on
+from dispersion_score.launch import Launch, fail_on, launch_from_arguments
 from experiments import cli, runner
 from experiments.baselines import BASELINES
 from experiments.config import REPO_ROOT, Preset, load_preset, preset_path, repo_path
@@ -300,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.seeds:
                 overrides.append(f"grid.seed=[{', '.join(map(str, args.seeds))}]")
             presets.append(load_preset(preset_path(get_experiment(name), args.preset), overrides, experiment=name))
-        launch = cli.launch_from_arguments(args)
+        launch = launch_from_arguments(args)
     except ValueError as error:
         parser.exit(cli.EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
     started = time.time()
