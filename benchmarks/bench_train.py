@@ -9,7 +9,7 @@ each preset's image size and point count, so disk and PNG decoding are left out:
 
 (a) items/s of the trainer's epoch loop (``models.engine.train_epoch`` over a shuffled DataLoader of cached
     items, as in a run) for each preset config (``configs/synthetic_quick.yaml``, ``synthetic_paper.yaml``);
-(b) the time of one training step of each SPEC §5 model at paper size (batch 8, 224² images, 2500 points):
+(b) the time of one training step of each docs/models.md model at paper size (batch 8, 224² images, 2500 points):
     AtlasNet with 1 sphere, AtlasNet with 25 squares, PSGN, FoldNet;
 (c) for each of those models, the trainer's step (``train_epoch``: DataLoader, collation, device copies,
     loss accumulation) against a minimal hand-written loop over the same model, the same pre-collated batch

@@ -1,4 +1,4 @@
-"""The ShapeNet camera (SPEC §4.1): one convention for every reader, renderer and viewer-centred target.
+"""The ShapeNet camera (docs/shapenet.md): one convention for every reader, renderer and viewer-centred target.
 
 World frame: the ShapeNetCore.v1 OBJ frame (Y up, front +X). Angles are in degrees.
 
@@ -43,7 +43,7 @@ YAW_COLUMNS = 10
 
 @dataclass(frozen=True)
 class View:
-    """One camera of SPEC §4.1.
+    """One camera of docs/shapenet.md.
 
     Attributes:
         azimuth: θ in degrees (0 or 360 = frontal view, looking at the object's +X side).
@@ -72,7 +72,7 @@ class View:
 
 
 def camera_rotation(azimuth: float, elevation: float) -> np.ndarray:
-    """World → camera rotation of SPEC §4.1 in closed form.
+    """World → camera rotation of docs/shapenet.md in closed form.
 
     Args:
         azimuth: θ in degrees.
@@ -171,7 +171,7 @@ def sample_r2n2_views(rng: np.random.Generator, count: int = 24) -> list[View]:
 
 
 def sample_yaw_view(rng: np.random.Generator, yaw_range: float) -> View:
-    """The original yaw-limited sampling (SPEC §4.3): azimuth 360 + U[−r, r), elevation 20 + U[0, 10),
+    """The original yaw-limited sampling (docs/rendering.md): azimuth 360 + U[−r, r), elevation 20 + U[0, 10),
     distance ratio 0.65 + U[0, 0.35). ``yaw_range`` = r in degrees (0 gives the frontal azimuth 360)."""
     if not (math.isfinite(yaw_range) and 0.0 <= yaw_range <= 180.0):
         raise ValueError(f"yaw range must be in [0, 180] degrees, got {yaw_range!r}")

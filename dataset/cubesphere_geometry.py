@@ -1,4 +1,4 @@
-"""Geometry of the synthetic cube↔sphere shapes (SPEC §3): a UV sphere blended toward a cube.
+"""Geometry of the synthetic cube↔sphere shapes (docs/dataset.md): a UV sphere blended toward a cube.
 
 Shape t ∈ [0, 1] is the UV sphere (64 segments, 32 rings, radius 1, poles on the z axis) whose every vertex
 moves on a straight line toward its target on a cube::
@@ -17,7 +17,7 @@ sphere (its corners lie on the sphere). Why this size:
 * It matches the proportions of the original Blender data (``cube_scale`` 0.5 beside ``sphere_scale`` 0.86
   ≈ 0.5·√3: cube corners on the sphere).
 * Sphere and cube have the same circumscribed ball, so after the unit-ball normalisation used for Chamfer
-  distances (SPEC §2.2) the two ends have the same scale, and in the isometric render the cube's
+  distances (docs/library.md) the two ends have the same scale, and in the isometric render the cube's
   silhouette (radius 0.94) is nearly as large as the sphere's (radius 1).
 
 Vertices in the band where two (or three) coordinates exceed a collapse onto a cube edge (or corner) at

@@ -1,4 +1,4 @@
-"""Headless CPU renderer of ShapeNet-layout meshes for the camera of SPEC §4.1 (yaw sets, R2N2-style views).
+"""Headless CPU renderer of ShapeNet-layout meshes for the camera of docs/shapenet.md (yaw sets, R2N2-style views).
 
 Output: an (H, W, 4) uint8 RGBA image, H = W, with a transparent background (alpha 0, RGB 0) and straight
 (un-premultiplied) alpha, like the 3D-R2N2 and the original yaw-limited renders.
@@ -10,7 +10,7 @@ Method (see docs/rendering.md for the library comparison):
   cell of an s×s grid over the pixel, jittered inside its cell by a generator seeded with ``seed`` (the same
   pattern for every render of a renderer, so a render is a pure function of mesh, view and settings).
   Anti-aliasing only: alpha is the fraction of a pixel's rays that hit the mesh.
-* Camera: SPEC §4.1 exactly (:mod:`dataset.camera`): centre C, rotation R, f = 35/32·W pixels, principal
+* Camera: docs/shapenet.md exactly (:mod:`dataset.camera`): centre C, rotation R, f = 35/32·W pixels, principal
   point at the image centre; pixel (i, j) covers u ∈ [j, j + 1), v ∈ [i, i + 1).
 * Shading: Lambertian, flat (face normals turned toward the viewer: ShapeNet surfaces are often one-sided
   and inconsistently oriented, and Blender renders both sides), no shadows, no specular. Diffuse colour is
@@ -74,7 +74,7 @@ class _Prepared:
 
 
 class MeshRenderer:
-    """Renders meshes to RGBA images for cameras of SPEC §4.1 (see the module docstring for the method).
+    """Renders meshes to RGBA images for cameras of docs/shapenet.md (see the module docstring for the method).
 
     Args:
         image_size: W = H in pixels (224 for the yaw sets, 137 for R2N2 views).
@@ -140,7 +140,7 @@ class MeshRenderer:
             ValueError: a view with in-plane rotation.
         """
         if view.in_plane != 0:
-            raise ValueError(f"in-plane rotation is not supported (always 0 in SPEC §4.1), got {view.in_plane}")
+            raise ValueError(f"in-plane rotation is not supported (always 0 in docs/shapenet.md), got {view.in_plane}")
         prepared = self._prepare(mesh)
         # Camera → world for row vectors: d_world = d_cam @ R (R is world → camera).
         rotation = view.rotation().astype(np.float32)

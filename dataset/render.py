@@ -1,4 +1,4 @@
-"""Headless CPU renderer for the synthetic shapes: Mitsuba 3, variant ``scalar_rgb`` (SPEC §3).
+"""Headless CPU renderer for the synthetic shapes: Mitsuba 3, variant ``scalar_rgb`` (docs/dataset.md).
 
 Scene (all in the object frame, z up, the frame of :mod:`dataset.cubesphere_geometry`):
 

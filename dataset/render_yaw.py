@@ -1,4 +1,4 @@
-"""Yaw-limited render sets of ShapeNetCore.v1-layout meshes (SPEC §4.1, §4.3): ``python -m dataset.render_yaw``.
+"""Yaw-limited render sets of ShapeNetCore.v1-layout meshes (docs/rendering.md): ``python -m dataset.render_yaw``.
 
 For every yaw range r (degrees) and shape, one 224×224 RGBA view with azimuth 360 + U[−r, r), elevation
 20 + U[0, 10), distance ratio 0.65 + U[0, 0.35) (:func:`dataset.camera.sample_yaw_view`), written as::
@@ -9,7 +9,7 @@ For every yaw range r (degrees) and shape, one 224×224 RGBA view with azimuth 3
     OUT/ShapeNetV1RenderingSampleYaw{RRR}/render_settings.json, manifest.json   (ours; readers ignore them)
     OUT/render_yaw.log
 
-Decisions (SPEC §4.3): the draw comes from a generator seeded by (seed, r, synset, id), so any shape's
+Decisions (docs/rendering.md): the draw comes from a generator seeded by (seed, r, synset, id), so any shape's
 render can be remade alone. The object is kept inside the frame: draws whose projected mesh leaves the
 image are drawn again from the same generator (at most ``max_draws`` draws; the original's border check
 was commented out); a render whose alpha still touches the border is counted and listed as clipped.
@@ -32,7 +32,6 @@ the shapes, then this process collects the shards' results and writes the manife
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import hashlib
 import io
@@ -50,6 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dataset.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
+from dataset.log_file import log_to_file
 from dataset.manifest import (
     canonical_json,
     settings_fingerprint,
@@ -413,22 +413,6 @@ def render_shapes(
                 bar.update()
 
 
-@contextlib.contextmanager
-def _log_to_file(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-        handler.close()
-
-
 def _prepare_sets(config: YawRenderConfig) -> None:
     """Check or write each set's ``render_settings.json`` (refuse other settings unless overwriting)."""
     for yaw in config.yaws:
@@ -463,7 +447,7 @@ def render_yaw_sets(config: YawRenderConfig) -> Summary:
     """
     start = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
-    with _log_to_file(config.out / LOG_NAME):
+    with log_to_file(logger, config.out / LOG_NAME):
         shapes, notes = list_shapes(config.meshes, config.categories, config.splits)
         logger.info(
             "render start: meshes=%s out=%s yaws=%s splits=%s settings=%s workers=%d launcher=%s",

@@ -1,4 +1,4 @@
-"""ShapeNet-13 for training and DS (SPEC §4.1): the torch dataset, split-level accessors, and the data check.
+"""ShapeNet-13 for training and DS (docs/shapenet.md): the torch dataset, split-level accessors, and the data check.
 
 ``ShapeNet(root, split="train", images="r2n2", views=1)`` reads the real formats (AtlasNet's
 ``ShapeNetV1PointCloud`` and ``ShapeNetV1Renderings``, the paper's yaw-limited renders) and the stand-in
@@ -14,11 +14,11 @@ Items are dicts:
 * ``points``: (num_points, 3) float32, drawn with replacement (as AtlasNet) from the shape's unit-ball
   normalised dense cloud by a generator seeded by (seed, item index); in the object frame, or rotated into
   the view's frame (``P Rᵀ``) when ``frame="viewer"``.
-* ``cam_rotmat``: (3, 3) float32 R of SPEC §4.1 for the item's camera (from the metadata file).
+* ``cam_rotmat``: (3, 3) float32 R of docs/shapenet.md for the item's camera (from the metadata file).
 * ``category`` (synset id), ``id`` (model id), ``view`` (render index; 0 for yaw renders), ``index``.
 
 Items are ordered by category (the given order; default: the 13 by synset id), then model id, then view.
-The split is SPEC's: per category the sorted ids of the point-cloud files, first int(0.8·n) train. A shape
+The split is the usual one: per category the sorted ids of the point-cloud files, first int(0.8·n) train. A shape
 whose cloud is unusable or whose renders are missing is skipped and counted in one log line (and listed in
 ``dataset.skipped``), never paired with another shape's image.
 
@@ -170,7 +170,7 @@ class ShapeNet(Dataset):
     Args:
         root: data root (taxonomy.json, ShapeNetV1PointCloud/, ShapeNetV1Renderings/ and/or
             ShapeNetV1RenderingAnglelimit/).
-        split: "train" or "test" (SPEC split: sorted ids, first int(0.8·n) of each category train).
+        split: "train" or "test" (the ShapeNet split: sorted ids, first int(0.8·n) of each category train).
         categories: names ("chair", as taxonomy.json's first lemma) or synset ids; None = ShapeNet-13.
         images: "r2n2" (ShapeNetV1Renderings) or "yaw" (ShapeNetV1RenderingSampleYaw{yaw:03d}).
         views: R2N2 training views per shape: items use views 01..views (1 <= views <= 23); the test split
@@ -453,7 +453,7 @@ def shapenet_dataset(
     """Factory of the training-data registry (``models.data.DATASETS["shapenet"]``): a :class:`ShapeNet`.
 
     ``split`` is "train" or "test" (ShapeNet has no validation split); ``normalization`` must be
-    "unit_ball" (SPEC §4.1; accepted so the registry's common options pass through). The other options are
+    "unit_ball" (docs/shapenet.md; accepted so the registry's common options pass through). The other options are
     :class:`ShapeNet`'s.
     """
     if normalization not in NORMALIZATIONS:

@@ -1,4 +1,4 @@
-"""The normalised dense clouds of one ShapeNet split, cached in one memory-mapped ``.npy`` (SPEC §4.1).
+"""The normalised dense clouds of one ShapeNet split, cached in one memory-mapped ``.npy`` (docs/shapenet.md).
 
 Each split's clouds are read once, cut to their first three columns, normalised to the unit ball in float64
 (:func:`dispersion_score.chamfer.normalize_unit_ball`: subtract the mean of the points, divide by the largest

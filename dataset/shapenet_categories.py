@@ -1,4 +1,4 @@
-"""The ShapeNet-13 categories and the train/test split of SPEC §4.1, shared by readers, renderers and the stand-in.
+"""The ShapeNet-13 categories and their train/test split, shared by readers, renderers and the stand-in.
 
 Categories are the 13 of 3D-R2N2 and AtlasNet, named by the first lemma of ShapeNet's ``taxonomy.json``
 (so "loudspeaker", not "speaker"; "vessel", not "watercraft"). The split is per category: the sorted model

@@ -1,4 +1,4 @@
-"""The 13 part-based shape families of the ShapeNet-13 stand-in (SPEC §4.2).
+"""The 13 part-based shape families of the ShapeNet-13 stand-in (docs/shapenet.md).
 
 Each family maps a random generator to parts (:mod:`dataset.shapenet_parts`) and part colours, in a design
 frame with ShapeNetCore.v1's axes (Y up, front +X, Z to the side); the builder then centres the bounding box

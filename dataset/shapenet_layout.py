@@ -1,4 +1,4 @@
-"""Where the ShapeNet files live (SPEC §4.1) and how to tell whether one shape's files are there and readable.
+"""Where the ShapeNet files live (docs/shapenet.md) and how to tell whether one shape's files are there and readable.
 
 Layout under a data root (default ``dataset/data/``)::
 

@@ -1,4 +1,4 @@
-"""Textured, multi-material meshes for rendering: ShapeNetCore.v1 ``model.obj`` + ``model.mtl`` (SPEC §4.1).
+"""Textured, multi-material meshes for rendering: ShapeNetCore.v1 ``model.obj`` + ``model.mtl`` (docs/shapenet.md).
 
 A :class:`Mesh` is a tuple of :class:`MeshPart` (one per material): vertices, triangles, the material's
 diffuse colour (MTL ``Kd``) and, where the material has a readable ``map_Kd`` texture, per-vertex texture

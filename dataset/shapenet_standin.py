@@ -1,6 +1,6 @@
-"""Builds the ShapeNet-13 stand-in (SPEC §4.2): ``python -m dataset.shapenet_standin --root DIR``.
+"""Builds the ShapeNet-13 stand-in (docs/shapenet.md): ``python -m dataset.shapenet_standin --root DIR``.
 
-A small dataset in exactly the real formats of SPEC §4.1, so every ShapeNet reader, renderer, experiment
+A small dataset in exactly the real formats of docs/shapenet.md, so every ShapeNet reader, renderer, experiment
 and baseline runs on it unchanged::
 
     DIR/taxonomy.json                                      official form: [{"synsetId", "name", "children",
@@ -50,6 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dataset.camera import format_r2n2_line, sample_r2n2_views
+from dataset.log_file import log_to_file
 from dataset.manifest import (
     MANIFEST_NAME,
     canonical_json,
@@ -345,21 +346,6 @@ def _remove_temporaries(root: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _log_to_file(root: Path) -> Iterator[None]:
-    handler = logging.FileHandler(root / LOG_NAME)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-        handler.close()
-
-
 def _run(root: Path, settings: ShapeSettings, todo: list[Shape], workers: int) -> Iterator[tuple[Shape, dict]]:
     if workers == 1:
         init_worker(str(root), settings)
@@ -410,7 +396,7 @@ def build(config: BuildConfig) -> BuildSummary:
             f"{root} holds {len(foreign)} shape(s) no stand-in build wrote (e.g. {synset}/{shape_id}); "
             "build the stand-in into its own folder"
         )
-    with _log_to_file(root):
+    with log_to_file(logger, root / LOG_NAME):
         logger.info(
             "build start: root=%s per_category=%d categories=%d settings=%s workers=%d",
             root, config.per_category, len(config.synsets), json.dumps(settings.to_dict()), config.workers,

@@ -1,4 +1,4 @@
-"""Builds the synthetic cube↔sphere dataset (SPEC §3): ``python -m dataset.synthetic --root DIR``.
+"""Builds the synthetic cube↔sphere dataset (docs/dataset.md): ``python -m dataset.synthetic --root DIR``.
 
 Root layout::
 
@@ -31,7 +31,6 @@ ones), ``--test-size`` / ``--val-size`` shrink the test / validation splits (t =
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
@@ -47,6 +46,7 @@ from tqdm import tqdm
 
 from dataset import instance as instance_module
 from dataset.instance import GENERATOR_VERSION, TMP_PREFIX, InstanceSettings
+from dataset.log_file import log_to_file
 from dataset.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -255,21 +255,6 @@ def _run_parallel(
         yield from pool.imap_unordered(instance_module.build_instance, todo, chunksize=4)
 
 
-@contextlib.contextmanager
-def _log_to_file(root: Path) -> Iterator[None]:
-    handler = logging.FileHandler(root / LOG_NAME)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    previous_level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-        handler.close()
-
-
 def _write_json(root: Path, name: str, document: Any) -> tuple[str, str]:
     text = canonical_json(document)
     atomic_write_text(root / name, text)
@@ -306,7 +291,7 @@ def _build(config: BuildConfig, root: Path) -> BuildSummary:
     start = time.perf_counter()
     settings = config.settings()
     fingerprint = settings_fingerprint(config.instance_settings.to_dict())
-    with _log_to_file(root):
+    with log_to_file(logger, root / LOG_NAME):
         logger.info("build start: root=%s settings=%s workers=%d", root, json.dumps(settings), config.workers)
         _remove_stale_temporaries(root)
         records = _load_records(root, fingerprint)

@@ -1,4 +1,4 @@
-"""Instances, splits and the 16 "2 clusters × 10 items" training sets of the synthetic experiment (SPEC §3).
+"""Instances, splits and the 16 "2 clusters × 10 items" training sets of the synthetic experiment (docs/dataset.md).
 
 Instances (t is the shape parameter of :mod:`dataset.cubesphere_geometry`):
 

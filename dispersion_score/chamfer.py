@@ -1,4 +1,4 @@
-"""Chamfer distance between point clouds (SPEC §2.2), for training losses and N x N matrices.
+"""Chamfer distance between point clouds (docs/library.md), for training losses and N x N matrices.
 
 Convention everywhere in this module: squared Euclidean nearest-neighbour distances, averaged over the
 points of each cloud, the two directions summed (no square root, no 1/2):
@@ -78,7 +78,7 @@ _COMPILED_BLOCK = 128  # clouds per block side for the compiled backend: ~8k pai
 def _unit_ball_parameters(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, P, 3) -> centroids (B, 1, 3) and scales (B,), float64: (points - centroid) / scale lies in the
     unit ball with its farthest point at norm 1. The one definition of the project's normalisation
-    (SPEC §2.2); a cloud whose points all coincide gets scale 1 (it is only centred)."""
+    (docs/library.md); a cloud whose points all coincide gets scale 1 (it is only centred)."""
     points = points.to(torch.float64)
     centroid = points.mean(dim=1, keepdim=True)
     scale = (points - centroid).norm(dim=2).amax(dim=1)
@@ -112,7 +112,7 @@ def unit_ball_transform(points: Any) -> tuple[np.ndarray, float]:
 
 def normalize_unit_ball(points: Any) -> Any:
     """Translate a cloud so its centroid (mean of its points) is the origin and scale it so the farthest
-    point has norm 1 (SPEC §2.2).
+    point has norm 1 (docs/library.md).
 
     Args:
         points: (P, 3) or (B, P, 3) NumPy array or torch tensor; batches are normalised cloud by cloud.
@@ -263,7 +263,7 @@ def fscore(
     threshold: float | None = None,
     convention: Literal["euclidean", "atlasnet_squared"] = "euclidean",
 ) -> torch.Tensor:
-    """F-score of predicted against ground-truth clouds (SPEC §5), per pair; not differentiable.
+    """F-score of predicted against ground-truth clouds (docs/models.md), per pair; not differentiable.
 
     precision = fraction of predicted points whose nearest ground-truth point is closer than the
     threshold, recall = fraction of ground-truth points whose nearest predicted point is closer than the
@@ -317,7 +317,7 @@ def chamfer_matrix(
     tile_size: int | None = None,
     threads: int | None = None,
 ) -> np.ndarray:
-    """N x N Chamfer matrix of a set of clouds (SPEC §2.2), exactly symmetric with a zero diagonal.
+    """N x N Chamfer matrix of a set of clouds (docs/library.md), exactly symmetric with a zero diagonal.
 
     Args:
         clouds: (N, P, 3) array/tensor, or a sequence of N (P_i, 3) arrays/tensors (sizes may differ).

@@ -1,9 +1,9 @@
-"""Place any model's test predictions on the DS scale between pure recognition and the ground truth (SPEC §4.5).
+"""Place any model's test predictions on the DS scale between pure recognition and the ground truth (docs/baselines.md).
 
 :func:`diagnose` takes predicted clouds, their ground truth and (optionally) the training shapes, and reports
 
-* ``ds_predictions`` (output DS) and ``ds_ground_truth``: DS_k of each set's Chamfer matrix (SPEC §2);
-* ``chamfer`` (SPEC §2.2, squared, both directions, mean over items) and ``fscore`` / ``fscore_atlasnet``
+* ``ds_predictions`` (output DS) and ``ds_ground_truth``: DS_k of each set's Chamfer matrix (docs/library.md);
+* ``chamfer`` (docs/library.md, squared, both directions, mean over items) and ``fscore`` / ``fscore_atlasnet``
   (Euclidean τ = 0.01 and the old AtlasNet convention, squared distance < 0.001; :func:`dispersion_score.fscore`);
 * with training shapes: the **oracle-NN** predictions (for each ground-truth shape, the training shape nearest
   to it in Chamfer distance: an upper bound for any retrieval method) with their DS, Chamfer and F-score;
@@ -33,9 +33,9 @@ why position is measured in the prediction frame.
 
 **Frames.** ``frame="object"``: every cloud is in one canonical frame. ``frame="viewer"``: predictions and
 ground truth are in each test item's camera frame and ``rotations`` gives each item's world → camera rotation
-R_i (SPEC §4.1: viewer = object · R_iᵀ); training shapes are in the frame the model was trained in (each
+R_i (docs/shapenet.md: viewer = object · R_iᵀ); training shapes are in the frame the model was trained in (each
 training item's own view). The reported DS values (``ds_predictions``, ``ds_ground_truth``, ``ds_oracle``,
-``ds_recognition``) are measured in the object frame (clouds · R_i), as output DS in SPEC §2.3 and the
+``ds_recognition``) are measured in the object frame (clouds · R_i), as output DS in docs/library.md and the
 experiment tables; ``ds_predictions_viewer`` and ``ds_ground_truth_viewer`` are the viewer-frame values that
 position uses. Chamfer and F-score do not depend on the frame (one rotation applies to both clouds); nearest
 training shapes are searched in the viewer frame, where a viewer-centred recognizer makes its copies.

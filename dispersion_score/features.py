@@ -1,4 +1,4 @@
-"""Distance matrix of generic feature vectors (SPEC §2.2): D[i, j] = ||f_i - f_j||² / d.
+"""Distance matrix of generic feature vectors (docs/library.md): D[i, j] = ||f_i - f_j||² / d.
 
 Dividing by the feature dimension d makes D the mean squared difference per feature, the convention of
 the perceptual image distance (VGG16 relu3_3, channel max, d = 3136).

@@ -16,7 +16,7 @@ file:
 Resizing uses one filter everywhere, on the float32 intensities: bilinear with antialiasing when shrinking
 (``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True, align_corners=False)``, the same
 kernel as Pillow's ``BILINEAR`` resize, which it matches to about 1e-5). Alpha is dropped (the stored RGB
-is kept, SPEC §4) or composited onto white before resizing.
+is kept, docs/shapenet.md) or composited onto white before resizing.
 
 Imports only numpy and Pillow at module level (torch inside the functions that resize or build tensors).
 """

@@ -1,4 +1,4 @@
-"""k-medoids clustering on a precomputed distance matrix, in PyTorch (CPU and CUDA), SPEC §2.1.
+"""k-medoids clustering on a precomputed distance matrix, in PyTorch (CPU and CUDA), docs/library.md.
 
 Two methods share one seeding:
 

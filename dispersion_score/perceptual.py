@@ -1,4 +1,4 @@
-"""Perceptual image features for the image dispersion score (SPEC §2.2).
+"""Perceptual image features for the image dispersion score (docs/library.md).
 
 An RGB image in [0, 1] is resized to 224×224 (the image reader's bilinear filter,
 :func:`dispersion_score.images.resize_image`), normalised with the ImageNet mean and
@@ -281,7 +281,7 @@ def perceptual_features(
     progress: bool = False,
     seed: int = 0,
 ) -> np.ndarray:
-    """VGG16 relu3_3 perceptual features of RGB images (SPEC §2.2).
+    """VGG16 relu3_3 perceptual features of RGB images (docs/library.md).
 
     Args:
         images: (N, 3, H, W) float RGB in [0, 1] (tensor or array; any H, W, resized to 224×224 with the

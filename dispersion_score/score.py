@@ -1,4 +1,4 @@
-"""The dispersion score (SPEC §2): DS_k = (1/N) * sum_i min_{m in M} D[i, m], M the k medoids of D.
+"""The dispersion score (docs/library.md): DS_k = (1/N) * sum_i min_{m in M} D[i, m], M the k medoids of D.
 
 Functions:
     dispersion_score: DS for one k and one seed (optionally on a seeded random subsample).

@@ -1,7 +1,7 @@
 """Out-of-core distance matrices: independent, resumable tiles assembled into one memory-mapped .npy.
 
 This is the path :func:`~dispersion_score.chamfer_matrix`, :func:`~dispersion_score.chamfer_cross` and
-:func:`~dispersion_score.feature_matrix` take when given ``out=`` (SPEC §4.6): for ShapeNet-13 the input
+:func:`~dispersion_score.feature_matrix` take when given ``out=`` (docs/library.md): for ShapeNet-13 the input
 matrix is 35,021² float32 (4.9 GB) and 6.1·10⁸ Chamfer pairs, more than one process should hold or
 compute in one go.
 

@@ -1,4 +1,4 @@
-"""Recognition baselines as predictors (SPEC §4.5; Tatarchenko et al., CVPR 2019, as the paper uses them).
+"""Recognition baselines as predictors (docs/baselines.md; Tatarchenko et al., CVPR 2019, as the paper uses them).
 
 Each baseline writes test-split predictions as files like a trained network (:mod:`experiments.predictions`), so
 output DS, test Chamfer and F-score are measured on them by the same code, and their rows appear in the tables
@@ -145,7 +145,7 @@ def nearest_training_shapes(
 ) -> np.ndarray:
     """(N_test,) index of the training cloud with the smallest Chamfer distance to each test cloud.
 
-    The distance is the evaluation's (SPEC §2.2, squared, both directions), on the clouds as given (no
+    The distance is the evaluation's (docs/library.md, squared, both directions), on the clouds as given (no
     re-normalisation, so the oracle minimises exactly the test Chamfer the tables report), computed as one
     test × train :func:`dispersion_score.chamfer_cross` matrix (blocked, no loop over pairs; 4·N_test·N_train bytes).
     Ties go to the lowest index.

@@ -132,11 +132,13 @@ def main_all(experiment: str, argv: Sequence[str] | None = None, *, description:
 
 
 def main_train(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
-    """The training sweep of a preset (finished runs are skipped)."""
+    """The training sweep of a preset (finished runs are skipped), after building the data the preset asks for
+    if it is missing (a quick check when it is there)."""
     parser = build_parser(description or f"Train the {experiment} sweep.")
     _, preset, launch = parse(experiment, parser, argv)
     with owning(parser, [preset], runs=True, results=False):
         setup_logging(preset.runs_dir / "sweep.log")
+        runner.build_data(preset, launch)
         return fail_on(runner.train(preset, launch), "training")
 
 

@@ -2,7 +2,7 @@
 predictions once; output DS, test Chamfer and F-score read them.
 
 Layout, under ``<results>/predictions/``: ``<name>.npy`` holds the (N, M, 3) float32 predicted clouds in the
-**object frame** (viewer-centred predictions are rotated back, SPEC §4.1), item i being item i of the test
+**object frame** (viewer-centred predictions are rotated back, docs/shapenet.md), item i being item i of the test
 split; ``<name>.json`` is a result document (:func:`dispersion_score.io.result_document`, kind
 ``predictions``) with the predictor, the target, the run, the item ids and the settings that made them. The
 JSON is written last, atomically: its presence marks a complete prediction file.
@@ -116,7 +116,7 @@ def read_predictions(results_dir: Path, name: str) -> Predictions:
 
 
 def rotate_to_object_frame(points: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-    """Viewer-centred clouds back to the object frame: ``P_i R_i`` (SPEC §4.1).
+    """Viewer-centred clouds back to the object frame: ``P_i R_i`` (docs/shapenet.md).
 
     Args:
         points: (N, M, 3) viewer-centred clouds.

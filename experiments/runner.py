@@ -485,7 +485,7 @@ def tabulate(preset: Preset) -> pd.DataFrame:
 def ds_vs_k(preset: Preset, table: pd.DataFrame) -> pd.DataFrame:
     """DS of every measurement's matrix for each k of ``eval.k_curve`` (k <= n), one row per (measurement, k).
 
-    Shows whether the ordering of the sets holds over a range of k rather than at one k (SPEC §2). Each curve
+    Shows whether the ordering of the sets holds over a range of k rather than at one k (docs/library.md). Each curve
     is cached in ``curves/<record>.json`` and recomputed only when the k list or the matrix changes.
     """
     ks = sorted(set(preset.eval["k_curve"]))

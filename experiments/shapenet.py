@@ -1,4 +1,4 @@
-"""The paper's ShapeNet experiments (SPEC §4.4), declared for the generic runner.
+"""The paper's ShapeNet experiments (docs/experiments.md), declared for the generic runner.
 
 * ``more_imgs`` (more dispersed images): AtlasNet sphere×1 per yaw range r ∈ {0, 15, …, 90} and seed, trained
   on that r's training renders with object-centred targets; input image DS per r, input shape DS once; output
@@ -31,6 +31,7 @@ from experiments.baselines import BASELINES
 from experiments.config import REPO_ROOT, Preset, load_preset, preset_path, repo_path
 from experiments.declaration import Axis, Experiment, InputMeasure, Point, get_experiment, register_experiment
 from experiments.predictors import network_predictor
+from experiments.records import MEASUREMENT_COLUMNS
 from models.config import DECODERS, Key, decoder_overrides
 
 LOGGER = logging.getLogger("experiments.shapenet")
@@ -40,30 +41,7 @@ FRAMES = ("object", "viewer")
 MAX_VIEWS = 23  # R2N2 training views are 01..23 (00 is the test view)
 EXPERIMENT_NAMES = ("more_imgs", "more_shapes", "nviews")
 # Columns of each experiment's ds_table.csv: every ShapeNet axis (empty where an experiment does not use it).
-VIEW_COLUMNS = (
-    "experiment",
-    "yaw",
-    "frame",
-    "decoder",
-    "views",
-    "seed",
-    "predictor",
-    "measure",
-    "ds",
-    "inertia",
-    "k",
-    "n",
-    "chamfer",
-    "fscore",
-    "fscore_atlasnet",
-    "preset",
-    "method",
-    "features",
-    "ds_seed",
-    "device",
-    "matrix",
-    "predictions",
-)
+VIEW_COLUMNS = ("experiment", "yaw", "frame", "decoder", "views", "seed", *MEASUREMENT_COLUMNS)
 
 DATA_SETTINGS = {
     "standin": Key(bool, False, "build the ShapeNet-13 stand-in at the training config's data.root if missing"),

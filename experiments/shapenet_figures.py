@@ -74,7 +74,10 @@ def yaw_figure(table: pd.DataFrame) -> Figure:
     axes[0].plot(yaws, image["mean"], marker="o")
     shape = table.loc[table["measure"] == "input_shape", "ds"]
     if len(shape):
-        axes[1].axhline(float(shape.iloc[0]), marker="o", label="all training shapes (one value)")
+        # One value for every r (the shapes do not depend on the renders): a flat line on a scale that shows it.
+        value = float(shape.iloc[0])
+        axes[1].plot(yaws, [value] * len(yaws), marker="o", label=f"all training shapes (one value: {value:.4g})")
+        axes[1].set_ylim(0, 1.5 * value if value > 0 else 1)
         axes[1].legend(fontsize=8)
     for axis, value, name in ((axes[2], "ds", "output DS"), (axes[3], "chamfer", "test Chamfer")):
         stats = _stats(_networks(table), "yaw", value).reindex(yaws)
@@ -122,14 +125,16 @@ def frame_figure(table: pd.DataFrame) -> Figure:
             capsize=3,
             label=f"{frame}-centred",
         )
+    # A baseline's line has its frame's bar colour and its predictor's dash pattern.
+    dashes = {"clustering": ":", "retrieval": "-.", "oracle": (0, (5, 2))}
     for predictor, group in _baselines(table).groupby("predictor"):
         for frame, per in group.groupby("frame"):
             axis.axhline(
                 float(per["ds"].mean()),
-                linestyle=":",
-                linewidth=1,
+                linestyle=dashes.get(str(predictor), ":"),
+                linewidth=1.2,
                 label=f"{predictor} ({frame})",
-                color="C2" if frame == "object" else "C3",
+                color=f"C{frames.index(frame)}" if frame in frames else "C2",
             )
     _gt_line(axis, table)
     axis.set_xticks(positions, decoders, fontsize=8)
@@ -178,13 +183,19 @@ def ds_vs_k_figure(curves: pd.DataFrame, axis_name: str | None) -> Figure:
     axes = np.atleast_1d(figure.subplots(1, len(measures)))
     for axis, measure in zip(axes, measures, strict=True):
         rows = curves[curves["measure"] == measure].copy()
+        title = f"{measure} DS vs k"
+        if measure == "output" and "predictor" in rows:
+            # The question is the networks' ordering over k; the baselines' curves stay in ds_vs_k.csv.
+            rows = rows[rows["predictor"].isna() | (rows["predictor"] == "network")]
+            title += " (networks)"
         rows["label"] = _set_labels(rows, axis_name)
         for label, group in rows.groupby("label", sort=True):
             mean = group.groupby("k")["ds"].mean()
+            mean = mean[mean > 0]  # DS is 0 at k = N, which a log axis cannot show
             axis.plot(mean.index, mean.values, marker=".", label=label)
         axis.set_xlabel("k")
         axis.set_yscale("log")
-        axis.set_title(f"{measure} DS vs k", fontsize=10)
+        axis.set_title(title, fontsize=10)
         axis.legend(fontsize=6)
     figure.tight_layout()
     return figure

@@ -1,4 +1,4 @@
-"""The synthetic cube↔sphere experiment (SPEC §3, §2.3), declared for the generic runner.
+"""The synthetic cube↔sphere experiment (docs/dataset.md, docs/library.md), declared for the generic runner.
 
 Grid: kind (image_aug, shape_aug) × cluster size s × seed; each run trains on the training set
 ``cluster_<kind>_2by10_cltsize<s>.json``. Inputs: image DS and shape DS of each training set (per kind and s).
@@ -109,7 +109,7 @@ def declaration() -> Experiment:
     return Experiment(
         name=NAME,
         axes=(
-            Axis("kind", str, "training-set family (SPEC §3)", choices=KINDS),
+            Axis("kind", str, "training-set family (docs/dataset.md)", choices=KINDS),
             Axis("s", int, "cluster size parameter s", choices=CLUSTER_SIZES, label=lambda s: f"s{s:02d}"),
             Axis("seed", int, "training seed", label=lambda seed: f"seed{seed}", minimum=0),
         ),

@@ -1,4 +1,4 @@
-"""Image → point-cloud networks (SPEC §5) and their trainer.
+"""Image → point-cloud networks (docs/models.md) and their trainer.
 
 ``build_model(config)`` maps a config's ``model.name`` to a network class (``MODELS``); every network maps
 (B, 3, H, W) images in [0, 1] to (B, M, 3) points and has ``predict`` (eval mode, regular template).

@@ -1,4 +1,4 @@
-"""AtlasNet (Groueix et al., CVPR 2018) as SPEC §5 specifies it: ResNet-18 encoder, one MLP per primitive."""
+"""AtlasNet (Groueix et al., CVPR 2018) as docs/models.md specifies it: ResNet-18 encoder, one MLP per primitive."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 class PrimitiveDecoder(nn.Module):
     """One primitive's point-wise MLP: template coordinates + latent code → 3-D points.
 
-    Layers (SPEC §5): Conv1d(dim → bottleneck) plus the latent code added as a per-item bias → BN → ReLU →
+    Layers (docs/models.md): Conv1d(dim → bottleneck) plus the latent code added as a per-item bias → BN → ReLU →
     Conv1d(bottleneck → hidden) → BN → ReLU → hidden_layers × [Conv1d(hidden → hidden) → BN → ReLU] →
     Conv1d(hidden → 3). Kernel-1 Conv1d on (B, C, P) is a per-point Linear layer; BatchNorm statistics are
     taken over the batch and all points (measured on CPU: as fast as Linear on (B·P, C), and BatchNorm1d
@@ -49,8 +49,8 @@ class AtlasNet(PointCloudNet):
         num_points: points in a training prediction, split evenly over the primitives
             (``primitives · (num_points // primitives)`` in total).
         bottleneck: latent size (encoder output and the first decoder layer's width).
-        hidden: width of the other decoder layers (512 in SPEC §5).
-        hidden_layers: number of hidden → hidden layers (2 in SPEC §5).
+        hidden: width of the other decoder layers (512 in docs/models.md).
+        hidden_layers: number of hidden → hidden layers (2 in docs/models.md).
         sphere_level: icosphere subdivision level of the regular sphere template; ``predict`` gives
             ``primitives · (10·4^level + 2)`` points (2562 for one sphere at level 4).
         grid_size: side of the regular grid of each square patch; ``predict`` gives

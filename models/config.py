@@ -29,7 +29,7 @@ import yaml
 
 MODEL_NAMES = ("atlasnet", "psgn", "foldnet")
 
-# The four decoders of the paper's ShapeNet experiments (SPEC §4.4), as model settings.
+# The four decoders of the paper's ShapeNet experiments (docs/experiments.md), as model settings.
 DECODERS: dict[str, dict[str, Any]] = {
     "atlasnet_sphere1": {"name": "atlasnet", "atlasnet": {"template": "sphere", "primitives": 1}},
     "atlasnet_square25": {"name": "atlasnet", "atlasnet": {"template": "square", "primitives": 25}},
@@ -86,7 +86,7 @@ SCHEMA: dict[str, Any] = {
         "image_size": Key(int, 224, "network input size in pixels (images are resized to it)", minimum=1),
         "normalization": Key(str, "unit_ball", "point-cloud normalisation passed to the dataset"),
         "point_seed": Key(int, 0, "seed of the per-item ground-truth point sampling (not the training seed)"),
-        # Options of data.dataset: shapenet (SPEC §4.1); other datasets ignore them.
+        # Options of data.dataset: shapenet (docs/shapenet.md); other datasets ignore them.
         "shapenet": {
             "categories": Key(
                 list, None, "category names or synset ids; null = the ShapeNet-13", nullable=True, item_type=str

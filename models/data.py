@@ -35,7 +35,7 @@ def _shapenet(
 ) -> Dataset:
     from dataset.shapenet import shapenet_dataset
 
-    # ShapeNet has no validation split (SPEC §4.1): validation during training uses the test split, as AtlasNet.
+    # ShapeNet has no validation split (docs/shapenet.md): validation during training uses the test split, as AtlasNet.
     if split != "train":
         split, yaw = "test", (test_yaw if test_yaw is not None else yaw)
     return shapenet_dataset(root, split, yaw=yaw, **options)

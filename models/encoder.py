@@ -1,4 +1,4 @@
-"""Image encoder (SPEC §5): torchvision ResNet-18, randomly initialised, its final layer → a bottleneck."""
+"""Image encoder (docs/models.md): torchvision ResNet-18, randomly initialised, its final layer → a bottleneck."""
 
 from __future__ import annotations
 

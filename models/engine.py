@@ -15,7 +15,7 @@
 * ``done``: written last. A run with ``done`` is skipped unless ``force``.
 
 Rerunning an unfinished run resumes from ``checkpoint.pt``; on CPU, with the same thread count, the result is
-bit-identical to an uninterrupted run. Losses are Chamfer distances as in SPEC §2.2 (squared distances,
+bit-identical to an uninterrupted run. Losses are Chamfer distances as in docs/library.md (squared distances,
 both directions, no ½).
 """
 

@@ -1,4 +1,4 @@
-"""FoldingNet decoder (Yang et al., CVPR 2018) on a ResNet-18 image encoder (SPEC §5)."""
+"""FoldingNet decoder (Yang et al., CVPR 2018) on a ResNet-18 image encoder (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ class FoldNet(PointCloudNet):
     """Two folds of a fixed grid_size × grid_size grid on [0, 1]².
 
     Fold 1 maps [codeword ⊕ grid point] to 3-D; fold 2 maps [codeword ⊕ fold-1 output] to the final 3-D
-    points. Each fold is an MLP with widths ``hidden`` then 3 (SPEC §5: 512, 512, 3). The grid is the same in
+    points. Each fold is an MLP with widths ``hidden`` then 3 (docs/models.md: 512, 512, 3). The grid is the same in
     training and ``predict``, so both give grid_size² points.
 
     Args:
-        grid_size: side of the grid (SPEC §5: 50 → 2500 points).
+        grid_size: side of the grid (docs/models.md: 50 → 2500 points).
         bottleneck: codeword size.
         hidden: hidden widths of each fold.
     """

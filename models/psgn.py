@@ -1,4 +1,4 @@
-"""PSGN-style fully connected decoder (SPEC §5): latent → MLP → all point coordinates at once."""
+"""PSGN-style fully connected decoder (docs/models.md): latent → MLP → all point coordinates at once."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class PSGN(PointCloudNet):
     Args:
         num_points: points per predicted cloud (training and ``predict`` alike).
         bottleneck: latent size.
-        hidden: widths of the hidden layers (SPEC §5: 512, 512, 512).
+        hidden: widths of the hidden layers (docs/models.md: 512, 512, 512).
     """
 
     def __init__(self, *, num_points: int = 2500, bottleneck: int = 1024, hidden: Sequence[int] = (512, 512, 512)):

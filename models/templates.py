@@ -1,4 +1,4 @@
-"""AtlasNet templates (SPEC §5): the surfaces a decoder deforms into the predicted shape.
+"""AtlasNet templates (docs/models.md): the surfaces a decoder deforms into the predicted shape.
 
 A template gives points in two ways:
 

@@ -1,7 +1,7 @@
 """A procedural sphere↔cube dataset in memory: for tests, benchmarks and smoke runs without rendered data.
 
 Item i of a split of n items has a shape parameter t = (i + offset) / n (offset 0, 0.25, 0.5 for train, val,
-test, as in SPEC §3). Its target is a superellipsoid |x|^p + |y|^p + |z|^p = 1 with p = 2 + 8t (a sphere at
+test, as in docs/dataset.md). Its target is a superellipsoid |x|^p + |y|^p + |z|^p = 1 with p = 2 + 8t (a sphere at
 t = 0, close to a cube at t = 1), normalised to the unit ball; its image is a smoothly shaded superellipse
 with the same exponent. Registered as ``data.dataset: toy``; the index file names the split and size,
 ``"train:20"``; ``root`` is ignored.

@@ -1,4 +1,4 @@
-"""The ShapeNet camera (SPEC §4.1): rotation, centre, projection, metadata formats."""
+"""The ShapeNet camera (docs/shapenet.md): rotation, centre, projection, metadata formats."""
 
 from __future__ import annotations
 

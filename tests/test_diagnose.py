@@ -32,7 +32,7 @@ from dispersion_score.diagnose import (
 )
 
 POINTS = 400
-TEST_T = [(j + 0.5) / 12 for j in range(12)]  # the test split's parameters, as SPEC §3 (12 instead of 200)
+TEST_T = [(j + 0.5) / 12 for j in range(12)]  # the test split's parameters, as docs/dataset.md (12 instead of 200)
 CENTRES = (0.25, 0.75)  # the two cluster prototypes of the synthetic training sets
 
 

@@ -36,7 +36,7 @@ def _images(batch: int = 2, size: int = 32) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("config", "train_points", "predict_points"),
     [
-        (_config("atlasnet", 2500, sphere_level=4), 2500, 2562),  # SPEC §5: one sphere, 2562 at test
+        (_config("atlasnet", 2500, sphere_level=4), 2500, 2562),  # docs/models.md: one sphere, 2562 at test
         (_config("atlasnet", 100, sphere_level=2), 100, 162),
         (_config("atlasnet", 100, template="sphere", primitives=3, sphere_level=1), 99, 3 * 42),
         (_config("atlasnet", 100, template="square"), 100, 100),  # one 10 × 10 grid
@@ -45,7 +45,7 @@ def _images(batch: int = 2, size: int = 32) -> torch.Tensor:
         (_config("atlasnet", 100, template="square", primitives=4, grid_size=3), 100, 4 * 9),
         (_config("psgn", 123), 123, 123),
         (_config("foldnet", 100), 100, 100),  # 10 × 10 grid
-        (_config("foldnet", 2500), 2500, 2500),  # SPEC §5: 50 × 50
+        (_config("foldnet", 2500), 2500, 2500),  # docs/models.md: 50 × 50
     ],
 )
 def test_output_shapes(config: dict, train_points: int, predict_points: int) -> None:

@@ -1,4 +1,4 @@
-"""Tests of VGG16 relu3_3 perceptual features, weight loading and image reading (SPEC §2.2).
+"""Tests of VGG16 relu3_3 perceptual features, weight loading and image reading (docs/library.md).
 
 VGG16 at 224×224 costs about 0.2 s per image on a CPU, so every test uses two or three images.
 """

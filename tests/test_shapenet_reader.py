@@ -1,4 +1,4 @@
-"""The ShapeNet reader on fixtures written here in the real formats (SPEC §4.1), not by the stand-in:
+"""The ShapeNet reader on fixtures written here in the real formats (docs/shapenet.md), not by the stand-in:
 taxonomy lemmas, the sorted 80/20 split, normalisation, crop/resize, views, frames, the cache, the summary
 command and bad input."""
 

@@ -1,4 +1,4 @@
-"""The ShapeNet-13 stand-in (SPEC §4.2): parts and outer-surface sampling against naive references, the 13
+"""The ShapeNet-13 stand-in (docs/shapenet.md): parts and outer-surface sampling against naive references, the 13
 families, a tiny build in the real formats, the camera check, determinism, resume, --verify."""
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_ids_do_not_follow_the_parameters() -> None:
 
 
 def test_camera_check_points_land_in_the_alpha_mask(tiny: Path) -> None:
-    """SPEC §4.2: points projected with each view's metadata camera land inside its alpha mask (>= 99 %)."""
+    """docs/shapenet.md: points projected with each view's metadata camera land inside its alpha mask (>= 99 %)."""
     fractions = []
     for cloud_path in sorted((tiny / "ShapeNetV1PointCloud").glob("*/*.npy")):
         synset, model_id = cloud_path.parent.name, cloud_path.name.split(".")[0]

@@ -1,5 +1,5 @@
 """The dataset build on a reduced configuration: layout, training-set files, manifest, --verify,
-determinism, resuming, and the science check (input DS trends of SPEC §3)."""
+determinism, resuming, and the science check (input DS trends of docs/dataset.md)."""
 
 import json
 import os
@@ -213,7 +213,7 @@ def _spearman(values):
 
 
 def test_input_shape_dispersion_trends(built):
-    """SPEC §3: shape DS (Chamfer, k = 2) rises with s across shape_aug files and stays flat (at the
+    """docs/dataset.md: shape DS (Chamfer, k = 2) rises with s across shape_aug files and stays flat (at the
     sampling-noise floor: two shapes, each drawn with different points per item) across image_aug files."""
     import torch
 
@@ -236,7 +236,7 @@ def test_input_shape_dispersion_trends(built):
 
 @pytest.mark.slow
 def test_input_image_dispersion_rises_with_cluster_size(built):
-    """SPEC §3: image DS (VGG16 relu3_3 channel-max features, random weights here; k = 2) rises with s
+    """docs/dataset.md: image DS (VGG16 relu3_3 channel-max features, random weights here; k = 2) rises with s
     across image_aug files. Three of the eight sizes: the network on 224² inputs is the slow part on a CPU."""
     import torch
 

@@ -1,4 +1,4 @@
-"""Train the synthetic experiment's sweep: image_aug_s and shape_aug_s for every s and seed (SPEC §3).
+"""Train the synthetic experiment's sweep: image_aug_s and shape_aug_s for every s and seed (docs/dataset.md).
 
     python train_scripts/train_synthetic.py --preset quick --workers 2
     python train_scripts/train_synthetic.py --preset paper --gpus 0 1 2 3

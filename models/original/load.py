@@ -29,7 +29,7 @@ def load_original_run(
     templates (PyMesh's level-4 icosphere, 2562 points, for SPHERE; the int(sqrt(number_points_eval //
     primitives))² grid of each SQUARE patch; FoldNet's int(sqrt(number_points))² grid) and PSGN's point
     order. ``model.predict(images)`` gives (B, ``run.predicted_points``, 3) points, in the object frame
-    for ``run.mode == "object"`` and in the camera frame for "viewer" (rotate back with P R, SPEC §4.1).
+    for ``run.mode == "object"`` and in the camera frame for "viewer" (rotate back with P R, docs/shapenet.md).
 
     Args:
         run_dir: a run folder of ``log/train_synthetic``, ``log/more_imgs`` or ``log/more_shapes``.

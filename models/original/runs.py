@@ -112,7 +112,7 @@ class OriginalRun:
         eval_points: ``number_points_eval``: a SQUARE patch predicts an int(sqrt(eval_points // primitives))²
             grid.
         mode: "object" or "viewer": the frame the network predicts in (viewer: rotate back with P R before
-            output DS, SPEC §4.1). Always "object" for the synthetic runs (no camera there).
+            output DS, docs/shapenet.md). Always "object" for the synthetic runs (no camera there).
         seed: training seed (``manual_seed``).
         kind, cluster_size: synthetic training set ("image_aug"/"shape_aug", s); None for ShapeNet runs.
         train_file, val_file, test_file: synthetic index files (relative to the data root); None otherwise.
