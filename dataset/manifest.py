@@ -42,6 +42,14 @@ def settings_fingerprint(settings: dict[str, Any]) -> str:
     return sha256_bytes(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode())
 
 
+def settings_differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """``key.sub: old → new`` for every leaf where two nested settings dicts differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [key for key in new if key not in old]
+        return [d for key in keys for d in settings_differences(old.get(key), new.get(key), f"{path}{key}.")]
+    return [] if old == new else [f"{path.rstrip('.')}: {old!r} → {new!r}"]
+
+
 def canonical_json(document: Any) -> str:
     """JSON text written for index files and the manifest: sorted keys, two-space indent, final newline."""
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

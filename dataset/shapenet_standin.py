@@ -56,6 +56,7 @@ from dataset.manifest import (
     canonical_json,
     files_intact,
     read_manifest,
+    settings_differences,
     settings_fingerprint,
     sha256_bytes,
     verify,
@@ -241,6 +242,7 @@ class BuildConfig:
     samples_per_pixel: int = 16
     num_points: int = NUM_POINTS
     progress: bool = True
+    force: bool = False  # rebuild a root that holds a stand-in made with other settings
 
     def __post_init__(self) -> None:
         if self.per_category < 1:
@@ -376,11 +378,31 @@ def _write_root_file(root: Path, relative: str, text: str) -> tuple[str, str]:
     return relative, sha256_bytes(text.encode())
 
 
+# Code versions are not the user's settings: a new generator or renderer rebuilds its shapes without asking.
+_VERSION_KEYS = ("generator_version", "renderer")
+
+
+def _check_settings(root: Path, wanted: dict[str, Any]) -> None:
+    """Refuses to replace a finished build made with other settings (seed, size, categories, ...)."""
+    manifest = read_manifest(root, MANIFEST_FORMAT)
+    if manifest is None or not isinstance(manifest.get("settings"), dict):
+        return
+    existing = {k: v for k, v in manifest["settings"].items() if k not in _VERSION_KEYS}
+    requested = {k: v for k, v in json.loads(json.dumps(wanted)).items() if k not in _VERSION_KEYS}
+    differences = settings_differences(existing, requested)
+    if differences:
+        raise ValueError(
+            f"{root} holds a stand-in built with other settings (existing → requested: {'; '.join(differences)}); "
+            "use another --root, or --force to rebuild it with the requested settings"
+        )
+
+
 def build(config: BuildConfig) -> BuildSummary:
     """Builds (or completes) the stand-in under ``config.root``; see the module docstring.
 
     Raises:
-        ValueError: the root holds shapes that no stand-in build wrote (e.g. real data); nothing is changed.
+        ValueError: the root holds shapes that no stand-in build wrote (e.g. real data), or a finished stand-in
+            made with other settings and ``config.force`` is False; nothing is changed.
     """
     start = time.perf_counter()
     root = Path(config.root)
@@ -396,6 +418,8 @@ def build(config: BuildConfig) -> BuildSummary:
             f"{root} holds {len(foreign)} shape(s) no stand-in build wrote (e.g. {synset}/{shape_id}); "
             "build the stand-in into its own folder"
         )
+    if not config.force:
+        _check_settings(root, {**settings.to_dict(), "per_category": config.per_category, "categories": config.synsets})
     with log_to_file(logger, root / LOG_NAME):
         logger.info(
             "build start: root=%s per_category=%d categories=%d settings=%s workers=%d",
@@ -548,6 +572,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default: the 13)")
     parser.add_argument("--spp", type=int, default=16, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild a root that holds a stand-in made with other settings"
+    )
     parser.add_argument("--verify", action="store_true", help="only re-hash every file in manifest.json")
     parser.add_argument("--contact-sheet", type=Path, default=None, help="after building, write a PNG of the shapes")
     return parser
@@ -568,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             categories=tuple(args.categories) if args.categories else None,
             samples_per_pixel=args.spp,
             progress=not args.no_progress,
+            force=args.force,
         )
         config.synsets  # noqa: B018  (validates the categories before any work)
         summary = build(config)

@@ -53,6 +53,7 @@ from dataset.manifest import (
     canonical_json,
     files_intact,
     read_manifest,
+    settings_differences,
     settings_fingerprint,
     sha256_bytes,
     verify,
@@ -206,14 +207,6 @@ def existing_settings(root: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError, IndexError):
         return None
     return header.get("settings") if isinstance(header, dict) else None
-
-
-def settings_differences(old: Any, new: Any, path: str = "") -> list[str]:
-    """``key.sub: old → new`` for every leaf where two nested settings dicts differ."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = list(old) + [key for key in new if key not in old]
-        return [d for key in keys for d in settings_differences(old.get(key), new.get(key), f"{path}{key}.")]
-    return [] if old == new else [f"{path.rstrip('.')}: {old!r} → {new!r}"]
 
 
 def _check_settings(root: Path, settings: dict[str, Any], force: bool) -> None:

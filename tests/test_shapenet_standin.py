@@ -298,10 +298,22 @@ def test_byte_identical_for_any_worker_count(tiny: Path, tmp_path: Path) -> None
     assert manifest["files"] == json.loads((tiny / "manifest.json").read_text())["files"]
 
 
-def test_fewer_shapes_per_category_removes_the_others(tiny: Path, tmp_path: Path) -> None:
+def test_other_settings_are_refused_naming_them_and_nothing_changes(tiny: Path, tmp_path: Path) -> None:
+    root = tmp_path / "other"
+    shutil.copytree(tiny, root)
+    before = _content(root)
+    with pytest.raises(ValueError, match=r"other settings .*per_category: 3 → 2.*--force"):
+        standin.build(standin.BuildConfig(root=root, workers=1, **{**TINY, "per_category": 2}))
+    with pytest.raises(ValueError, match=r"seed: 0 → 1"):
+        standin.build(standin.BuildConfig(root=root, workers=1, seed=1, **TINY))
+    assert standin.main(["--root", str(root), "--seed", "1", "--categories", *CATEGORIES, "--per-category", "3"]) == 2
+    assert _content(root) == before
+
+
+def test_fewer_shapes_per_category_with_force_removes_the_others(tiny: Path, tmp_path: Path) -> None:
     root = tmp_path / "smaller"
     shutil.copytree(tiny, root)
-    summary = standin.build(standin.BuildConfig(root=root, workers=1, **{**TINY, "per_category": 2}))
+    summary = standin.build(standin.BuildConfig(root=root, workers=1, force=True, **{**TINY, "per_category": 2}))
     assert summary.built == 0 and summary.removed == 2
     for synset in ("02691156", "03001627"):
         assert len(list((root / "ShapeNetV1PointCloud" / synset).iterdir())) == 2
