@@ -219,7 +219,8 @@ def _validate_pool(pool: str) -> None:
 
 
 def _as_image_batch(images: Any) -> torch.Tensor:
-    tensor = torch.as_tensor(images) if not isinstance(images, torch.Tensor) else images
+    # A list of arrays is stacked by numpy first: torch converts such lists element by element (slow, warns).
+    tensor = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     if tensor.ndim != 4 or tensor.shape[1] != 3:
         raise ValueError(f"images must have shape (N, 3, H, W) (RGB), got {tuple(tensor.shape)}")
     if tensor.shape[0] == 0 or tensor.shape[2] == 0 or tensor.shape[3] == 0:
