@@ -367,7 +367,6 @@ def test_viewer_centred_baselines_predict_in_the_training_frame_and_rotate_back(
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_oracle_and_retrieval_searches_on_cuda_match_the_cpu() -> None:
     rng = np.random.default_rng(4)
     train = np.stack([_shape(s) for s in range(9)])

@@ -237,7 +237,6 @@ def test_shapes_directory_matches_library(tmp_path, capsys):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_matrix_on_cuda(tmp_path):
     D, ds = _two_clusters()
     np.save(tmp_path / "D.npy", D)

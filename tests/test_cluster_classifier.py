@@ -4,7 +4,6 @@ settings, and reads weights only from files (a missing ImageNet file is an error
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -54,12 +53,7 @@ class Colours(Dataset):
         return self.images[index]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-identical resumption holds for a fixed thread count; also much faster here
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-identical resumption
 
 
 def test_learns_a_separable_task(tmp_path: Path) -> None:

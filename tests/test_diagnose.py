@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dataset.camera import camera_rotation
 from dataset.cubesphere_geometry import cubesphere_mesh, sample_surface_points
@@ -235,7 +234,6 @@ def test_plot_shows_every_value(shapes) -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_diagnose_on_cuda_matches_the_cpu(shapes) -> None:
     cpu = diagnose(shapes["snapped"], shapes["gt"], k=2, train=shapes["train"])
     gpu = diagnose(shapes["snapped"], shapes["gt"], k=2, train=shapes["train"], device="cuda")

@@ -9,8 +9,6 @@ import torch
 from benchmarks._inputs import random_features
 from dispersion_score import feature_matrix
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def naive_feature_matrix(features: np.ndarray) -> np.ndarray:
     f = features.astype(np.float64)
@@ -80,7 +78,6 @@ def test_bad_input_raises_value_error_naming_the_item():
 
 
 @pytest.mark.cuda
-@cuda
 def test_cuda_matches_cpu():
     features = random_features(300, 64, seed=4)
     cpu = feature_matrix(features)

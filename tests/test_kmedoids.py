@@ -35,17 +35,10 @@ from dispersion_score.kmedoids import (
 km_module = sys.modules["dispersion_score.kmedoids"]
 matrix_module = sys.modules["dispersion_score._matrix"]
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # k-medoids is a chain of small operations: on this shared 2-core machine two threads make it 5-15x
-    # slower (docs/library.md). The library no longer sets the count itself, so the tests do.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# k-medoids is a chain of small operations: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- input builders (shared with the benchmark) --------------------------------------------------------
@@ -448,7 +441,6 @@ def test_alternate_matches_kmedoids_alternating_from_the_same_seeding():
 
 
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize("method", ["pam", "alternate"])
 def test_cuda_matches_cpu(method):
     D = clustered_distance_matrix(700, clusters=15, seed=3)
@@ -461,7 +453,6 @@ def test_cuda_matches_cpu(method):
 
 
 @pytest.mark.cuda
-@cuda
 def test_cuda_validation_errors():
     D = torch.from_numpy(_with(lambda D: _set(D, 2, 4, np.nan))).cuda()
     with pytest.raises(ValueError, match=r"\(i, j\) = \(2, 4\)"):

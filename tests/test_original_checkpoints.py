@@ -256,7 +256,6 @@ def test_foldnet_equals_the_original(tmp_path) -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_conversion_on_cuda(tmp_path) -> None:
     run_dir, state = write_shapenet_run(tmp_path / "log", "more_imgs", "atlasnet", "SPHERE", 1, yaw=45)
     model, _ = load_original_run(run_dir, device="cuda")

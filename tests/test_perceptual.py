@@ -278,7 +278,6 @@ def test_pixel_features():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     images = _images(2, size=64)
     cpu = perceptual_features(images, weights="random", device="cpu")

@@ -18,17 +18,8 @@ from dispersion_score import (
     kmedoids,
 )
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # k-medoids is a chain of small operations: on this shared 2-core machine two threads make it 5-15x
-    # slower (docs/library.md). The library no longer sets the count itself, so the tests do.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# k-medoids is a chain of small operations: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +179,6 @@ def test_bad_method_is_reported(D):
 
 
 @pytest.mark.cuda
-@cuda
 def test_cuda_score_matches_cpu(D):
     cpu = dispersion_score(D, 9, seed=1, subsample=0.5)
     gpu = dispersion_score(torch.from_numpy(D).cuda(), 9, seed=1, subsample=0.5)

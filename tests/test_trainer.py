@@ -43,13 +43,8 @@ def _config(**sections: dict) -> dict:
     return config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Resume equivalence is bit-exact at a fixed thread count; one thread is also fastest on a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Resume equivalence is bit-exact at a fixed thread count (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +272,6 @@ def test_cubesphere_is_wired(tmp_path: Path) -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_mixed_precision(tmp_path: Path) -> None:
     run = train(_config(train={"epochs": 1, "amp": True}), tmp_path / "cuda", device="cuda")
     model, _ = load_trained(run, device="cuda")
