@@ -50,6 +50,29 @@ def settings_differences(old: Any, new: Any, path: str = "") -> list[str]:
     return [] if old == new else [f"{path.rstrip('.')}: {old!r} → {new!r}"]
 
 
+class BuildSettingsError(ValueError):
+    """A root holds a (finished or unfinished) build with other settings, and ``force`` was not given."""
+
+
+def refuse_other_settings(
+    root: str | os.PathLike, existing: dict[str, Any] | None, requested: dict[str, Any], *, ignore: tuple[str, ...] = ()
+) -> None:
+    """Raises :class:`BuildSettingsError` naming every differing setting (``key.sub: old → new``) when ``root``
+    holds a build made with ``existing`` settings (None or not a dict: no readable build) other than
+    ``requested``; top-level keys in ``ignore`` (code versions, say) are not compared."""
+    if not isinstance(existing, dict):
+        return
+    requested = json.loads(json.dumps(requested))  # as stored: lists, not tuples
+    differences = settings_differences(
+        {k: v for k, v in existing.items() if k not in ignore}, {k: v for k, v in requested.items() if k not in ignore}
+    )
+    if differences:
+        raise BuildSettingsError(
+            f"{root} holds a build with other settings (existing → requested: {'; '.join(differences)}); "
+            "use another --root, or --force to rebuild it with the requested settings"
+        )
+
+
 def canonical_json(document: Any) -> str:
     """JSON text written for index files and the manifest: sorted keys, two-space indent, final newline."""
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

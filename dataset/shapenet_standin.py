@@ -56,7 +56,7 @@ from dataset.manifest import (
     canonical_json,
     files_intact,
     read_manifest,
-    settings_differences,
+    refuse_other_settings,
     settings_fingerprint,
     sha256_bytes,
     verify,
@@ -385,16 +385,7 @@ _VERSION_KEYS = ("generator_version", "renderer")
 def _check_settings(root: Path, wanted: dict[str, Any]) -> None:
     """Refuses to replace a finished build made with other settings (seed, size, categories, ...)."""
     manifest = read_manifest(root, MANIFEST_FORMAT)
-    if manifest is None or not isinstance(manifest.get("settings"), dict):
-        return
-    existing = {k: v for k, v in manifest["settings"].items() if k not in _VERSION_KEYS}
-    requested = {k: v for k, v in json.loads(json.dumps(wanted)).items() if k not in _VERSION_KEYS}
-    differences = settings_differences(existing, requested)
-    if differences:
-        raise ValueError(
-            f"{root} holds a stand-in built with other settings (existing → requested: {'; '.join(differences)}); "
-            "use another --root, or --force to rebuild it with the requested settings"
-        )
+    refuse_other_settings(root, (manifest or {}).get("settings"), wanted, ignore=_VERSION_KEYS)
 
 
 def build(config: BuildConfig) -> BuildSummary:

@@ -53,7 +53,7 @@ from dataset.manifest import (
     canonical_json,
     files_intact,
     read_manifest,
-    settings_differences,
+    refuse_other_settings,
     settings_fingerprint,
     sha256_bytes,
     verify,
@@ -83,10 +83,6 @@ LOG_NAME = "build.log"
 POOL_CHOICES = ("full", "clusters")
 SEED_LIMIT = 2**32  # Mitsuba's sampler seed is an unsigned 32-bit integer
 logger = logging.getLogger("dataset.synthetic")
-
-
-class BuildSettingsError(ValueError):
-    """The root holds a (finished or unfinished) build with other settings, and ``force`` was not given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,15 +206,8 @@ def existing_settings(root: Path) -> dict[str, Any] | None:
 
 
 def _check_settings(root: Path, settings: dict[str, Any], force: bool) -> None:
-    previous = existing_settings(root)
-    if previous is None or force:
-        return
-    differences = settings_differences(previous, json.loads(json.dumps(settings)))  # as stored: lists, not tuples
-    if differences:
-        raise BuildSettingsError(
-            f"{root} holds a dataset built with other settings (existing → requested: {'; '.join(differences)}); "
-            "use another --root, or --force to rebuild it with the requested settings"
-        )
+    if not force:
+        refuse_other_settings(root, existing_settings(root), settings)
 
 
 def _remove_stale_temporaries(root: Path) -> None:
