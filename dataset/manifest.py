@@ -55,11 +55,17 @@ class BuildSettingsError(ValueError):
 
 
 def refuse_other_settings(
-    root: str | os.PathLike, existing: dict[str, Any] | None, requested: dict[str, Any], *, ignore: tuple[str, ...] = ()
+    root: str | os.PathLike,
+    existing: dict[str, Any] | None,
+    requested: dict[str, Any],
+    *,
+    ignore: tuple[str, ...] = (),
+    remedy: str = "use another --root, or --force to rebuild it with the requested settings",
 ) -> None:
     """Raises :class:`BuildSettingsError` naming every differing setting (``key.sub: old → new``) when ``root``
     holds a build made with ``existing`` settings (None or not a dict: no readable build) other than
-    ``requested``; top-level keys in ``ignore`` (code versions, say) are not compared."""
+    ``requested``; top-level keys in ``ignore`` (code versions, say) are not compared. ``remedy`` ends the
+    message: the command-line options that get past the refusal."""
     if not isinstance(existing, dict):
         return
     requested = json.loads(json.dumps(requested))  # as stored: lists, not tuples
@@ -68,8 +74,7 @@ def refuse_other_settings(
     )
     if differences:
         raise BuildSettingsError(
-            f"{root} holds a build with other settings (existing → requested: {'; '.join(differences)}); "
-            "use another --root, or --force to rebuild it with the requested settings"
+            f"{root} holds a build with other settings (existing → requested: {'; '.join(differences)}); {remedy}"
         )
 
 

@@ -52,6 +52,7 @@ from dataset.camera import View, format_disn_line, format_yaw_line, read_yaw_met
 from dataset.log_file import log_to_file
 from dataset.manifest import (
     canonical_json,
+    refuse_other_settings,
     settings_fingerprint,
     sha256_bytes,
     verify,
@@ -413,6 +414,9 @@ def render_shapes(
                 bar.update()
 
 
+_REMEDY = "use another --out, or --overwrite to render it again with the requested settings"
+
+
 def _prepare_sets(config: YawRenderConfig) -> None:
     """Check or write each set's ``render_settings.json`` (refuse other settings unless overwriting)."""
     for yaw in config.yaws:
@@ -422,13 +426,11 @@ def _prepare_sets(config: YawRenderConfig) -> None:
         if path.exists() and not config.overwrite:
             try:
                 existing = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                existing = None
-            if existing != wanted:
-                raise ValueError(
-                    f"{folder} holds renders made with other settings ({existing} instead of {wanted}); "
-                    "use another --out or --overwrite"
-                )
+            except (OSError, json.JSONDecodeError) as error:
+                raise ValueError(f"cannot read {path} ({error}); {_REMEDY}") from None
+            if not isinstance(existing, dict):
+                raise ValueError(f"{path} is not a settings object; {_REMEDY}")
+            refuse_other_settings(folder, existing, wanted, remedy=_REMEDY)
         if config.overwrite and (folder / "image").exists():
             logger.info("--overwrite: removing %s", folder / "image")
             shutil.rmtree(folder / "image")

@@ -4,6 +4,7 @@ worker counts and launchers, resume after SIGKILL, bad meshes, clipping, split i
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -215,12 +216,20 @@ def test_ids_come_from_the_point_clouds_when_present(tmp_path) -> None:
     assert "ids from the point clouds" in (out / "render_yaw.log").read_text()
 
 
-def test_rerun_with_other_settings_is_refused_and_verify_finds_corruption(meshes, tmp_path) -> None:
+def test_rerun_with_other_settings_is_refused_and_verify_finds_corruption(meshes, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     args = ["--meshes", str(meshes), "--out", str(out), "--categories", "lamp", "--yaw", "15",
             "--image-size", str(SIZE), "--spp", "9", "--workers", "1", "--no-progress"]  # fmt: skip
     assert main(args) == 0
+    capsys.readouterr()
     assert main([*args[:-5], "--spp", "4", "--workers", "1", "--no-progress"]) == 2
+    assert re.search(r"other settings .*samples_per_pixel: 9 → 4.*--overwrite", capsys.readouterr().err)
+    settings_file = out / set_name(15) / "render_settings.json"
+    stored = settings_file.read_text()
+    settings_file.write_text("{broken")
+    assert main(args) == 2
+    assert "cannot read" in capsys.readouterr().err
+    settings_file.write_text(stored)
     png = next((out / set_name(15)).rglob("00.png"))
     png.write_bytes(png.read_bytes()[:-10])
     assert main(["--out", str(out), "--yaw", "15", "--verify"]) == 1
