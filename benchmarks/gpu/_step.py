@@ -52,6 +52,11 @@ class Sizes:
     pytest_paths: tuple[str, ...]
     train_overrides: tuple[str, ...] = ()  # config overrides of every training step (dry: a tiny network)
 
+    def __post_init__(self) -> None:
+        # The CPU check compares the corner of the baseline-sized device matrix.
+        if not self.chamfer_cpu_n <= self.chamfer_baseline_n <= self.chamfer_n:
+            raise ValueError("chamfer sizes must satisfy cpu_n <= baseline_n <= n")
+
 
 FULL = Sizes(
     mode="full",

@@ -192,7 +192,12 @@ def paper_shapenet_step(sizes: Sizes, record: Recorder, work: Path) -> None:
     device = torch.device(sizes.device)
     root = work / "standin"
     _build_standin(sizes, root, record)
-    overrides = [f"data.root={root}", f"run.num_workers={sizes.shapenet_workers}", *sizes.train_overrides]
+    overrides = [
+        f"data.root={root}",
+        f"data.shapenet.cache_dir={work / 'cloud_cache'}",  # not the repository's default cache folder
+        f"run.num_workers={sizes.shapenet_workers}",
+        *sizes.train_overrides,
+    ]
     if sizes.standin_categories:
         overrides.append(f"data.shapenet.categories=[{','.join(sizes.standin_categories)}]")
     config = load_config(CONFIGS / "shapenet_paper.yaml", overrides)
