@@ -21,7 +21,7 @@ from benchmarks.gpu.steps import INJECTED_FAILURE
 REPO = Path(__file__).resolve().parents[1]
 # Figures each step must record (the README and docs/gpu.md quote them).
 REQUIRED_FIGURES = {
-    "environment": {"python", "torch", "cuda_available", "cpus", "packages"},
+    "environment": {"source_commit", "python", "torch", "cuda_available", "cpus", "packages"},
     "pytest_cuda": {"command", "counts", "failures"},
     "chamfer": {"library_device_pairs_per_s", "baseline_cdist_min_pairs_per_s", "cpu_pairs_per_s",
                 "library_vs_cdist_min", "library_device_vs_cpu", "max_abs_difference_vs_cpu"},
@@ -144,3 +144,21 @@ def test_travelling_bytes_counts_tracked_and_unignored_files(tmp_path: Path) -> 
     (tmp_path / "ignored").mkdir()
     (tmp_path / "ignored" / "big.bin").write_bytes(b"z" * 1000)
     assert prepare.travelling_bytes(tmp_path) == {"tracked": 100, "untracked": 7 + 9}
+
+
+def test_the_commit_travels_with_the_wheels_and_says_dirty(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (repo / "a.txt").write_text("1")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    head = git("rev-parse", "HEAD")
+    assert prepare.write_commit(tmp_path / "wheels", repo) == head
+    assert (tmp_path / "wheels" / prepare.COMMIT_FILE).read_text() == head + "\n"
+    (repo / "a.txt").write_text("2")
+    assert prepare.write_commit(tmp_path / "wheels", repo) == head + "-dirty"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELS_DIR = ".gpu_wheels"
+COMMIT_FILE = "commit.txt"  # the tree's commit, read by the run's environment step (no .git travels)
 LIMIT_BYTES = 64 * 2**20
 # Package name -> version to fetch when this environment does not have it installed.
 CARRIED = {"trimesh": "5.2.0", "embreex": "4.4.0.post1"}
@@ -68,6 +69,18 @@ def download(folder: Path, versions: dict[str, str], *, python_version: str = "3
     return sorted(folder.glob("*.whl"))
 
 
+def write_commit(folder: Path, repo: Path = REPO) -> str:
+    """Writes ``git rev-parse HEAD`` (with ``-dirty`` when tracked files differ from it) to ``folder``."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / COMMIT_FILE).write_text(commit + "\n")
+    return commit
+
+
 def missing_requirements(wheels: list[Path]) -> list[str]:
     """Requirements (``Requires-Dist`` without extras) of the wheels that neither they nor the device provide."""
     provided = ON_DEVICE | {_normalise(wheel.name.split("-")[0]) for wheel in wheels}
@@ -105,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         wheels = sorted(folder.glob("*.whl"))
     else:
         wheels = download(folder, pinned_versions(), python_version=args.python_version)
+        print(f"tree at {write_commit(folder)} ({WHEELS_DIR}/{COMMIT_FILE})")
     missing = missing_requirements(wheels)
     sizes = travelling_bytes()
     sizes["wheels"] = sum(wheel.stat().st_size for wheel in wheels)

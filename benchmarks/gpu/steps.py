@@ -34,6 +34,8 @@ def environment_step(sizes: Sizes, record: Recorder, work: Path) -> None:
 
     from dispersion_score import _chamfer_kernel
 
+    commit_file = REPO / ".gpu_wheels" / "commit.txt"  # written by benchmarks.gpu.prepare: no .git travels
+    record.put("source_commit", commit_file.read_text().strip() if commit_file.is_file() else _git_head())
     record.put("python", platform.python_version())
     record.put("torch", torch.__version__)
     record.put("torch_cuda", torch.version.cuda)
@@ -60,6 +62,15 @@ def environment_step(sizes: Sizes, record: Recorder, work: Path) -> None:
     record.put("packages", versions)
     if sizes.device.startswith("cuda") and not torch.cuda.is_available():
         raise CheckFailed("full mode needs CUDA, and torch sees no CUDA device")
+
+
+def _git_head() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def pytest_step(sizes: Sizes, record: Recorder, work: Path, *, seconds: float) -> None:
