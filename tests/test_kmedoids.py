@@ -20,10 +20,7 @@ from benchmarks._inputs import clustered_distance_matrix
 from dispersion_score import KMedoidsResult, kmedoids
 from dispersion_score._matrix import as_distance_tensor
 from dispersion_score.kmedoids import (
-    _apply_swaps,
-    _entries_below,
     _nearest_two,
-    _pick_independent_swaps,
     _row_min,
     _swap_deltas,
     _SwapState,
@@ -249,53 +246,38 @@ def test_small_blocks_give_the_same_result(monkeypatch):
         assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
 
 
-def test_swap_step_loss_changes_caches_and_joint_swaps_are_exact():
-    """The swap step's bookkeeping against recomputation from scratch, round by round: the predicted
-    loss change of the jointly applied swaps is the true one, the incrementally updated caches and
-    (B, k) loss changes equal fresh ones."""
+def test_swap_deltas_and_cache_refresh_match_recomputation():
+    """The torch swap step's bookkeeping against recomputation from scratch, swap by swap: every loss
+    change is the true cost difference, the refreshed caches equal fresh ones."""
     D = clustered_distance_matrix(400, clusters=30, seed=12)
     Dt = torch.from_numpy(D)
     k, batch = 25, 200
     state = _SwapState.start(Dt, kpp_seed(Dt, k, 0))  # no alternate step: many improving swaps
     rows = Dt[:batch]
-    delta = _swap_deltas(rows, state.caches, k).masked_fill_(state.is_medoid[:batch, None], math.inf)
-    for candidate in range(0, batch, 37):
-        if not state.is_medoid[candidate]:
-            for j in range(0, k, 6):
-                trial = state.medoids.tolist()
-                trial[j] = candidate
-                expected = naive_cost(D, trial) - naive_cost(D, state.medoids.tolist())
-                assert float(delta[candidate, j]) == pytest.approx(expected, rel=1e-9, abs=1e-9)
-    cost = naive_cost(D, state.medoids.tolist())
-    joint = rounds = 0
-    while True:
-        picked, positions, touched = _pick_independent_swaps(delta, rows, state.caches, 0.0)
-        if picked.numel() == 0:
-            break
-        predicted = float(delta[picked, positions].sum())
-        _apply_swaps(Dt, state, delta, rows, 0, picked, positions, touched)
-        new_cost = naive_cost(D, state.medoids.tolist())
-        assert predicted < 0 and new_cost == pytest.approx(cost + predicted, rel=1e-9)
-        near, d_near, _, d_sec = _nearest_two(Dt, state.medoids)
+    for rounds in range(6):
+        delta = _swap_deltas(rows, state.caches, state.caches.removal_loss(k))
+        delta.masked_fill_(state.is_medoid[:batch, None], math.inf)
+        cost = naive_cost(D, state.medoids.tolist())
+        for candidate in range(rounds, batch, 37):
+            if not state.is_medoid[candidate]:
+                for j in range(0, k, 6):
+                    trial = state.medoids.tolist()
+                    trial[j] = candidate
+                    expected = naive_cost(D, trial) - cost
+                    assert float(delta[candidate, j]) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+        best, positions = _row_min(delta)
+        x = int(torch.argmin(best))
+        assert float(best[x]) < 0
+        state.apply(Dt, x, int(positions[x]))
+        assert naive_cost(D, state.medoids.tolist()) == pytest.approx(cost + float(best[x]), rel=1e-9)
+        near, d_near, sec, d_sec = _nearest_two(Dt, state.medoids)
         assert torch.equal(d_near, state.caches.d_near) and torch.equal(d_sec, state.caches.d_sec)
-        assert torch.equal(near, state.caches.near)
-        fresh = _swap_deltas(rows, state.caches, k)
-        free = ~state.is_medoid[:batch]
-        assert torch.allclose(delta[free], fresh[free], rtol=1e-9, atol=1e-9 * new_cost)
-        assert torch.isinf(delta[~free]).all()
-        cost, rounds, joint = new_cost, rounds + 1, joint + (picked.numel() > 1)
-    assert rounds >= 3 and joint >= 1
-    assert float(_swap_deltas(rows, state.caches, k)[~state.is_medoid[:batch]].min()) >= 0
+        assert torch.equal(near, state.caches.near) and torch.equal(sec, state.caches.sec)
 
 
-def test_numpy_fast_paths_match_the_torch_paths():
-    """The CPU helpers use numpy on contiguous tensors and torch otherwise (the path CUDA takes)."""
+def test_row_min_numpy_fast_path_matches_torch():
+    """_row_min uses numpy on contiguous CPU tensors and torch otherwise (the path CUDA takes)."""
     rng = np.random.default_rng(3)
-    rows = torch.from_numpy(rng.random((37, 300), dtype=np.float32))
-    limit = torch.from_numpy(rng.random(300, dtype=np.float32) * 0.1)
-    strided = rows.t().contiguous().t()  # same values, not contiguous: the torch path
-    for a, b in zip(_entries_below(rows, limit), _entries_below(strided, limit), strict=True):
-        assert torch.equal(a, b)
     values = torch.from_numpy(rng.integers(0, 5, (40, 9)).astype(np.float64))  # many ties
     fast, slow = _row_min(values), _row_min(values.t().contiguous().t())
     assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
@@ -478,7 +460,7 @@ def test_pam_matches_or_beats_fasterpam_on_clustered_data():
     assert np.mean(ours) <= np.mean(theirs) * (1 + 1e-9)
 
 
-def test_every_start_and_order_ends_one_swap_optimal_and_the_best_is_kept():
+def test_every_start_and_path_ends_one_swap_optimal_and_the_best_is_kept():
     rng = np.random.default_rng(11)
     for case in range(12):
         n = int(rng.integers(8, 14))
@@ -489,8 +471,8 @@ def test_every_start_and_order_ends_one_swap_optimal_and_the_best_is_kept():
         best = kmedoids(D, k, seed=case, n_init=3)
         assert improving_swaps(D, best.medoids) == 0 and best.n_init == 3 and 0 <= best.start < 3
         Dt = as_distance_tensor(D)
-        for eager in (False, True):
-            medoids, _, _ = km_module._swap(Dt, km_module.kpp_seed(Dt, k, case), 300, eager=eager)
+        for swap in (km_module._swap, km_module._swap_torch):
+            medoids, _, _ = swap(Dt, km_module.kpp_seed(Dt, k, case), 300)
             assert improving_swaps(D, medoids.tolist()) == 0
 
 
