@@ -1,28 +1,35 @@
-"""Optional compiled CPU kernel of the k-medoids swap step (FasterPAM's eager swaps), docs/library.md.
+"""Optional compiled CPU kernel of k-medoids: k-medoids++ seeding, the alternate step and FasterPAM's
+eager swaps (docs/library.md).
 
-Why a compiled kernel: FasterPAM (Schubert & Rousseeuw, "Fast and eager k-medoids clustering: O(k)
-runtime improvement of the PAM, CLARA, and CLARANS algorithms", Information Systems 101, 2021) evaluates
-one candidate at a time and applies the first improving swap at once, so every decision depends on the
+Why compiled: FasterPAM (Schubert & Rousseeuw, "Fast and eager k-medoids clustering: O(k) runtime
+improvement of the PAM, CLARA, and CLARANS algorithms", Information Systems 101, 2021) evaluates one
+candidate at a time and applies the first improving swap at once, so every decision depends on the
 previous one: a chain of N·passes small steps that torch operations can only batch speculatively (each
-applied swap invalidates the rest of the batch). In C++ one candidate is one pass over its row of D.
+applied swap invalidates the rest of the batch). Seeding (k steps) and the alternate step (a few
+iterations of per-cluster work) are likewise chains of small operations whose per-call overhead in torch
+exceeds their arithmetic for small N. In C++ one swap candidate is one pass over its row of D.
 
-The algorithm (the same as ``dispersion_score.kmedoids._swap_reference``, the torch path): caches of
-every item's nearest and second-nearest medoid (position and distance; ties go to the lower position) and
-the removal loss of every medoid position (sum of d_sec - d_near over the items it is nearest to). For
-candidate x, in index order and cyclically, the cost change of swapping x in for position j is
-removal[j] plus, over the items o with D[x, o] < d_sec(o), the correction max(D[x, o], d_near(o)) -
-d_sec(o) at position near(o), plus the shared gain sum_o min(D[x, o] - d_near(o), 0); the best position
-is taken if it lowers the cost by more than ``tol``, the caches are refreshed at the items it can change,
-and the removal loss is recomputed. The search stops after N consecutive candidates without a swap (a
-local optimum of the swap neighbourhood) or after ``max_examined`` candidates. Sums are float64 and
-accumulated in item order, as the torch path does.
+Every function computes what its torch counterpart in :mod:`dispersion_score.kmedoids` computes
+(``_kpp_seed_torch``, ``_alternate_torch``, ``_swap_torch``), with the same tie rules and float64 sums
+accumulated in item order, so both give the same medoids (tests/test_kmedoids.py checks it).
 
-The hot loop compares a block of 16 entries of the candidate's row with 16 second-nearest distances in
-vector registers and only visits the rare entries below them, so a pass streams D once at memory speed.
+Swap step: caches of every item's nearest and second-nearest medoid (position and distance; ties go to the
+lower position) and the removal loss of every medoid position (sum of d_sec - d_near over the items it
+is nearest to). For candidate x, in index order and cyclically, the cost change of swapping x in for
+position j is removal[j] plus, over the items o with D[x, o] < d_sec(o), the correction
+max(D[x, o], d_near(o)) - d_sec(o) at position near(o), plus the shared gain sum_o min(D[x, o] -
+d_near(o), 0); the best position is taken if it lowers the cost by more than ``rtol`` times the starting
+cost, the caches are refreshed at the items it can change, and the removal loss is recomputed. The search
+stops after N consecutive candidates without a swap (a local optimum of the swap neighbourhood) or after
+``max_examined`` candidates. The hot loop compares 16 entries of the candidate's row with 16
+second-nearest distances at once and visits only the few entries below them, so a pass streams D once.
+Memory: O(N) per step, plus the (N, k) float32 distances to the medoids while swapping when N·k <= 2^26
+(contiguous cache refreshes; above that they read D's rows).
 
 Building and caching follow :mod:`dispersion_score._chamfer_kernel` (same compiler search, cache
-directory, ``DISPERSION_SCORE_NO_COMPILE``, self-test against a reference before first use): without a
-compiler :func:`load_kmedoids_kernel` returns None and k-medoids uses the torch path, with the same result.
+directory, ``DISPERSION_SCORE_NO_COMPILE``, self-test before first use): without a compiler
+:func:`load_kmedoids_kernel` returns None and k-medoids runs the torch path, with the same result. The
+kernel runs on the calling thread only (``threads=`` applies to the torch operations around it).
 """
 
 from __future__ import annotations
@@ -57,7 +64,10 @@ namespace {
 constexpr int VL = 16;
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 typedef int32_t vi __attribute__((vector_size(VL * sizeof(int32_t))));
+typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
+typedef double vd __attribute__((vector_size(4 * sizeof(double))));
 inline vf loadf(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline vf4 loadf4(const float* p) { vf4 v; std::memcpy(&v, p, sizeof v); return v; }
 
 struct Caches {
     std::vector<int32_t> near, sec;
@@ -113,8 +123,11 @@ struct Swapper {
             for (int64_t o = 0; o < n; ++o) {
                 const float d = row[o];
                 if (!T.empty()) T[o * k + j] = d;
-                if (d < c.dnear[o]) { c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = (int32_t)j; c.dnear[o] = d; }
-                else if (d < c.dsec[o]) { c.sec[o] = (int32_t)j; c.dsec[o] = d; }
+                if (d < c.dnear[o]) {
+                    c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = (int32_t)j; c.dnear[o] = d;
+                } else if (d < c.dsec[o]) {
+                    c.sec[o] = (int32_t)j; c.dsec[o] = d;
+                }
             }
         }
         removal.assign(k, 0.0);
@@ -152,6 +165,64 @@ struct Swapper {
         double best_change = ploss[0] + acc;
         for (int64_t j = 1; j < k; ++j) {
             const double change = ploss[j] + acc;
+            if (change < best_change) { best_change = change; b = (int32_t)j; }
+        }
+        *best = b;
+        return best_change;
+    }
+
+    // Dense variant for small k, where most entries of a row fall below d_sec: every term is computed
+    // without branches, min(D[x, o] - d_near, 0) summed over all items and min(max(D[x, o], d_near) - d_sec, 0)
+    // (zero unless D[x, o] < d_sec) summed per group of items with the same nearest position.
+    std::vector<int32_t> order;   // items grouped by nearest position, ascending within a group
+    std::vector<int64_t> first, cursor;  // (k + 1) group offsets into order; scratch
+    std::vector<float> pdn, pds;  // d_near, d_sec in that order
+
+    void regroup() {
+        first.assign(k + 1, 0);
+        for (int64_t o = 0; o < n; ++o) ++first[c.near[o] + 1];
+        for (int64_t j = 0; j < k; ++j) first[j + 1] += first[j];
+        cursor.assign(first.begin(), first.end() - 1);
+        order.resize(n); pdn.resize(n); pds.resize(n);
+        for (int64_t o = 0; o < n; ++o) {
+            const int64_t i = cursor[c.near[o]]++;
+            order[i] = (int32_t)o; pdn[i] = c.dnear[o]; pds[i] = c.dsec[o];
+        }
+    }
+
+    double evaluate_dense(int64_t x, int32_t* best) {
+        const vd zero = {0.0, 0.0, 0.0, 0.0};
+        const float* row = D + x * n;
+        const int32_t* idx = order.data();
+        vd shared4 = zero;
+        double shared = 0.0;
+        for (int64_t j = 0; j < k; ++j) {
+            vd part = zero;
+            int64_t i = first[j];
+            const int64_t end = first[j + 1];
+            for (; i + 4 <= end; i += 4) {
+                const vf4 df = {row[idx[i]], row[idx[i + 1]], row[idx[i + 2]], row[idx[i + 3]]};
+                const vd d = __builtin_convertvector(df, vd);
+                const vd a = __builtin_convertvector(loadf4(pdn.data() + i), vd);
+                const vd g = d - a;
+                shared4 += g < zero ? g : zero;
+                const vd f = (d > a ? d : a) - __builtin_convertvector(loadf4(pds.data() + i), vd);
+                part += f < zero ? f : zero;
+            }
+            double sum = (part[0] + part[1]) + (part[2] + part[3]);
+            for (; i < end; ++i) {
+                const double d = row[idx[i]], a = pdn[i];
+                const double g = d - a, f = (d > a ? d : a) - (double)pds[i];
+                shared += g < 0.0 ? g : 0.0;
+                sum += f < 0.0 ? f : 0.0;
+            }
+            ploss[j] = removal[j] + sum;
+        }
+        shared += (shared4[0] + shared4[1]) + (shared4[2] + shared4[3]);
+        int32_t b = 0;
+        double best_change = ploss[0] + shared;
+        for (int64_t j = 1; j < k; ++j) {
+            const double change = ploss[j] + shared;
             if (change < best_change) { best_change = change; b = (int32_t)j; }
         }
         *best = b;
@@ -286,25 +357,28 @@ int ds_alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max
 }
 
 // FasterPAM's eager swap search on the (n, n) float32 matrix D from the k medoids in med (updated in
-// place); a swap must lower the cost by more than rtol times the starting cost. stats[0]: candidates examined, stats[1]: swaps applied. Returns 0; 1 when memory runs out;
-// 2 when an applied swap did not lower the cost (which the arithmetic rules out; checked, not assumed).
+// place); a swap must lower the cost by more than rtol times the starting cost. stats[0]: candidates
+// examined, stats[1]: swaps applied. Returns 0; 1 when memory runs out; 2 when an applied swap did not
+// lower the cost (which the arithmetic rules out; checked, not assumed).
 int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_examined,
-                      double rtol, int use_t, int64_t* stats) {
+                      double rtol, int use_t, int dense, int64_t* stats) {
     try {
-        Swapper s{D, n, k, med, {}, {}, {}, {}, {}};
+        Swapper s{D, n, k, med};
         if (use_t) s.T.assign((size_t)n * (size_t)k, 0.0f);
         s.init();
         double cost = s.update_removal();
+        if (dense) s.regroup();
         const double tol = rtol * cost;
         int64_t examined = 0, since = 0, swaps = 0, x = 0;
         while (since < n && examined < max_examined) {
             ++examined; ++since;
             if (!s.is_med[x]) {
                 int32_t b;
-                const double change = s.evaluate(x, &b);
+                const double change = dense ? s.evaluate_dense(x, &b) : s.evaluate(x, &b);
                 if (change < -tol) {
                     s.apply(x, b);
                     const double now = s.update_removal();
+                    if (dense) s.regroup();
                     if (!(now < cost)) { stats[0] = examined; stats[1] = swaps; return 2; }
                     cost = now;
                     ++swaps;
@@ -330,6 +404,10 @@ _FALLBACK_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
 # The (N, k) copy of the distances to the medoids makes cache refreshes contiguous reads; above this many
 # elements (256 MiB) they read D's rows instead.
 _T_LIMIT_ELEMS = 1 << 26
+
+# Candidates are evaluated branch-free over all items (the "dense" loop) for k up to this, and by visiting
+# only the entries below d_sec (the "sparse" loop) above it; both give the same swaps.
+DENSE_MAX_K = 48
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -367,9 +445,10 @@ class KMedoidsKernel:
         return med, int(iters[0])
 
     def swap(
-        self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float
+        self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float, dense: bool | None = None
     ) -> tuple[np.ndarray, int, int]:
         """Eager swaps from (k,) int64 ``medoids``: (medoids, candidates examined, swaps applied).
+        ``dense``: which evaluation loop (None: dense for k <= ``DENSE_MAX_K``); both give the same swaps.
 
         Raises:
             MemoryError: the kernel could not allocate its O(N·k) caches.
@@ -379,8 +458,17 @@ class KMedoidsKernel:
         med = np.array(medoids, dtype=np.int64, copy=True)
         stats = np.zeros(2, dtype=np.int64)
         use_t = ctypes.c_int(int(n * k <= _T_LIMIT_ELEMS))
+        dense_loop = ctypes.c_int(int(k <= DENSE_MAX_K if dense is None else dense))
         code = self._swap(
-            _ptr(D), _i64(n), _i64(k), _ptr(med), _i64(max_examined), ctypes.c_double(rtol), use_t, _ptr(stats)
+            _ptr(D),
+            _i64(n),
+            _i64(k),
+            _ptr(med),
+            _i64(max_examined),
+            ctypes.c_double(rtol),
+            use_t,
+            dense_loop,
+            _ptr(stats),
         )
         if code == 1:
             raise MemoryError(f"k-medoids kernel: could not allocate the swap step's caches for N = {n}, k = {k}")

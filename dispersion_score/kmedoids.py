@@ -6,17 +6,20 @@ Two methods share one seeding:
   method="alternate")``): k-medoids++ seeding, then Voronoi iteration (assign every item to its nearest
   medoid; move each medoid to the member with the smallest sum of distances to its cluster; repeat until
   no medoid moves, at most ``max_iter`` times).
-* ``"pam"`` (default) — the same, then swap refinement as in FasterPAM (Schubert & Rousseeuw, 2021):
-  a swap of medoid m for non-medoid x is applied whenever it lowers the total cost, until no improving
-  swap is left. Candidates are evaluated in batches; each batch's loss changes for all k medoids come
-  from the nearest / second-nearest caches, so a batch costs one pass over its rows of D. This runs from
-  ``n_init`` starts (default: 3 for k <= 100, 2 above) and keeps the lowest cost: start 0 is the
-  alternate result of the seed's k-medoids++ seeding (so "pam" never ends above "alternate" with the
-  same seed), starts 1, 2, ... are independent k-medoids++ seedings whose swaps follow FasterPAM's eager
-  order. Swap search stops in a
-  local optimum of the swap neighbourhood, and on clustered data these differ by a few percent from
-  start to start; the best of a few starts is what makes the inertia match or beat FasterPAM's
+* ``"pam"`` (default) — the same, then FasterPAM's eager swaps (Schubert & Rousseeuw, 2021): candidates
+  are taken in index order, cyclically, and the best swap of each (the medoid whose replacement by it
+  lowers the total cost most, found in O(N) from the nearest / second-nearest caches and the removal
+  loss) is applied at once, until N consecutive candidates give no improving swap. This runs from
+  ``n_init`` starts (see :func:`pam_starts`) and keeps the lowest cost: start 0 swaps from the alternate
+  result of the seed's k-medoids++ seeding (so "pam" never ends above "alternate" with the same seed),
+  starts 1, 2, ... from independent k-medoids++ seedings, each alternated first. Swap search stops in a
+  local optimum of the swap neighbourhood, and on clustered data these differ by a few percent from start
+  to start; the best of a few starts is what makes the inertia match or beat FasterPAM's
   (``benchmarks/bench_kmedoids.py --suite quality``).
+
+On the CPU, seeding, the alternate step and the swaps run in a compiled kernel
+(:mod:`dispersion_score._kmedoids_kernel`, built on first use); elsewhere, or without a C++ compiler, the
+torch functions here do the same arithmetic in the same order, with the same result.
 
 Memory: the (N, N) float32 matrix is the only O(N²) allocation; every other temporary is O(N·k) or a
 block of at most ``BLOCK_ELEMS`` elements. Sums that decide or report costs are accumulated in float64.
