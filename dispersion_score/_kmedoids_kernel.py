@@ -171,62 +171,47 @@ struct Swapper {
         return best_change;
     }
 
-    // Dense variant for small k, where most entries of a row fall below d_sec: every term is computed
-    // without branches, min(D[x, o] - d_near, 0) summed over all items and min(max(D[x, o], d_near) - d_sec, 0)
-    // (zero unless D[x, o] < d_sec) summed per group of items with the same nearest position.
-    std::vector<int32_t> order;   // items grouped by nearest position, ascending within a group
-    std::vector<int64_t> first, cursor;  // (k + 1) group offsets into order; scratch
-    std::vector<float> pdn, pds;  // d_near, d_sec in that order
+    // Candidates x .. x + 15 at once (x + 16 <= n): D is symmetric, so their entries for item o are the
+    // 16 contiguous floats D[o, x : x + 16], and one pass over the items serves all 16. Every term is
+    // computed without branches (min(D - d_near, 0) for the shared gain; min(max(D, d_near) - d_sec, 0),
+    // zero unless D < d_sec, for the position near(o)), which adds exactly what evaluate() adds, in the
+    // same order: the results are identical. ploss16 is (k, 16).
+    std::vector<double> ploss16;
 
-    void regroup() {
-        first.assign(k + 1, 0);
-        for (int64_t o = 0; o < n; ++o) ++first[c.near[o] + 1];
-        for (int64_t j = 0; j < k; ++j) first[j + 1] += first[j];
-        cursor.assign(first.begin(), first.end() - 1);
-        order.resize(n); pdn.resize(n); pds.resize(n);
-        for (int64_t o = 0; o < n; ++o) {
-            const int64_t i = cursor[c.near[o]]++;
-            order[i] = (int32_t)o; pdn[i] = c.dnear[o]; pds[i] = c.dsec[o];
-        }
-    }
-
-    double evaluate_dense(int64_t x, int32_t* best) {
+    void evaluate16(int64_t x, double* change, int32_t* best) {
         const vd zero = {0.0, 0.0, 0.0, 0.0};
-        const float* row = D + x * n;
-        const int32_t* idx = order.data();
-        vd shared4 = zero;
-        double shared = 0.0;
-        for (int64_t j = 0; j < k; ++j) {
-            vd part = zero;
-            int64_t i = first[j];
-            const int64_t end = first[j + 1];
-            for (; i + 4 <= end; i += 4) {
-                const vf4 df = {row[idx[i]], row[idx[i + 1]], row[idx[i + 2]], row[idx[i + 3]]};
-                const vd d = __builtin_convertvector(df, vd);
-                const vd a = __builtin_convertvector(loadf4(pdn.data() + i), vd);
-                const vd g = d - a;
-                shared4 += g < zero ? g : zero;
-                const vd f = (d > a ? d : a) - __builtin_convertvector(loadf4(pds.data() + i), vd);
-                part += f < zero ? f : zero;
+        double* pl = ploss16.data();
+        for (int64_t j = 0; j < k; ++j)
+            for (int l = 0; l < 16; ++l) pl[j * 16 + l] = removal[j];
+        vd acc[4] = {zero, zero, zero, zero};
+        for (int64_t o = 0; o < n; ++o) {
+            const float* p = D + o * n + x;
+            const double dn1 = c.dnear[o], ds1 = c.dsec[o];
+            const vd dn = {dn1, dn1, dn1, dn1}, ds = {ds1, ds1, ds1, ds1};
+            double* target = pl + (int64_t)c.near[o] * 16;
+            for (int t = 0; t < 4; ++t) {
+                const vd d = __builtin_convertvector(loadf4(p + 4 * t), vd);
+                const vd g = d - dn;
+                acc[t] += g < zero ? g : zero;
+                vd f = (d > dn ? d : dn) - ds;
+                f = f < zero ? f : zero;
+                vd v;
+                std::memcpy(&v, target + 4 * t, sizeof v);
+                v += f;
+                std::memcpy(target + 4 * t, &v, sizeof v);
             }
-            double sum = (part[0] + part[1]) + (part[2] + part[3]);
-            for (; i < end; ++i) {
-                const double d = row[idx[i]], a = pdn[i];
-                const double g = d - a, f = (d > a ? d : a) - (double)pds[i];
-                shared += g < 0.0 ? g : 0.0;
-                sum += f < 0.0 ? f : 0.0;
+        }
+        for (int l = 0; l < 16; ++l) {
+            const double shared = acc[l / 4][l % 4];
+            int32_t b = 0;
+            double best_change = pl[l] + shared;
+            for (int64_t j = 1; j < k; ++j) {
+                const double v = pl[j * 16 + l] + shared;
+                if (v < best_change) { best_change = v; b = (int32_t)j; }
             }
-            ploss[j] = removal[j] + sum;
+            change[l] = best_change;
+            best[l] = b;
         }
-        shared += (shared4[0] + shared4[1]) + (shared4[2] + shared4[3]);
-        int32_t b = 0;
-        double best_change = ploss[0] + shared;
-        for (int64_t j = 1; j < k; ++j) {
-            const double change = ploss[j] + shared;
-            if (change < best_change) { best_change = change; b = (int32_t)j; }
-        }
-        *best = b;
-        return best_change;
     }
 
     // Swap x in at position b; the caches change only where b was nearest/second or x is close enough.
@@ -346,6 +331,11 @@ int ds_kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const doubl
     }
 }
 
+// Nearest medoid position (ties: the lower one) and distance of every item.
+void ds_assign(const float* D, int64_t n, int64_t k, const int64_t* med, int32_t* labels, float* dist) {
+    assign(D, n, k, med, labels, dist);
+}
+
 // Voronoi iteration from med (updated in place); iterations in *iters. Returns 0, or 1 out of memory.
 int ds_alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_iter, int64_t* iters) {
     try {
@@ -361,31 +351,40 @@ int ds_alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max
 // examined, stats[1]: swaps applied. Returns 0; 1 when memory runs out; 2 when an applied swap did not
 // lower the cost (which the arithmetic rules out; checked, not assumed).
 int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_examined,
-                      double rtol, int use_t, int dense, int64_t* stats) {
+                      double rtol, int use_t, int batched, int64_t* stats) {
     try {
         Swapper s{D, n, k, med};
         if (use_t) s.T.assign((size_t)n * (size_t)k, 0.0f);
         s.init();
         double cost = s.update_removal();
-        if (dense) s.regroup();
         const double tol = rtol * cost;
         int64_t examined = 0, since = 0, swaps = 0, x = 0;
+        if (batched) s.ploss16.assign((size_t)k * 16, 0.0);
+        double change16[16];
+        int32_t best16[16];
         while (since < n && examined < max_examined) {
-            ++examined; ++since;
-            if (!s.is_med[x]) {
-                int32_t b;
-                const double change = dense ? s.evaluate_dense(x, &b) : s.evaluate(x, &b);
-                if (change < -tol) {
-                    s.apply(x, b);
-                    const double now = s.update_removal();
-                    if (dense) s.regroup();
-                    if (!(now < cost)) { stats[0] = examined; stats[1] = swaps; return 2; }
-                    cost = now;
-                    ++swaps;
-                    since = 0;
-                }
+            // Evaluate 16 candidates ahead when they are contiguous; a swap among them makes the later
+            // ones stale: they are evaluated again after it, so the order of decisions is unchanged.
+            const int count = batched && x + 16 <= n ? 16 : 1;
+            if (count == 16) {
+                s.evaluate16(x, change16, best16);
+            } else if (!s.is_med[x]) {
+                change16[0] = s.evaluate(x, &best16[0]);
             }
-            x = x + 1 == n ? 0 : x + 1;
+            int l = 0;
+            for (; l < count && since < n && examined < max_examined; ++l) {
+                ++examined; ++since;
+                if (s.is_med[x + l] || !(change16[l] < -tol)) continue;
+                s.apply(x + l, best16[l]);
+                const double now = s.update_removal();
+                if (!(now < cost)) { stats[0] = examined; stats[1] = swaps; return 2; }
+                cost = now;
+                ++swaps;
+                since = 0;
+                ++l;
+                break;
+            }
+            x = (x + l) % n;
         }
         stats[0] = examined;
         stats[1] = swaps;
@@ -405,9 +404,10 @@ _FALLBACK_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
 # elements (256 MiB) they read D's rows instead.
 _T_LIMIT_ELEMS = 1 << 26
 
-# Candidates are evaluated branch-free over all items (the "dense" loop) for k up to this, and by visiting
-# only the entries below d_sec (the "sparse" loop) above it; both give the same swaps.
-DENSE_MAX_K = 48
+# Up to this k, 16 candidates are evaluated in one branch-free pass over the items (most entries of a row
+# fall below d_sec there); above it, one candidate at a time visiting only the entries below d_sec. Both
+# add the same terms in the same order: the same swaps.
+BATCHED_MAX_K = 48
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -421,6 +421,8 @@ class KMedoidsKernel:
         self._seed = library.ds_kpp_seed
         self._alternate = library.ds_alternate
         self._swap = library.ds_fasterpam_swap
+        self._assign = library.ds_assign
+        self._assign.restype = None
         for function in (self._seed, self._alternate, self._swap):
             function.restype = ctypes.c_int
 
@@ -436,6 +438,15 @@ class KMedoidsKernel:
             raise MemoryError(f"k-medoids kernel: could not allocate the seeding's buffers for N = {n}")
         return medoids if code == 1 else None
 
+    def assign(self, D: np.ndarray, medoids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest medoid of every item: positions (N,) int64 (ties: the lower one), distances (N,) float32."""
+        n = D.shape[0]
+        medoids = np.ascontiguousarray(medoids, dtype=np.int64)
+        labels = np.empty(n, dtype=np.int32)
+        dist = np.empty(n, dtype=np.float32)
+        self._assign(_ptr(D), _i64(n), _i64(len(medoids)), _ptr(medoids), _ptr(labels), _ptr(dist))
+        return labels.astype(np.int64), dist
+
     def alternate(self, D: np.ndarray, medoids: np.ndarray, max_iter: int) -> tuple[np.ndarray, int]:
         """Voronoi iteration from (k,) int64 ``medoids``: the new medoids and the iterations run."""
         med = np.array(medoids, dtype=np.int64, copy=True)
@@ -445,10 +456,10 @@ class KMedoidsKernel:
         return med, int(iters[0])
 
     def swap(
-        self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float, dense: bool | None = None
+        self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float, batched: bool | None = None
     ) -> tuple[np.ndarray, int, int]:
         """Eager swaps from (k,) int64 ``medoids``: (medoids, candidates examined, swaps applied).
-        ``dense``: which evaluation loop (None: dense for k <= ``DENSE_MAX_K``); both give the same swaps.
+        ``batched``: which evaluation loop (None: batched for k <= ``BATCHED_MAX_K``); both give the same swaps.
 
         Raises:
             MemoryError: the kernel could not allocate its O(N·k) caches.
@@ -458,7 +469,7 @@ class KMedoidsKernel:
         med = np.array(medoids, dtype=np.int64, copy=True)
         stats = np.zeros(2, dtype=np.int64)
         use_t = ctypes.c_int(int(n * k <= _T_LIMIT_ELEMS))
-        dense_loop = ctypes.c_int(int(k <= DENSE_MAX_K if dense is None else dense))
+        batched_loop = ctypes.c_int(int(k <= BATCHED_MAX_K if batched is None else batched))
         code = self._swap(
             _ptr(D),
             _i64(n),
@@ -467,7 +478,7 @@ class KMedoidsKernel:
             _i64(max_examined),
             ctypes.c_double(rtol),
             use_t,
-            dense_loop,
+            batched_loop,
             _ptr(stats),
         )
         if code == 1:

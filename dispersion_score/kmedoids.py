@@ -423,7 +423,11 @@ def _top_two_of_rows(
 
 def _final_assignment(D: torch.Tensor, medoids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels (N,) int64 and distance to the own medoid (N,) float32, each medoid labelled as itself."""
-    labels, dist, _, _ = _nearest_two(D, medoids, second=False)
+    kernel = _cpu_kernel(D)
+    if kernel is not None:
+        labels, dist = (torch.from_numpy(a) for a in kernel.assign(D.numpy(), medoids.numpy()))
+    else:
+        labels, dist, _, _ = _nearest_two(D, medoids, second=False)
     positions = torch.arange(medoids.numel(), device=D.device)
     # A medoid that duplicates another (distance 0 both ways) would otherwise join the lower position.
     labels[medoids] = positions
