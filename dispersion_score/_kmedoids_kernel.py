@@ -214,15 +214,27 @@ struct Swapper {
         }
     }
 
-    // Swap x in at position b; the caches change only where b was nearest/second or x is close enough.
+    // Swap x in at position b and bring the caches up to date (as a fresh top_two would give them).
     void apply(int64_t x, int32_t b) {
         is_med[med[b]] = 0;
         med[b] = x;
         is_med[x] = 1;
         const float* row = D + x * n;
         if (!T.empty()) for (int64_t o = 0; o < n; ++o) T[o * k + b] = row[o];
-        for (int64_t o = 0; o < n; ++o)
-            if (c.near[o] == b || c.sec[o] == b || row[o] <= c.dsec[o]) rescan(o);
+        for (int64_t o = 0; o < n; ++o) {
+            if (c.near[o] == b || c.sec[o] == b) {
+                rescan(o);  // lost one of its two nearest: any other medoid may take its place
+                continue;
+            }
+            // Position b ranked third or later before: the new top two are the best two of the old top
+            // two and (row[o], b), in the order (distance, position) that top_two gives.
+            const float d = row[o];
+            if (d < c.dnear[o] || (d == c.dnear[o] && b < c.near[o])) {
+                c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = b; c.dnear[o] = d;
+            } else if (d < c.dsec[o] || (d == c.dsec[o] && b < c.sec[o])) {
+                c.sec[o] = b; c.dsec[o] = d;
+            }
+        }
     }
 };
 

@@ -41,10 +41,10 @@ from dispersion_score._threads import cpu_threads, resolve_threads
 
 METHODS = ("pam", "alternate")
 
-# Starts of "pam" unless n_init says otherwise (see pam_starts): measured at or below FasterPAM's mean
-# inertia on every matrix family of benchmarks/bench_kmedoids.py --suite quality. With large k, starts
-# differ less (0.1 % rather than several %) and each costs more, so two keep the time target.
-PAM_STARTS_SMALL_K, PAM_STARTS_LARGE_K, PAM_LARGE_K = 3, 2, 100
+# Starts of "pam" unless n_init says otherwise (see pam_starts): one start is FasterPAM from a k-medoids++
+# start and lands on FasterPAM's mean inertia (within +-0.7 % per family); the best of two is at or below
+# it on every matrix family of benchmarks/bench_kmedoids.py --suite quality, within 1.5x its time.
+PAM_STARTS = 2
 
 # Start r >= 1 draws its seeding from default_rng([seed, _RESTART_STREAM, r]); start 0 from default_rng(seed)
 # (the alternate method's seeding), and subsamples use stream 1 (dispersion_score.score).
@@ -110,13 +110,13 @@ def kmedoids(
         seed: seed of every random draw (numpy ``default_rng``; start 0 uses ``default_rng(seed)``, the
             same seeding as ``"alternate"``); same seed, same result, on any device.
         max_iter: at most this many Voronoi iterations, and at most this many swap passes, per start.
-        n_init: starts of ``"pam"`` (None: 3 for k <= 100, 2 for larger k, see :func:`pam_starts`; 1 is
+        n_init: starts of ``"pam"`` (None: 2, see :func:`pam_starts`; 1 is
             the fastest, a single start); must be None or 1 for ``"alternate"``.
         device: where to compute (``"cpu"``, ``"cuda"``, ...); None keeps a tensor's device, numpy → CPU.
         threads: CPU threads of this call (None: torch's current count, ``torch.get_num_threads()``);
-            applied to this call only, torch's setting is left as it is. k-medoids is a long chain of
-            small operations: ``threads=1`` is usually fastest (measured at N = 5000, k = 500 on a 2-core
-            machine: see docs/library.md).
+            applied to this call only, torch's setting is left as it is. On the CPU the compiled kernel
+            runs on the calling thread; threads serve the checks of D (and the torch path without a
+            compiler, a long chain of small operations for which ``threads=1`` is usually fastest).
 
     Returns:
         KMedoidsResult with medoids (k,), labels (N,), inertia = sum_i min_j D[i, medoids[j]].
@@ -142,10 +142,10 @@ def validate_method(method: object) -> str:
 
 
 def pam_starts(n_init: int | None, k: int) -> int:
-    """Starts "pam" runs for k medoids: ``n_init``, or by default 3 for k <= 100 and 2 above."""
+    """Starts "pam" runs for k medoids: ``n_init``, or by default ``PAM_STARTS`` (2) for any k."""
     if n_init is not None:
         return n_init
-    return PAM_STARTS_SMALL_K if k <= PAM_LARGE_K else PAM_STARTS_LARGE_K
+    return PAM_STARTS
 
 
 def validate_n_init(n_init: object, method: str) -> int | None:
