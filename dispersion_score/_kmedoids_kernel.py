@@ -171,25 +171,28 @@ struct Swapper {
         return best_change;
     }
 
-    // Candidates x .. x + 15 at once (x + 16 <= n): D is symmetric, so their entries for item o are the
-    // 16 contiguous floats D[o, x : x + 16], and one pass over the items serves all 16. Every term is
-    // computed without branches (min(D - d_near, 0) for the shared gain; min(max(D, d_near) - d_sec, 0),
-    // zero unless D < d_sec, for the position near(o)), which adds exactly what evaluate() adds, in the
-    // same order: the results are identical. ploss16 is (k, 16).
+    // Candidates x .. x + W - 1 at once (W = 4 or 16, x + W <= n): D is symmetric, so their entries for
+    // item o are the W contiguous floats D[o, x : x + W], and one pass over the items serves all W. Every
+    // term is computed without branches (min(D - d_near, 0) for the shared gain; min(max(D, d_near) -
+    // d_sec, 0), zero unless D < d_sec, for the position near(o)), which adds exactly what evaluate()
+    // adds, in the same order: the results are identical. ploss16 is (k, W).
     std::vector<double> ploss16;
 
-    void evaluate16(int64_t x, double* change, int32_t* best) {
+    template <int W>
+    void evaluate_many(int64_t x, double* change, int32_t* best) {
+        constexpr int V = W / 4;
         const vd zero = {0.0, 0.0, 0.0, 0.0};
         double* pl = ploss16.data();
         for (int64_t j = 0; j < k; ++j)
-            for (int l = 0; l < 16; ++l) pl[j * 16 + l] = removal[j];
-        vd acc[4] = {zero, zero, zero, zero};
+            for (int l = 0; l < W; ++l) pl[j * W + l] = removal[j];
+        vd acc[V];
+        for (int t = 0; t < V; ++t) acc[t] = zero;
         for (int64_t o = 0; o < n; ++o) {
             const float* p = D + o * n + x;
             const double dn1 = c.dnear[o], ds1 = c.dsec[o];
             const vd dn = {dn1, dn1, dn1, dn1}, ds = {ds1, ds1, ds1, ds1};
-            double* target = pl + (int64_t)c.near[o] * 16;
-            for (int t = 0; t < 4; ++t) {
+            double* target = pl + (int64_t)c.near[o] * W;
+            for (int t = 0; t < V; ++t) {
                 const vd d = __builtin_convertvector(loadf4(p + 4 * t), vd);
                 const vd g = d - dn;
                 acc[t] += g < zero ? g : zero;
@@ -201,12 +204,12 @@ struct Swapper {
                 std::memcpy(target + 4 * t, &v, sizeof v);
             }
         }
-        for (int l = 0; l < 16; ++l) {
+        for (int l = 0; l < W; ++l) {
             const double shared = acc[l / 4][l % 4];
             int32_t b = 0;
             double best_change = pl[l] + shared;
             for (int64_t j = 1; j < k; ++j) {
-                const double v = pl[j * 16 + l] + shared;
+                const double v = pl[j * W + l] + shared;
                 if (v < best_change) { best_change = v; b = (int32_t)j; }
             }
             change[l] = best_change;
@@ -374,15 +377,20 @@ int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_
         if (batched) s.ploss16.assign((size_t)k * 16, 0.0);
         double change16[16];
         int32_t best16[16];
+        int width = 16;
         while (since < n && examined < max_examined) {
             // Evaluate 16 candidates ahead when they are contiguous; a swap among them makes the later
             // ones stale: they are evaluated again after it, so the order of decisions is unchanged.
-            const int count = batched && x + 16 <= n ? 16 : 1;
+            // Swaps come in runs: right after one, 4 at a time waste less.
+            const int count = !batched ? 1 : x + width <= n ? width : x + 4 <= n ? 4 : 1;
             if (count == 16) {
-                s.evaluate16(x, change16, best16);
+                s.evaluate_many<16>(x, change16, best16);
+            } else if (count == 4) {
+                s.evaluate_many<4>(x, change16, best16);
             } else if (!s.is_med[x]) {
                 change16[0] = s.evaluate(x, &best16[0]);
             }
+            width = 16;
             int l = 0;
             for (; l < count && since < n && examined < max_examined; ++l) {
                 ++examined; ++since;
@@ -393,6 +401,7 @@ int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_
                 cost = now;
                 ++swaps;
                 since = 0;
+                width = 4;
                 ++l;
                 break;
             }

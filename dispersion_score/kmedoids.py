@@ -216,13 +216,22 @@ def _run(
         if method == "pam":
             medoids, n_pass, n_swaps = _swap(D, medoids, max_iter)
             n_iter += n_pass
-        result = _result(
-            D, medoids, method=method, seed=seed, n_iter=n_iter, n_swaps=n_swaps, start=start, n_init=n_init
-        )
-        if best is None or result.inertia < best.inertia:
-            best = result
+        labels, inertia = _assignment(D, medoids)
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, medoids, n_iter, n_swaps, start)
     assert best is not None
-    return best
+    inertia, labels, medoids, n_iter, n_swaps, start = best
+    return KMedoidsResult(
+        medoids=medoids.cpu().numpy().astype(np.int64),
+        labels=labels,
+        inertia=inertia,
+        n_iter=int(n_iter),
+        method=method,
+        seed=seed,
+        n_swaps=int(n_swaps),
+        start=start,
+        n_init=n_init,
+    )
 
 
 def _result(
@@ -236,11 +245,11 @@ def _result(
     start: int,
     n_init: int,
 ) -> KMedoidsResult:
-    labels, dist = _final_assignment(D, medoids)
+    labels, inertia = _assignment(D, medoids)
     return KMedoidsResult(
         medoids=medoids.cpu().numpy().astype(np.int64),
-        labels=labels.cpu().numpy().astype(np.int64),
-        inertia=float(dist.double().sum()),
+        labels=labels,
+        inertia=inertia,
         n_iter=int(n_iter),
         method=method,
         seed=seed,
@@ -248,6 +257,12 @@ def _result(
         start=start,
         n_init=n_init,
     )
+
+
+def _assignment(D: torch.Tensor, medoids: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Labels (N,) int64 and the inertia, summed exactly (math.fsum) so that every path reports the same."""
+    labels, dist = _final_assignment(D, medoids)
+    return labels.cpu().numpy().astype(np.int64), math.fsum(dist.cpu().numpy().astype(np.float64).tolist())
 
 
 # --- seeding -------------------------------------------------------------------------------------------
