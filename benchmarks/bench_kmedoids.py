@@ -346,13 +346,13 @@ def run_quality(args: argparse.Namespace) -> dict[str, Any]:
         ours = {n_init: ([], [], []) for n_init in args.n_init}  # inertias, wall s, CPU s per seed
         for seed in range(args.seeds):
             # Interleaved per seed, so that the shared machine's load changes hit both sides alike.
-            result, timing = measure(lambda s=seed: reference.fasterpam(D, k, random_state=s, n_cpu=1))
+            result, timing = measure(lambda D=D, k=k, s=seed: reference.fasterpam(D, k, random_state=s, n_cpu=1))
             fasterpam.append(_inertia(D, result.medoids))
             fp_time.append(timing["wall_s"])
             fp_cpu.append(timing["cpu_s"])
             for n_init, (inertias, wall, cpu) in ours.items():
                 result, timing = measure(
-                    lambda s=seed, r=n_init: kmedoids(D, k, seed=s, n_init=r, threads=args.threads)
+                    lambda D=D, k=k, s=seed, r=n_init: kmedoids(D, k, seed=s, n_init=r, threads=args.threads)
                 )
                 inertias.append(result.inertia)
                 wall.append(timing["wall_s"])
