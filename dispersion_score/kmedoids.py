@@ -260,9 +260,19 @@ def _result(
 
 
 def _assignment(D: torch.Tensor, medoids: torch.Tensor) -> tuple[np.ndarray, float]:
-    """Labels (N,) int64 and the inertia, summed exactly (math.fsum) so that every path reports the same."""
-    labels, dist = _final_assignment(D, medoids)
-    return labels.cpu().numpy().astype(np.int64), math.fsum(dist.cpu().numpy().astype(np.float64).tolist())
+    """Labels (N,) int64 (each medoid labelled as itself) and the inertia, summed exactly (math.fsum) so
+    that every path reports the same number."""
+    kernel = _cpu_kernel(D)
+    if kernel is None:
+        labels, dist = _final_assignment(D, medoids)
+        labels, dist = labels.cpu().numpy().astype(np.int64), dist.cpu().numpy()
+    else:
+        array, med = D.numpy(), medoids.numpy()
+        labels, dist = kernel.assign(array, med)
+        # A medoid that duplicates another (distance 0 both ways) would otherwise join the lower position.
+        labels[med] = np.arange(med.size)
+        dist[med] = array[med, med]
+    return labels, math.fsum(dist.astype(np.float64).tolist())
 
 
 # --- seeding -------------------------------------------------------------------------------------------
@@ -438,11 +448,7 @@ def _top_two_of_rows(
 
 def _final_assignment(D: torch.Tensor, medoids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels (N,) int64 and distance to the own medoid (N,) float32, each medoid labelled as itself."""
-    kernel = _cpu_kernel(D)
-    if kernel is not None:
-        labels, dist = (torch.from_numpy(a) for a in kernel.assign(D.numpy(), medoids.numpy()))
-    else:
-        labels, dist, _, _ = _nearest_two(D, medoids, second=False)
+    labels, dist, _, _ = _nearest_two(D, medoids, second=False)
     positions = torch.arange(medoids.numel(), device=D.device)
     # A medoid that duplicates another (distance 0 both ways) would otherwise join the lower position.
     labels[medoids] = positions
