@@ -49,6 +49,7 @@ import json
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -111,12 +112,14 @@ def one_round(D: np.ndarray, k: int, args: argparse.Namespace) -> dict[str, dict
 
     out: dict[str, dict[str, Any]] = {}
     threads = args.threads
-    seeding, out["seeding"] = measure(lambda: kpp_seed(torch.from_numpy(D), k, args.seed, threads=threads))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*")  # a read-only memory map: only read here
+        tensor = torch.from_numpy(D)
+    seeding, out["seeding"] = measure(lambda: kpp_seed(tensor, k, args.seed, threads=threads))
     init = seeding.numpy().astype(np.int64)
     for method in ("pam", "alternate"):
         result, out[method] = measure(lambda m=method: kmedoids(D, k, method=m, seed=args.seed, threads=threads))
-        out[method].update(inertia=result.inertia, n_iter=result.n_iter, n_swaps=result.n_swaps,
-                           n_init=result.n_init)
+        out[method].update(inertia=result.inertia, n_iter=result.n_iter, n_swaps=result.n_swaps, n_init=result.n_init)
     if args.compare_threads:
         result, out["pam_2_threads"] = measure(lambda: kmedoids(D, k, seed=args.seed, threads=2))
         out["pam_2_threads"].update(inertia=result.inertia, n_iter=result.n_iter, n_swaps=result.n_swaps)
@@ -130,8 +133,9 @@ def one_round(D: np.ndarray, k: int, args: argparse.Namespace) -> dict[str, dict
     }
     for name, call in calls.items():
         result, out[name] = measure(call)
-        out[name].update(inertia=float(result.loss), n_iter=int(result.n_iter),
-                         n_swaps=int(getattr(result, "n_swap", None) or 0))
+        out[name].update(
+            inertia=float(result.loss), n_iter=int(result.n_iter), n_swaps=int(getattr(result, "n_swap", None) or 0)
+        )
     # Starting from our seeding, the reference's time includes the seeding (as ours does).
     for name in ("fasterpam_same_init", "alternating_same_init"):
         out[name]["wall_s"] += out["seeding"]["wall_s"]
@@ -161,8 +165,12 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]
     }
     if "fasterpam_random" in best:
         ratios = {}
-        for ours, theirs in (("pam", "fasterpam_random"), ("pam", "fasterpam_same_init"),
-                             ("alternate", "alternating_same_init"), ("alternate", "alternating_random")):
+        for ours, theirs in (
+            ("pam", "fasterpam_random"),
+            ("pam", "fasterpam_same_init"),
+            ("alternate", "alternating_same_init"),
+            ("alternate", "alternating_random"),
+        ):
             for clock in ("wall_s", "cpu_s"):
                 ratios[f"time_{clock[:-2]}_{ours}_vs_{theirs}"] = best[ours][clock] / best[theirs][clock]
             ratios[f"inertia_{ours}_vs_{theirs}"] = inertia[ours] / inertia[theirs]
@@ -178,15 +186,20 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]
             ratios[f"time_{clock}_pam_per_start_vs_fasterpam_same_init"] = (
                 ratios[f"time_{clock}_pam_vs_fasterpam_same_init"] / starts
             )
-        targets.update({
-            "pam_inertia_le_1.001x_fasterpam": worst("inertia", "pam", fasterpam) <= 1.001,
-            "pam_wall_time_le_1.5x_fasterpam": ratios["time_wall_pam_vs_fasterpam_random"] <= 1.5,
-            "pam_cpu_time_le_1.5x_fasterpam": ratios["time_cpu_pam_vs_fasterpam_random"] <= 1.5,
-            "pam_wall_time_per_start_le_1.5x_fasterpam_same_init":
-                ratios["time_wall_pam_per_start_vs_fasterpam_same_init"] <= 1.5,
-            "alternate_wall_time_le_2x_alternating": worst("time_wall", "alternate", ("alternating_same_init",)) <= 2,
-            "alternate_cpu_time_le_2x_alternating": worst("time_cpu", "alternate", ("alternating_same_init",)) <= 2,
-        })
+        targets.update(
+            {
+                "pam_inertia_le_1.001x_fasterpam": worst("inertia", "pam", fasterpam) <= 1.001,
+                "pam_wall_time_le_1.5x_fasterpam": ratios["time_wall_pam_vs_fasterpam_random"] <= 1.5,
+                "pam_cpu_time_le_1.5x_fasterpam": ratios["time_cpu_pam_vs_fasterpam_random"] <= 1.5,
+                "pam_wall_time_per_start_le_1.5x_fasterpam_same_init": ratios[
+                    "time_wall_pam_per_start_vs_fasterpam_same_init"
+                ]
+                <= 1.5,
+                "alternate_wall_time_le_2x_alternating": worst("time_wall", "alternate", ("alternating_same_init",))
+                <= 2,
+                "alternate_cpu_time_le_2x_alternating": worst("time_cpu", "alternate", ("alternating_same_init",)) <= 2,
+            }
+        )
     summary["targets"] = targets
     return summary
 
@@ -197,8 +210,14 @@ def project(summary: dict[str, Any], n: int, k: int, target_n: int) -> dict[str,
     memory is D (4·N² bytes, mapped or loaded) plus what the call adds, which is O(N·k) (scaled by N)."""
     scale = (target_n / n) ** 2
     pam = summary["times"]["pam"]
-    out = {"n": target_n, "k": k, "d_gib": 4 * target_n**2 / GIB, "pam_wall_s": pam["wall_s"] * scale,
-           "pam_cpu_s": pam["cpu_s"] * scale, "pam_extra_gib": summary["extra_peak_gib"]["pam"] * target_n / n}
+    out = {
+        "n": target_n,
+        "k": k,
+        "d_gib": 4 * target_n**2 / GIB,
+        "pam_wall_s": pam["wall_s"] * scale,
+        "pam_cpu_s": pam["cpu_s"] * scale,
+        "pam_extra_gib": summary["extra_peak_gib"]["pam"] * target_n / n,
+    }
     if "fasterpam_random" in summary["times"]:
         out["fasterpam_random_wall_s"] = summary["times"]["fasterpam_random"]["wall_s"] * scale
     return out
@@ -221,14 +240,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rounds = []
     for r in range(args.repeats):
         rounds.append(one_round(D, k, args))
-        print(f"round {r + 1}/{args.repeats} (wall / cpu s): " + ", ".join(
-            f"{name} {v['wall_s']:.3f}/{v['cpu_s']:.3f}" for name, v in rounds[-1].items()), flush=True)
+        print(
+            f"round {r + 1}/{args.repeats} (wall / cpu s): "
+            + ", ".join(f"{name} {v['wall_s']:.3f}/{v['cpu_s']:.3f}" for name, v in rounds[-1].items()),
+            flush=True,
+        )
     return {
         "benchmark": "kmedoids",
-        "settings": {"n": n, "k": k, "dim": args.dim, "clusters": args.clusters, "data_seed": args.data_seed,
-                     "seed": args.seed, "repeats": args.repeats, "threads": args.threads,
-                     "memory_mapped": args.mmap is not None,
-                     "reference": None if args.skip_reference else f"kmedoids {metadata.version('kmedoids')}"},
+        "settings": {
+            "n": n,
+            "k": k,
+            "dim": args.dim,
+            "clusters": args.clusters,
+            "data_seed": args.data_seed,
+            "seed": args.seed,
+            "repeats": args.repeats,
+            "threads": args.threads,
+            "memory_mapped": args.mmap is not None,
+            "reference": None if args.skip_reference else f"kmedoids {metadata.version('kmedoids')}",
+        },
         "provenance": provenance("cpu"),
         "summary": (summary := summarize(rounds, n)),
         "projection": project(summary, n, k, args.project_n),
@@ -244,9 +274,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"  {name:24s} {clocks['wall_s']:8.3f} / {clocks['cpu_s']:8.3f}{extra}")
     for name, value in summary.get("ratios", {}).items():
         print(f"  ratio {name:52s} {value:.4f}")
-    print(f"  D {summary['d_gib']:.3f} GiB; extra peak during the call (GiB): "
-          + ", ".join(f"{m} {v:.3f}" for m, v in summary["extra_peak_gib"].items())
-          + f"; peak RSS {summary['peak_rss_gib']:.2f} GiB")
+    print(
+        f"  D {summary['d_gib']:.3f} GiB; extra peak during the call (GiB): "
+        + ", ".join(f"{m} {v:.3f}" for m, v in summary["extra_peak_gib"].items())
+        + f"; peak RSS {summary['peak_rss_gib']:.2f} GiB"
+    )
     for name, ok in summary["targets"].items():
         print(f"  target {name:44s} {'met' if ok else 'MISSED'}")
 
@@ -267,8 +299,9 @@ def _point_families(args: argparse.Namespace) -> list[QualityCase]:
             ("unclustered 2-D (600 uniform)", 40): rng.random((600, 2)),
             ("clustered 3-D (1000 pts, 40 blobs)", 50): blob_points(1000, dim=3, blobs=40, seed=data_seed),
             ("unclustered 64-D (600 Gaussian)", 12): rng.normal(size=(600, 64)),
-            ("clustered 50-D (800 pts, 30 blobs, std 4)", 40): blob_points(800, dim=50, blobs=30, std=4.0,
-                                                                          seed=data_seed),
+            ("clustered 50-D (800 pts, 30 blobs, std 4)", 40): blob_points(
+                800, dim=50, blobs=30, std=4.0, seed=data_seed
+            ),
         }
         for (family, k), points in families.items():
             D = squared_distances_over_dim(points)
@@ -284,8 +317,11 @@ def _chamfer_cases(args: argparse.Namespace) -> list[QualityCase]:
     root = args.chamfer_root
     files = sorted(root.glob("instances/*/points.npy"))
     if not files:
-        print(f"no instances under {root}: skipping the Chamfer family (build it with python -m dataset.synthetic "
-              f"--root {root} --image-size 64 --pool clusters)", flush=True)
+        print(
+            f"no instances under {root}: skipping the Chamfer family (build it with python -m dataset.synthetic "
+            f"--root {root} --image-size 64 --pool clusters)",
+            flush=True,
+        )
         return []
     cache = RESULTS / f"chamfer_{root.name}_{len(files)}x500.npy"
     if cache.is_file():
@@ -358,30 +394,54 @@ def run_quality(args: argparse.Namespace) -> dict[str, Any]:
                 wall.append(timing["wall_s"])
                 cpu.append(timing["cpu_s"])
         for n_init, (inertias, wall, cpu) in ours.items():
-            rows.append({"family": family, "matrix": label, "n": len(D), "k": k, "n_init": n_init or "auto",
-                         "ours": inertias, "fasterpam": fasterpam, "ours_s": sum(wall), "fasterpam_s": sum(fp_time),
-                         "ours_cpu_s": sum(cpu), "fasterpam_cpu_s": sum(fp_cpu)})
-        print(f"  {family} {label}: " + ", ".join(
-            f"n_init={r['n_init']} inertia {np.mean(r['ours']) / np.mean(fasterpam):.4f} "
-            f"CPU time {r['ours_cpu_s'] / r['fasterpam_cpu_s']:.2f}"
-            for r in rows[-len(args.n_init):]), flush=True)
+            rows.append(
+                {
+                    "family": family,
+                    "matrix": label,
+                    "n": len(D),
+                    "k": k,
+                    "n_init": n_init or "auto",
+                    "ours": inertias,
+                    "fasterpam": fasterpam,
+                    "ours_s": sum(wall),
+                    "fasterpam_s": sum(fp_time),
+                    "ours_cpu_s": sum(cpu),
+                    "fasterpam_cpu_s": sum(fp_cpu),
+                }
+            )
+        print(
+            f"  {family} {label}: "
+            + ", ".join(
+                f"n_init={r['n_init']} inertia {np.mean(r['ours']) / np.mean(fasterpam):.4f} "
+                f"CPU time {r['ours_cpu_s'] / r['fasterpam_cpu_s']:.2f}"
+                for r in rows[-len(args.n_init) :]
+            ),
+            flush=True,
+        )
     summary = []
     for family in dict.fromkeys(r["family"] for r in rows):
         for n_init in [n or "auto" for n in args.n_init]:
             group = [r for r in rows if r["family"] == family and r["n_init"] == n_init]
-            summary.append({
-                "family": family,
-                "n_init": n_init,
-                "matrices": len(group),
-                "mean_ratio": float(np.mean([np.mean(r["ours"]) / np.mean(r["fasterpam"]) for r in group])),
-                "worst_seed_ratio": float(max(max(np.array(r["ours"]) / np.array(r["fasterpam"])) for r in group)),
-                "time_ratio": sum(r["ours_s"] for r in group) / sum(r["fasterpam_s"] for r in group),
-                "cpu_time_ratio": sum(r["ours_cpu_s"] for r in group) / sum(r["fasterpam_cpu_s"] for r in group),
-            })
+            summary.append(
+                {
+                    "family": family,
+                    "n_init": n_init,
+                    "matrices": len(group),
+                    "mean_ratio": float(np.mean([np.mean(r["ours"]) / np.mean(r["fasterpam"]) for r in group])),
+                    "worst_seed_ratio": float(max(max(np.array(r["ours"]) / np.array(r["fasterpam"])) for r in group)),
+                    "time_ratio": sum(r["ours_s"] for r in group) / sum(r["fasterpam_s"] for r in group),
+                    "cpu_time_ratio": sum(r["ours_cpu_s"] for r in group) / sum(r["fasterpam_cpu_s"] for r in group),
+                }
+            )
     return {
         "benchmark": "kmedoids_quality",
-        "settings": {"seeds": args.seeds, "n_init": args.n_init, "threads": args.threads, "sources": args.sources,
-                     "reference": f"kmedoids {metadata.version('kmedoids')}"},
+        "settings": {
+            "seeds": args.seeds,
+            "n_init": args.n_init,
+            "threads": args.threads,
+            "sources": args.sources,
+            "reference": f"kmedoids {metadata.version('kmedoids')}",
+        },
         "provenance": provenance("cpu"),
         "summary": summary,
         "rows": rows,
@@ -389,13 +449,17 @@ def run_quality(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_quality(summary: list[dict[str, Any]]) -> None:
-    print("\n| matrix family | n_init | mean inertia ours / FasterPAM | worst seed | CPU time ours / FasterPAM "
-          "| wall time ours / FasterPAM |")
+    print(
+        "\n| matrix family | n_init | mean inertia ours / FasterPAM | worst seed | CPU time ours / FasterPAM "
+        "| wall time ours / FasterPAM |"
+    )
     print("|---|---|---|---|---|---|")
     for row in summary:
-        print(f"| {row['family']} ({row['matrices']} matri{'ces' if row['matrices'] > 1 else 'x'}) | {row['n_init']} "
-              f"| {row['mean_ratio']:.4f} | {row['worst_seed_ratio']:.4f} | {row['cpu_time_ratio']:.2f} "
-              f"| {row['time_ratio']:.2f} |")
+        print(
+            f"| {row['family']} ({row['matrices']} matri{'ces' if row['matrices'] > 1 else 'x'}) | {row['n_init']} "
+            f"| {row['mean_ratio']:.4f} | {row['worst_seed_ratio']:.4f} | {row['cpu_time_ratio']:.2f} "
+            f"| {row['time_ratio']:.2f} |"
+        )
 
 
 def _n_init(text: str) -> int | None:
@@ -412,23 +476,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the test matrix")
     parser.add_argument("--seed", type=int, default=0, help="k-medoids seed (both implementations)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median counts")
-    parser.add_argument("--mmap", type=Path, default=None, metavar="DIR",
-                        help="speed: save D as DIR/D_<N>.npy and run every call on np.load(mmap_mode='r')")
-    parser.add_argument("--project-n", type=int, default=35021,
-                        help="speed: N to project time and memory to (default: ShapeNet-13, 35,021)")
+    parser.add_argument(
+        "--mmap",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="speed: save D as DIR/D_<N>.npy and run every call on np.load(mmap_mode='r')",
+    )
+    parser.add_argument(
+        "--project-n",
+        type=int,
+        default=35021,
+        help="speed: N to project time and memory to (default: ShapeNet-13, 35,021)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="our threads= (the reference uses n_cpu=1)")
     parser.add_argument("--compare-threads", action="store_true", help="speed: also time pam with threads=2")
     parser.add_argument("--skip-reference", action="store_true", help="time this library only")
     parser.add_argument("--out", type=Path, default=None, help="JSON output file")
     parser.add_argument("--seeds", type=int, default=10, help="quality: seeds 0..SEEDS-1 per matrix")
-    parser.add_argument("--n-init", type=_n_init, nargs="+", default=[None],
-                        help="quality: our n_init values (auto = the library's default)")
-    parser.add_argument("--sources", nargs="+", choices=tuple(MATRIX_SOURCES), default=list(MATRIX_SOURCES),
-                        help="quality: matrix sources")
-    parser.add_argument("--chamfer-root", type=Path, default=REPO_ROOT / "dataset/synthetic_data/cubesphere_quick",
-                        help="quality: synthetic dataset root of the Chamfer family")
-    parser.add_argument("--matrix", action="append", default=[], metavar="NAME=FILE.npy[:K1,K2]",
-                        help="quality: another distance matrix (repeatable)")
+    parser.add_argument(
+        "--n-init",
+        type=_n_init,
+        nargs="+",
+        default=[None],
+        help="quality: our n_init values (auto = the library's default)",
+    )
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=tuple(MATRIX_SOURCES),
+        default=list(MATRIX_SOURCES),
+        help="quality: matrix sources",
+    )
+    parser.add_argument(
+        "--chamfer-root",
+        type=Path,
+        default=REPO_ROOT / "dataset/synthetic_data/cubesphere_quick",
+        help="quality: synthetic dataset root of the Chamfer family",
+    )
+    parser.add_argument(
+        "--matrix",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy[:K1,K2]",
+        help="quality: another distance matrix (repeatable)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a benchmark process: every compared call single-threaded (FasterPAM: n_cpu=1)
     if args.suite == "quality":
@@ -440,10 +532,12 @@ def main(argv: list[str] | None = None) -> int:
         report = run(args)
         _print_summary(report["summary"])
         p = report["projection"]
-        print(f"  projected to N = {p['n']:,} (x{(p['n'] / args.n) ** 2:.2f} per O(N²) pass): "
-              f"pam {p['pam_wall_s']:.1f} s wall / {p['pam_cpu_s']:.1f} s CPU"
-              + (f" (FasterPAM {p['fasterpam_random_wall_s']:.1f} s)" if "fasterpam_random_wall_s" in p else "")
-              + f"; D {p['d_gib']:.2f} GiB plus ~{p['pam_extra_gib']:.2f} GiB added by the call")
+        print(
+            f"  projected to N = {p['n']:,} (x{(p['n'] / args.n) ** 2:.2f} per O(N²) pass): "
+            f"pam {p['pam_wall_s']:.1f} s wall / {p['pam_cpu_s']:.1f} s CPU"
+            + (f" (FasterPAM {p['fasterpam_random_wall_s']:.1f} s)" if "fasterpam_random_wall_s" in p else "")
+            + f"; D {p['d_gib']:.2f} GiB plus ~{p['pam_extra_gib']:.2f} GiB added by the call"
+        )
     out = args.out or (QUALITY_OUT if args.suite == "quality" else DEFAULT_OUT)
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {out}")
