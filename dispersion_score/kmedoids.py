@@ -6,17 +6,20 @@ Two methods share one seeding:
   method="alternate")``): k-medoids++ seeding, then Voronoi iteration (assign every item to its nearest
   medoid; move each medoid to the member with the smallest sum of distances to its cluster; repeat until
   no medoid moves, at most ``max_iter`` times).
-* ``"pam"`` (default) — the same, then swap refinement as in FasterPAM (Schubert & Rousseeuw, 2021):
-  a swap of medoid m for non-medoid x is applied whenever it lowers the total cost, until no improving
-  swap is left. Candidates are evaluated in batches; each batch's loss changes for all k medoids come
-  from the nearest / second-nearest caches, so a batch costs one pass over its rows of D. This runs from
-  ``n_init`` starts (default: 3 for k <= 100, 2 above) and keeps the lowest cost: start 0 is the
-  alternate result of the seed's k-medoids++ seeding (so "pam" never ends above "alternate" with the
-  same seed), starts 1, 2, ... are independent k-medoids++ seedings whose swaps follow FasterPAM's eager
-  order. Swap search stops in a
-  local optimum of the swap neighbourhood, and on clustered data these differ by a few percent from
-  start to start; the best of a few starts is what makes the inertia match or beat FasterPAM's
+* ``"pam"`` (default) — the same, then FasterPAM's eager swaps (Schubert & Rousseeuw, 2021): candidates
+  are taken in index order, cyclically, and the best swap of each (the medoid whose replacement by it
+  lowers the total cost most, found in O(N) from the nearest / second-nearest caches and the removal
+  loss) is applied at once, until N consecutive candidates give no improving swap. This runs from
+  ``n_init`` starts (see :func:`pam_starts`) and keeps the lowest cost: start 0 swaps from the alternate
+  result of the seed's k-medoids++ seeding (so "pam" never ends above "alternate" with the same seed),
+  starts 1, 2, ... from independent k-medoids++ seedings, each alternated first. Swap search stops in a
+  local optimum of the swap neighbourhood, and on clustered data these differ by a few percent from start
+  to start; the best of a few starts is what makes the inertia match or beat FasterPAM's
   (``benchmarks/bench_kmedoids.py --suite quality``).
+
+On the CPU, seeding, the alternate step and the swaps run in a compiled kernel
+(:mod:`dispersion_score._kmedoids_kernel`, built on first use); elsewhere, or without a C++ compiler, the
+torch functions here do the same arithmetic in the same order, with the same result.
 
 Memory: the (N, N) float32 matrix is the only O(N²) allocation; every other temporary is O(N·k) or a
 block of at most ``BLOCK_ELEMS`` elements. Sums that decide or report costs are accumulated in float64.
@@ -32,15 +35,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dispersion_score._kmedoids_kernel import KMedoidsKernel, load_kmedoids_kernel
 from dispersion_score._matrix import BLOCK_ELEMS, as_distance_tensor, validate_k, validate_seed
 from dispersion_score._threads import cpu_threads, resolve_threads
 
 METHODS = ("pam", "alternate")
 
-# Starts of "pam" unless n_init says otherwise (see pam_starts): measured at or below FasterPAM's mean
-# inertia on every matrix family of benchmarks/bench_kmedoids.py --suite quality. With large k, starts
-# differ less (0.1 % rather than several %) and each costs more, so two keep the time target.
-PAM_STARTS_SMALL_K, PAM_STARTS_LARGE_K, PAM_LARGE_K = 3, 2, 100
+# Starts of "pam" unless n_init says otherwise (see pam_starts): one start is FasterPAM from a k-medoids++
+# start and lands on FasterPAM's mean inertia (within +-0.7 % per family); the best of two is at or below
+# it on every matrix family of benchmarks/bench_kmedoids.py --suite quality, within 1.5x its time.
+PAM_STARTS = 2
 
 # Start r >= 1 draws its seeding from default_rng([seed, _RESTART_STREAM, r]); start 0 from default_rng(seed)
 # (the alternate method's seeding), and subsamples use stream 1 (dispersion_score.score).
@@ -53,9 +57,6 @@ _SWAP_BATCH_ELEMS = 1 << 19
 # A swap is applied only when it lowers the cost by more than this fraction of the starting cost, so that
 # float64 rounding in the loss changes can never make two swaps undo each other forever.
 _SWAP_RTOL = 1e-10
-
-# At most this many swaps are considered for joint application after one batch evaluation.
-_MAX_JOINT_SWAPS = 64
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,13 @@ def kmedoids(
         seed: seed of every random draw (numpy ``default_rng``; start 0 uses ``default_rng(seed)``, the
             same seeding as ``"alternate"``); same seed, same result, on any device.
         max_iter: at most this many Voronoi iterations, and at most this many swap passes, per start.
-        n_init: starts of ``"pam"`` (None: 3 for k <= 100, 2 for larger k, see :func:`pam_starts`; 1 is
+        n_init: starts of ``"pam"`` (None: 2, see :func:`pam_starts`; 1 is
             the fastest, a single start); must be None or 1 for ``"alternate"``.
         device: where to compute (``"cpu"``, ``"cuda"``, ...); None keeps a tensor's device, numpy → CPU.
         threads: CPU threads of this call (None: torch's current count, ``torch.get_num_threads()``);
-            applied to this call only, torch's setting is left as it is. k-medoids is a long chain of
-            small operations: ``threads=1`` is usually fastest (measured at N = 5000, k = 500 on a 2-core
-            machine: see docs/library.md).
+            applied to this call only, torch's setting is left as it is. On the CPU the compiled kernel
+            runs on the calling thread; threads serve the checks of D (and the torch path without a
+            compiler, a long chain of small operations for which ``threads=1`` is usually fastest).
 
     Returns:
         KMedoidsResult with medoids (k,), labels (N,), inertia = sum_i min_j D[i, medoids[j]].
@@ -141,10 +142,10 @@ def validate_method(method: object) -> str:
 
 
 def pam_starts(n_init: int | None, k: int) -> int:
-    """Starts "pam" runs for k medoids: ``n_init``, or by default 3 for k <= 100 and 2 above."""
+    """Starts "pam" runs for k medoids: ``n_init``, or by default ``PAM_STARTS`` (2) for any k."""
     if n_init is not None:
         return n_init
-    return PAM_STARTS_SMALL_K if k <= PAM_LARGE_K else PAM_STARTS_LARGE_K
+    return PAM_STARTS
 
 
 def validate_n_init(n_init: object, method: str) -> int | None:
@@ -213,17 +214,24 @@ def _run(
         medoids, n_iter = _alternate(D, medoids, max_iter)
         n_swaps = 0
         if method == "pam":
-            # Start 0 keeps the steepest-descent order (the single-start result of earlier versions);
-            # later starts take FasterPAM's eager order, which reaches other local optima.
-            medoids, n_pass, n_swaps = _swap(D, medoids, max_iter, eager=start > 0)
+            medoids, n_pass, n_swaps = _swap(D, medoids, max_iter)
             n_iter += n_pass
-        result = _result(
-            D, medoids, method=method, seed=seed, n_iter=n_iter, n_swaps=n_swaps, start=start, n_init=n_init
-        )
-        if best is None or result.inertia < best.inertia:
-            best = result
+        labels, inertia = _assignment(D, medoids)
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, medoids, n_iter, n_swaps, start)
     assert best is not None
-    return best
+    inertia, labels, medoids, n_iter, n_swaps, start = best
+    return KMedoidsResult(
+        medoids=medoids.cpu().numpy().astype(np.int64),
+        labels=labels,
+        inertia=inertia,
+        n_iter=int(n_iter),
+        method=method,
+        seed=seed,
+        n_swaps=int(n_swaps),
+        start=start,
+        n_init=n_init,
+    )
 
 
 def _result(
@@ -237,11 +245,11 @@ def _result(
     start: int,
     n_init: int,
 ) -> KMedoidsResult:
-    labels, dist = _final_assignment(D, medoids)
+    labels, inertia = _assignment(D, medoids)
     return KMedoidsResult(
         medoids=medoids.cpu().numpy().astype(np.int64),
-        labels=labels.cpu().numpy().astype(np.int64),
-        inertia=float(dist.double().sum()),
+        labels=labels,
+        inertia=inertia,
         n_iter=int(n_iter),
         method=method,
         seed=seed,
@@ -249,6 +257,22 @@ def _result(
         start=start,
         n_init=n_init,
     )
+
+
+def _assignment(D: torch.Tensor, medoids: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Labels (N,) int64 (each medoid labelled as itself) and the inertia, summed exactly (math.fsum) so
+    that every path reports the same number."""
+    kernel = _cpu_kernel(D)
+    if kernel is None:
+        labels, dist = _final_assignment(D, medoids)
+        labels, dist = labels.cpu().numpy().astype(np.int64), dist.cpu().numpy()
+    else:
+        array, med = D.numpy(), medoids.numpy()
+        labels, dist = kernel.assign(array, med)
+        # A medoid that duplicates another (distance 0 both ways) would otherwise join the lower position.
+        labels[med] = np.arange(med.size)
+        dist[med] = array[med, med]
+    return labels, math.fsum(dist.astype(np.float64).tolist())
 
 
 # --- seeding -------------------------------------------------------------------------------------------
@@ -290,6 +314,20 @@ def kpp_seed(
 
 
 def _kpp_seed(D: torch.Tensor, k: int, rng: np.random.Generator, n_trials: int) -> torch.Tensor:
+    kernel = _cpu_kernel(D)
+    if kernel is not None:
+        state = rng.bit_generator.state
+        # The same draws in the same order as the loop below (one integer, then n_trials uniforms a step).
+        first = int(rng.integers(D.shape[0]))
+        draws = rng.random((k - 1) * n_trials).reshape(k - 1, n_trials)
+        medoids = kernel.kpp_seed(D.numpy(), k, first, draws)
+        if medoids is not None:
+            return torch.from_numpy(medoids)
+        rng.bit_generator.state = state  # a step with all weight zero draws differently: redo it below
+    return _kpp_seed_torch(D, k, rng, n_trials)
+
+
+def _kpp_seed_torch(D: torch.Tensor, k: int, rng: np.random.Generator, n_trials: int) -> torch.Tensor:
     n = D.shape[0]
     dev = D.device
     medoids = torch.empty(k, dtype=torch.long, device=dev)
@@ -423,6 +461,14 @@ def _final_assignment(D: torch.Tensor, medoids: torch.Tensor) -> tuple[torch.Ten
 
 def _alternate(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int]:
     """Voronoi iteration from the given medoids; returns the medoids and the iterations run."""
+    kernel = _cpu_kernel(D)
+    if kernel is not None:
+        moved, iters = kernel.alternate(D.numpy(), medoids.numpy(), max_iter)
+        return torch.from_numpy(moved), iters
+    return _alternate_torch(D, medoids, max_iter)
+
+
+def _alternate_torch(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int]:
     k = medoids.numel()
     labels = _nearest_two(D, medoids, second=False)[0]
     changed = torch.ones(k, dtype=torch.bool, device=D.device)
@@ -532,7 +578,12 @@ def _member_costs_pairs(
     return cost
 
 
-# --- swap refinement (FasterPAM-style) -----------------------------------------------------------------
+# --- swap refinement (FasterPAM) ----------------------------------------------------------------------
+
+
+def _cpu_kernel(D: torch.Tensor) -> KMedoidsKernel | None:
+    """The compiled steps for a CPU matrix (None on other devices or without a compiler)."""
+    return load_kmedoids_kernel() if D.device.type == "cpu" else None
 
 
 @dataclass
@@ -544,14 +595,20 @@ class _Caches:
     sec: torch.Tensor  # (N,) int64
     d_sec: torch.Tensor  # (N,) float32
 
+    def removal_loss(self, k: int) -> torch.Tensor:
+        """(k,) float64: the cost added by removing each medoid position alone, sum of d_sec - d_near
+        over the items it is nearest to (accumulated in item order)."""
+        removal = torch.zeros(k, dtype=torch.float64, device=self.near.device)
+        return removal.index_add_(0, self.near, self.d_sec.double() - self.d_near.double())
 
-def _swap_deltas(rows: torch.Tensor, caches: _Caches, k: int) -> torch.Tensor:
+
+def _swap_deltas(rows: torch.Tensor, caches: _Caches, removal: torch.Tensor) -> torch.Tensor:
     """Change of the total cost for swapping each candidate in for each medoid.
 
     Args:
         rows: (B, N) float32, rows of D of the B candidates x (D[x, o] for every item o).
         caches: the current nearest / second-nearest caches.
-        k: number of medoids.
+        removal: (k,) float64 :meth:`_Caches.removal_loss`.
 
     Returns:
         (B, k) float64: cost after the swap (x in, medoid at position j out) minus cost now. Rows of
@@ -560,13 +617,12 @@ def _swap_deltas(rows: torch.Tensor, caches: _Caches, k: int) -> torch.Tensor:
     Item o (nearest medoid at position n(o), distances d_near(o) <= d_sec(o)) contributes, for
     candidate x with d = D[x, o]: g = min(d - d_near, 0) to every position, and in addition
     f = min(d, d_sec) - min(d, d_near) to position n(o) (it loses its nearest medoid there). When
-    d >= d_sec, f = d_sec - d_near does not depend on x: these terms are summed once per medoid (the
-    "removal loss"), and only the few entries with d < d_sec are gathered for the correction.
+    d >= d_sec, f = d_sec - d_near does not depend on x: these terms are the removal loss, and only the
+    few entries with d < d_sec are gathered for the correction max(d, d_near) - d_sec. The compiled
+    kernel sums the same terms in the same order.
     """
-    b_count = rows.shape[0]
+    b_count, k = rows.shape[0], removal.numel()
     d_near = caches.d_near.double()
-    removal = torch.zeros(k, dtype=torch.float64, device=rows.device)
-    removal.index_add_(0, caches.near, caches.d_sec.double() - d_near)
     b, o, dx = _entries_below(rows, caches.d_sec)
     dx = dx.double()
     dn = d_near[o]
@@ -578,95 +634,9 @@ def _swap_deltas(rows: torch.Tensor, caches: _Caches, k: int) -> torch.Tensor:
 
 
 def _entries_below(rows: torch.Tensor, limit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The sparse entries rows[b, o] < limit[o] of a (B, N) block: b (nnz,), o (nnz,), values (nnz,).
-
-    On the CPU numpy does this scan, the hot loop of the swap step: its comparison and flatnonzero
-    measured about 4x faster than torch's ``<`` and ``nonzero`` on (100, 5000) float32 blocks.
-    """
-    if rows.device.type == "cpu" and rows.is_contiguous():
-        values = rows.numpy()
-        flat = np.flatnonzero(values < limit.numpy())
-        b, o = np.divmod(flat, values.shape[1])
-        return torch.from_numpy(b), torch.from_numpy(o), torch.from_numpy(values.reshape(-1)[flat])
+    """The sparse entries rows[b, o] < limit[o] of a (B, N) block, in row-major order: b, o, values (nnz,)."""
     b, o = (rows < limit).nonzero(as_tuple=True)
     return b, o, rows[b, o]
-
-
-def _contributions(
-    dx: torch.Tensor, near: torch.Tensor, d_near: torch.Tensor, d_sec: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-entry terms of :func:`_swap_deltas` for a dense (B, a) block: g (to all) and f (to near)."""
-    dn = d_near.double()[None, :]
-    g = (dx - dn).clamp_(max=0.0)
-    f = torch.minimum(dx, d_sec.double()[None, :]) - torch.minimum(dx, dn)
-    return g, f
-
-
-def _update_deltas(
-    delta: torch.Tensor, rows: torch.Tensor, items: torch.Tensor, old: _Caches, new: _Caches, k: int
-) -> None:
-    """Bring a batch's (B, k) deltas up to date after the caches changed at `items` only, in O(B·a)."""
-    dx = rows.index_select(1, items).double()  # (B, a)
-    g_old, f_old = _contributions(dx, old.near, old.d_near, old.d_sec)
-    g_new, f_new = _contributions(dx, new.near, new.d_near, new.d_sec)
-    delta.add_((g_new - g_old).sum(dim=1, keepdim=True))
-    base = (torch.arange(delta.shape[0], device=delta.device) * k)[:, None]
-    flat = delta.view(-1)
-    flat.index_add_(0, (base + old.near[None, :]).view(-1), f_old.view(-1), alpha=-1.0)
-    flat.index_add_(0, (base + new.near[None, :]).view(-1), f_new.view(-1))
-
-
-def _pick_independent_swaps(
-    delta: torch.Tensor, rows: torch.Tensor, caches: _Caches, tol: float, cursor: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Choose improving swaps of one batch whose effects do not overlap, so that they can be applied at once.
-
-    Swap (x in, position j out) can only change the caches of the items it "touches": those whose
-    nearest or second-nearest medoid is j, and those with D[x, o] < d_sec(o). Every other item adds 0
-    to its loss change. When two swaps touch disjoint sets of items, the loss change of doing both is
-    exactly the sum of their loss changes, so each one still lowers the cost after the other.
-
-    Args:
-        delta: (B, k) loss changes of the batch (+inf on medoid rows); rows: (B, N) its rows of D.
-        cursor: None: candidates in order of improvement, the best first (steepest descent within the
-            batch). An int: "eager" order as in FasterPAM: only rows >= cursor, in index order, the
-            first improving one first.
-
-    Returns:
-        rows_picked (S,) batch rows, positions (S,) medoid positions, touched (a,) items whose caches
-        change; S = 0 when no swap improves by more than tol. The first picked swap is the best one of
-        the batch (cursor None) or the first improving one at or after the cursor.
-    """
-    row_best, row_pos = _row_min(delta)
-    improving = torch.nonzero(row_best < -tol).squeeze(1)
-    if cursor is not None:
-        improving = improving[improving >= cursor]
-    if improving.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=delta.device)
-        return empty, empty, empty
-    if cursor is None:
-        order = improving[torch.argsort(row_best[improving], stable=True)][:_MAX_JOINT_SWAPS]
-    else:
-        order = improving[:_MAX_JOINT_SWAPS]
-    positions = row_pos[order]
-    touched = (
-        (caches.near[None, :] == positions[:, None])
-        | (caches.sec[None, :] == positions[:, None])
-        | (rows.index_select(0, order) < caches.d_sec[None, :])
-    )
-    if order.numel() == 1:
-        return order, positions, torch.nonzero(touched[0]).squeeze(1)
-    # Greedy in order of improvement: keep a swap when it touches no item claimed by a kept one.
-    touched_np = touched.cpu().numpy()
-    positions_np = positions.cpu().numpy()
-    claimed = touched_np[0].copy()
-    chosen = [0]
-    for i in range(1, order.numel()):
-        if positions_np[i] not in positions_np[chosen] and not (touched_np[i] & claimed).any():
-            chosen.append(i)
-            claimed |= touched_np[i]
-    pick = torch.as_tensor(chosen, device=delta.device)
-    return order[pick], positions[pick], torch.nonzero(torch.as_tensor(claimed, device=delta.device)).squeeze(1)
 
 
 @dataclass
@@ -688,93 +658,76 @@ class _SwapState:
         to_medoids = D.index_select(0, medoids).t().contiguous() if n * k <= BLOCK_ELEMS else None
         return cls(medoids, is_medoid, _Caches(*_nearest_two(D, medoids)), to_medoids)
 
-
-def _apply_swaps(
-    D: torch.Tensor,
-    state: _SwapState,
-    delta: torch.Tensor,
-    rows: torch.Tensor,
-    start: int,
-    picked: torch.Tensor,
-    positions: torch.Tensor,
-    touched: torch.Tensor,
-) -> None:
-    """Apply the swaps (item start + picked[i] in at position positions[i]) chosen by
-    :func:`_pick_independent_swaps`: recompute the caches at the touched items and bring the batch's
-    (B, k) loss changes `delta` (rows start : start + B of D) up to date, medoid rows at +inf."""
-    caches = state.caches
-    removed = state.medoids[positions]
-    state.is_medoid[removed] = False
-    state.medoids[positions] = picked + start
-    state.is_medoid[state.medoids[positions]] = True
-    old = _Caches(*(t[touched] for t in (caches.near, caches.d_near, caches.sec, caches.d_sec)))
-    if state.to_medoids is None:
-        new = _Caches(*_top_two_of_rows(D, touched, state.medoids))
-    else:
-        state.to_medoids[:, positions] = D.index_select(0, state.medoids[positions]).t()
-        new = _Caches(*_top_two(state.to_medoids.index_select(0, touched)))
-    caches.near[touched] = new.near
-    caches.d_near[touched] = new.d_near
-    caches.sec[touched] = new.sec
-    caches.d_sec[touched] = new.d_sec
-    # Only touched items change distance, so this is the exact cost change: the search terminates
-    # because every applied step strictly lowers the cost, which is checked rather than assumed.
-    change = float((new.d_near.double() - old.d_near.double()).sum())
-    if not change < 0:
-        raise RuntimeError(f"k-medoids swap step: a swap predicted to improve changed the cost by {change:g}")
-    _update_deltas(delta, rows, touched, old, new, delta.shape[1])
-    delta[picked] = math.inf
-    back = removed[(removed >= start) & (removed < start + rows.shape[0])] - start
-    if back.numel():
-        delta[back] = _swap_deltas(rows.index_select(0, back), caches, delta.shape[1])
+    def apply(self, D: torch.Tensor, x: int, position: int) -> None:
+        """Swap item x in at ``position``; refresh the caches where they can change: items whose nearest or
+        second-nearest medoid was at ``position``, and items at most their second distance from x."""
+        caches = self.caches
+        self.is_medoid[self.medoids[position]] = False
+        self.medoids[position] = x
+        self.is_medoid[x] = True
+        row = D[x]
+        touched = torch.nonzero((caches.near == position) | (caches.sec == position) | (row <= caches.d_sec)).squeeze(1)
+        if self.to_medoids is None:
+            new = _top_two_of_rows(D, touched, self.medoids)
+        else:
+            self.to_medoids[:, position] = row
+            new = _top_two(self.to_medoids.index_select(0, touched))
+        caches.near[touched], caches.d_near[touched], caches.sec[touched], caches.d_sec[touched] = new
 
 
-def _swap(
-    D: torch.Tensor, medoids: torch.Tensor, max_iter: int, *, eager: bool = False
-) -> tuple[torch.Tensor, int, int]:
-    """Improving swaps until none is left (or max_iter passes); returns medoids, passes, swaps.
+def _swap(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int, int]:
+    """FasterPAM's eager swap search (Schubert & Rousseeuw 2021) until no single swap improves (or
+    max_iter passes over the candidates); returns medoids, passes, swaps.
 
-    Candidates are taken in index order, one batch (rows s:e of D, a view) at a time. The batch's
-    (B, k) loss changes are computed once; then, while the batch holds an improving swap, the best one
-    (``eager``: the first one after the last applied, as FasterPAM does) is applied with any others
-    that touch disjoint items (see :func:`_pick_independent_swaps`), the caches are recomputed at the
-    touched items only and the batch's loss changes updated there. The search stops once every batch
-    has been evaluated afresh since the last swap: then no single swap lowers the cost (a local
-    optimum of PAM's swap neighbourhood). Both orders reach such an optimum, usually different ones.
+    Candidates x are taken in index order, cyclically from 0; the best swap of x (the medoid position whose
+    replacement by x lowers the cost most) is applied at once if it lowers the cost by more than
+    ``_SWAP_RTOL`` times the starting cost. The search stops after N consecutive candidates without a swap:
+    a local optimum of PAM's swap neighbourhood. On the CPU the compiled kernel runs it
+    (:mod:`dispersion_score._kmedoids_kernel`); elsewhere :func:`_swap_torch`, the same arithmetic.
     """
     n = D.shape[0]
     k = medoids.numel()
     if k == 1 or k == n:
         # k == 1: the alternate step already put the medoid at the global 1-medoid; k == N: cost is 0.
         return medoids, 0, 0
+    kernel = _cpu_kernel(D)
+    if kernel is not None:
+        swapped, examined, n_swaps = kernel.swap(D.numpy(), medoids.numpy(), max_examined=max_iter * n, rtol=_SWAP_RTOL)
+        return torch.from_numpy(swapped), math.ceil(examined / n), n_swaps
+    return _swap_torch(D, medoids, max_iter)
+
+
+def _swap_torch(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int, int]:
+    """:func:`_swap` in torch operations: candidates are evaluated in batches (rows of D, a view) against
+    the current caches; the first improving one of a batch is applied and evaluation resumes after it, so
+    the swaps are exactly the one-candidate-at-a-time ones."""
+    n, k = D.shape[0], medoids.numel()
     state = _SwapState.start(D, medoids)
     caches = state.caches
-    tol = _SWAP_RTOL * float(caches.d_near.double().sum())
-    batch = int(min(n, max(8, _SWAP_BATCH_ELEMS // n)))  # the (batch, k) deltas are at most batch·N
-    starts = list(range(0, n, batch))
-    n_batches = len(starts)
-    quiet = 0  # batches evaluated since the last swap
-    evaluated = 0
-    n_swaps = 0
-    index = 0
-    while quiet < n_batches and evaluated < max_iter * n_batches:
-        s = starts[index]
-        index = (index + 1) % n_batches
-        evaluated += 1
-        rows = D[s : s + batch]
-        delta = _swap_deltas(rows, caches, k)
-        # Medoid rows are +inf; a medoid swapped out in this batch gets its row back below.
-        delta.masked_fill_(state.is_medoid[s : s + batch][:, None], math.inf)
-        swapped = False
-        cursor = 0 if eager else None
-        while True:
-            picked, positions, touched = _pick_independent_swaps(delta, rows, caches, tol, cursor)
-            if picked.numel() == 0:
-                break
-            if eager:
-                cursor = int(picked[0]) + 1
-            _apply_swaps(D, state, delta, rows, s, picked, positions, touched)
-            swapped = True
-            n_swaps += picked.numel()
-        quiet = 0 if swapped else quiet + 1
-    return state.medoids, math.ceil(evaluated / n_batches), n_swaps
+    removal = caches.removal_loss(k)
+    cost = float(caches.d_near.double().sum())
+    tol = _SWAP_RTOL * cost
+    batch = int(min(n, max(8, _SWAP_BATCH_ELEMS // n)))
+    examined = since = n_swaps = x = 0
+    max_examined = max_iter * n
+    while since < n and examined < max_examined:
+        count = min(batch, n - x, n - since, max_examined - examined)
+        delta = _swap_deltas(D[x : x + count], caches, removal)
+        delta.masked_fill_(state.is_medoid[x : x + count][:, None], math.inf)
+        best, positions = _row_min(delta)
+        improving = torch.nonzero(best < -tol)
+        if improving.numel() == 0:
+            examined, since, x = examined + count, since + count, (x + count) % n
+            continue
+        r = int(improving[0, 0])
+        state.apply(D, x + r, int(positions[r]))
+        removal = caches.removal_loss(k)
+        new_cost = float(caches.d_near.double().sum())
+        if not new_cost < cost:
+            raise RuntimeError(
+                f"k-medoids swap step: a swap predicted to improve changed the cost by {new_cost - cost:g}"
+            )
+        cost = new_cost
+        n_swaps += 1
+        examined, since, x = examined + r + 1, 0, (x + r + 1) % n
+    return state.medoids, math.ceil(examined / n), n_swaps

@@ -20,10 +20,7 @@ from benchmarks._inputs import clustered_distance_matrix
 from dispersion_score import KMedoidsResult, kmedoids
 from dispersion_score._matrix import as_distance_tensor
 from dispersion_score.kmedoids import (
-    _apply_swaps,
-    _entries_below,
     _nearest_two,
-    _pick_independent_swaps,
     _row_min,
     _swap_deltas,
     _SwapState,
@@ -34,7 +31,6 @@ from dispersion_score.kmedoids import (
 # The submodule, not the function of the same name that the package exports.
 km_module = sys.modules["dispersion_score.kmedoids"]
 matrix_module = sys.modules["dispersion_score._matrix"]
-
 
 
 # k-medoids is a chain of small operations: one torch thread (tests/conftest.py).
@@ -249,53 +245,38 @@ def test_small_blocks_give_the_same_result(monkeypatch):
         assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
 
 
-def test_swap_step_loss_changes_caches_and_joint_swaps_are_exact():
-    """The swap step's bookkeeping against recomputation from scratch, round by round: the predicted
-    loss change of the jointly applied swaps is the true one, the incrementally updated caches and
-    (B, k) loss changes equal fresh ones."""
+def test_swap_deltas_and_cache_refresh_match_recomputation():
+    """The torch swap step's bookkeeping against recomputation from scratch, swap by swap: every loss
+    change is the true cost difference, the refreshed caches equal fresh ones."""
     D = clustered_distance_matrix(400, clusters=30, seed=12)
     Dt = torch.from_numpy(D)
     k, batch = 25, 200
     state = _SwapState.start(Dt, kpp_seed(Dt, k, 0))  # no alternate step: many improving swaps
     rows = Dt[:batch]
-    delta = _swap_deltas(rows, state.caches, k).masked_fill_(state.is_medoid[:batch, None], math.inf)
-    for candidate in range(0, batch, 37):
-        if not state.is_medoid[candidate]:
-            for j in range(0, k, 6):
-                trial = state.medoids.tolist()
-                trial[j] = candidate
-                expected = naive_cost(D, trial) - naive_cost(D, state.medoids.tolist())
-                assert float(delta[candidate, j]) == pytest.approx(expected, rel=1e-9, abs=1e-9)
-    cost = naive_cost(D, state.medoids.tolist())
-    joint = rounds = 0
-    while True:
-        picked, positions, touched = _pick_independent_swaps(delta, rows, state.caches, 0.0)
-        if picked.numel() == 0:
-            break
-        predicted = float(delta[picked, positions].sum())
-        _apply_swaps(Dt, state, delta, rows, 0, picked, positions, touched)
-        new_cost = naive_cost(D, state.medoids.tolist())
-        assert predicted < 0 and new_cost == pytest.approx(cost + predicted, rel=1e-9)
-        near, d_near, _, d_sec = _nearest_two(Dt, state.medoids)
+    for rounds in range(6):
+        delta = _swap_deltas(rows, state.caches, state.caches.removal_loss(k))
+        delta.masked_fill_(state.is_medoid[:batch, None], math.inf)
+        cost = naive_cost(D, state.medoids.tolist())
+        for candidate in range(rounds, batch, 37):
+            if not state.is_medoid[candidate]:
+                for j in range(0, k, 6):
+                    trial = state.medoids.tolist()
+                    trial[j] = candidate
+                    expected = naive_cost(D, trial) - cost
+                    assert float(delta[candidate, j]) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+        best, positions = _row_min(delta)
+        x = int(torch.argmin(best))
+        assert float(best[x]) < 0
+        state.apply(Dt, x, int(positions[x]))
+        assert naive_cost(D, state.medoids.tolist()) == pytest.approx(cost + float(best[x]), rel=1e-9)
+        near, d_near, sec, d_sec = _nearest_two(Dt, state.medoids)
         assert torch.equal(d_near, state.caches.d_near) and torch.equal(d_sec, state.caches.d_sec)
-        assert torch.equal(near, state.caches.near)
-        fresh = _swap_deltas(rows, state.caches, k)
-        free = ~state.is_medoid[:batch]
-        assert torch.allclose(delta[free], fresh[free], rtol=1e-9, atol=1e-9 * new_cost)
-        assert torch.isinf(delta[~free]).all()
-        cost, rounds, joint = new_cost, rounds + 1, joint + (picked.numel() > 1)
-    assert rounds >= 3 and joint >= 1
-    assert float(_swap_deltas(rows, state.caches, k)[~state.is_medoid[:batch]].min()) >= 0
+        assert torch.equal(near, state.caches.near) and torch.equal(sec, state.caches.sec)
 
 
-def test_numpy_fast_paths_match_the_torch_paths():
-    """The CPU helpers use numpy on contiguous tensors and torch otherwise (the path CUDA takes)."""
+def test_row_min_numpy_fast_path_matches_torch():
+    """_row_min uses numpy on contiguous CPU tensors and torch otherwise (the path CUDA takes)."""
     rng = np.random.default_rng(3)
-    rows = torch.from_numpy(rng.random((37, 300), dtype=np.float32))
-    limit = torch.from_numpy(rng.random(300, dtype=np.float32) * 0.1)
-    strided = rows.t().contiguous().t()  # same values, not contiguous: the torch path
-    for a, b in zip(_entries_below(rows, limit), _entries_below(strided, limit), strict=True):
-        assert torch.equal(a, b)
     values = torch.from_numpy(rng.integers(0, 5, (40, 9)).astype(np.float64))  # many ties
     fast, slow = _row_min(values), _row_min(values.t().contiguous().t())
     assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
@@ -478,7 +459,7 @@ def test_pam_matches_or_beats_fasterpam_on_clustered_data():
     assert np.mean(ours) <= np.mean(theirs) * (1 + 1e-9)
 
 
-def test_every_start_and_order_ends_one_swap_optimal_and_the_best_is_kept():
+def test_every_start_and_path_ends_one_swap_optimal_and_the_best_is_kept():
     rng = np.random.default_rng(11)
     for case in range(12):
         n = int(rng.integers(8, 14))
@@ -489,14 +470,14 @@ def test_every_start_and_order_ends_one_swap_optimal_and_the_best_is_kept():
         best = kmedoids(D, k, seed=case, n_init=3)
         assert improving_swaps(D, best.medoids) == 0 and best.n_init == 3 and 0 <= best.start < 3
         Dt = as_distance_tensor(D)
-        for eager in (False, True):
-            medoids, _, _ = km_module._swap(Dt, km_module.kpp_seed(Dt, k, case), 300, eager=eager)
+        for swap in (km_module._swap, km_module._swap_torch):
+            medoids, _, _ = swap(Dt, km_module.kpp_seed(Dt, k, case), 300)
             assert improving_swaps(D, medoids.tolist()) == 0
 
 
-def test_default_starts_depend_on_k_and_alternate_has_one():
+def test_default_starts_and_alternate_has_one():
     D = clustered_distance_matrix(400, clusters=10, seed=2)
-    assert kmedoids(D, 5).n_init == 3 and kmedoids(D, 150).n_init == 2
+    assert kmedoids(D, 5).n_init == 2 and kmedoids(D, 150).n_init == 2
     assert kmedoids(D, 5, n_init=1).n_init == 1 and kmedoids(D, 5, method="alternate").n_init == 1
     first_start = kmedoids(D, 5, n_init=1)
     assert kmedoids(D, 5).inertia <= first_start.inertia
@@ -541,3 +522,175 @@ def test_no_library_module_sets_torch_thread_count():
     sources = Path(dispersion_score.__file__).parent.glob("*.py")
     offenders = [p.name for p in sources if call.search(p.read_text())]
     assert offenders == []
+
+
+# --- issue 23: the compiled kernel, the torch path and a naive FasterPAM -------------------------------------
+
+
+def naive_fasterpam(D: np.ndarray, medoids, max_passes: int = 300) -> tuple[list[int], int, int]:
+    """FasterPAM's eager swap search by its definition, every cost recomputed from scratch: candidates x in
+    index order, cyclically; x's best swap (lowest cost, first position on ties) is applied when it lowers
+    the cost by more than 1e-10 of the starting cost; stop after N candidates in a row without a swap.
+    Returns medoids, passes (candidates examined / N, rounded up) and swaps."""
+    medoids = list(medoids)
+    n = D.shape[0]
+    tol = 1e-10 * naive_cost(D, medoids)
+    cost = naive_cost(D, medoids)
+    examined = since = swaps = x = 0
+    while since < n and examined < max_passes * n:
+        examined += 1
+        since += 1
+        if x not in medoids:
+            trials = [naive_cost(D, medoids[:j] + [x] + medoids[j + 1 :]) for j in range(len(medoids))]
+            j = int(np.argmin(trials))
+            if trials[j] - cost < -tol:
+                medoids[j], cost = x, trials[j]
+                swaps += 1
+                since = 0
+        x = (x + 1) % n
+    return medoids, math.ceil(examined / n), swaps
+
+
+def kernel_or_skip():
+    from dispersion_score._kmedoids_kernel import load_kmedoids_kernel
+
+    kernel = load_kmedoids_kernel()
+    if kernel is None:
+        pytest.skip("no C++ compiler: the compiled k-medoids kernel is unavailable")
+    return kernel
+
+
+def swap_inputs(case: int):
+    """A float32 matrix, k, and a k-medoids++ start, for tests of the swap step."""
+    rng = np.random.default_rng(100 + case)
+    n = int(rng.integers(12, 40))
+    D = random_small_matrix(rng, n, ("gauss2", "gauss5", "symmetric")[case % 3])
+    k = int(rng.integers(2, 7))
+    Dt = torch.from_numpy(D)
+    return D, k, Dt, kpp_seed(Dt, k, case)
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_swap_paths_equal_naive_fasterpam(case):
+    """The compiled swap search (both evaluation loops) and the torch path make exactly the swaps of the
+    definition, recomputed from scratch."""
+    kernel = kernel_or_skip()
+    D, k, Dt, start = swap_inputs(case)
+    expected = naive_fasterpam(D, start.tolist())
+    torch_medoids, torch_passes, torch_swaps = km_module._swap_torch(Dt, start, 300)
+    assert (torch_medoids.tolist(), torch_passes, torch_swaps) == expected
+    for batched in (False, True):
+        medoids, examined, swaps = kernel.swap(D, start.numpy(), max_examined=300 * len(D), rtol=1e-10, batched=batched)
+        assert (medoids.tolist(), math.ceil(examined / len(D)), swaps) == expected
+    assert km_module._swap(Dt, start, 300)[0].tolist() == expected[0]
+
+
+@pytest.mark.parametrize("n,k,clusters,seed", [(300, 17, 8, 0), (700, 40, 12, 1), (900, 60, 30, 2), (500, 120, 50, 3)])
+def test_compiled_kernel_equals_torch_path_step_by_step(n, k, clusters, seed):
+    """Seeding, alternate step, swaps (both loops, with and without the (N, k) copy) and final assignment:
+    the compiled kernel gives exactly the torch path's medoids, iterations and swaps."""
+    kernel = kernel_or_skip()
+    D = clustered_distance_matrix(n, clusters=clusters, seed=seed)
+    Dt = torch.from_numpy(D)
+    for start in (0, 1):
+        rng_args = (k, km_module.start_rng(seed, start), km_module.seeding_trials(k))
+        seeding = km_module._kpp_seed(Dt, *rng_args)
+        assert torch.equal(seeding, km_module._kpp_seed_torch(Dt, k, km_module.start_rng(seed, start), rng_args[2]))
+        alternated, iters = km_module._alternate(Dt, seeding, 300)
+        torch_alternated, torch_iters = km_module._alternate_torch(Dt, seeding, 300)
+        assert torch.equal(alternated, torch_alternated) and iters == torch_iters
+        expected_medoids, passes, swaps = km_module._swap_torch(Dt, alternated, 300)
+        for batched in (False, True):
+            medoids, examined, n_swaps = kernel.swap(
+                D, alternated.numpy(), max_examined=300 * n, rtol=1e-10, batched=batched
+            )
+            assert medoids.tolist() == expected_medoids.tolist()
+            assert (math.ceil(examined / n), n_swaps) == (passes, swaps)
+        labels, dist = kernel.assign(D, expected_medoids.numpy())
+        torch_labels, torch_dist, _, _ = _nearest_two(Dt, expected_medoids, second=False)
+        assert np.array_equal(labels, torch_labels.numpy()) and np.array_equal(dist, torch_dist.numpy())
+
+
+def test_swap_without_the_medoid_copy_and_with_ties(monkeypatch):
+    """Cache refreshes read D's rows when the (N, k) copy would be too large; tied distances (integer
+    matrix) follow the same lower-position rule in both paths."""
+    kernel = kernel_or_skip()
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 6, size=(200, 2)).astype(np.float64)
+    D = np.abs(x[:, None, :] - x[None, :, :]).sum(-1).astype(np.float32)  # many equal distances
+    Dt = torch.from_numpy(D)
+    start = kpp_seed(Dt, 9, 0)
+    expected = km_module._swap_torch(Dt, start, 300)
+    from dispersion_score import _kmedoids_kernel
+
+    for limit in (1 << 26, 0):
+        monkeypatch.setattr(_kmedoids_kernel, "_T_LIMIT_ELEMS", limit)
+        for batched in (False, True):
+            medoids, examined, swaps = kernel.swap(
+                D, start.numpy(), max_examined=300 * 200, rtol=1e-10, batched=batched
+            )
+            assert medoids.tolist() == expected[0].tolist() and swaps == expected[2]
+
+
+def test_without_a_compiler_the_torch_path_gives_the_same_result(monkeypatch):
+    kernel_or_skip()
+    D = clustered_distance_matrix(500, clusters=15, seed=5)
+    expected = [kmedoids(D, k, method=m, seed=3) for k in (7, 60) for m in ("pam", "alternate")]
+    monkeypatch.setattr(km_module, "load_kmedoids_kernel", lambda: None)
+    got = [kmedoids(D, k, method=m, seed=3) for k in (7, 60) for m in ("pam", "alternate")]
+    for a, b in zip(expected, got, strict=True):
+        assert a.medoids.tolist() == b.medoids.tolist() and np.array_equal(a.labels, b.labels)
+        assert (a.n_iter, a.n_swaps, a.start) == (b.n_iter, b.n_swaps, b.start)
+        assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
+
+
+def test_seeding_with_all_weight_zero_falls_back_to_the_torch_draws():
+    """Three distinct points, 12 items: after three medoids every weight is zero and the torch seeding
+    draws a uniform non-medoid; the kernel hands that case over with the generator rewound."""
+    x = np.repeat(np.array([0.0, 5.0, 9.0]), 4)
+    D = ((x[:, None] - x[None, :]) ** 2).astype(np.float32)
+    Dt = torch.from_numpy(D)
+    got = km_module._kpp_seed(Dt, 6, km_module.start_rng(2, 0), 3)
+    assert torch.equal(got, km_module._kpp_seed_torch(Dt, 6, km_module.start_rng(2, 0), 3))
+    assert len(set(got.tolist())) == 6
+
+
+def test_memory_mapped_input_is_used_in_place_and_gives_the_same_result(tmp_path):
+    D = clustered_distance_matrix(400, clusters=12, seed=7)
+    np.save(tmp_path / "D.npy", D)
+    mapped = np.load(tmp_path / "D.npy", mmap_mode="r")
+    assert as_distance_tensor(mapped).data_ptr() == mapped.ctypes.data  # viewed, not copied
+    for method in ("pam", "alternate"):
+        a, b = kmedoids(D, 20, method=method, seed=4), kmedoids(mapped, 20, method=method, seed=4)
+        assert a.medoids.tolist() == b.medoids.tolist() and a.inertia == b.inertia
+
+
+def test_kernel_disabled_by_environment_and_cached_build(monkeypatch, tmp_path):
+    from dispersion_score import _kmedoids_kernel
+
+    monkeypatch.setenv("DISPERSION_SCORE_NO_COMPILE", "1")
+    with pytest.raises(RuntimeError, match="DISPERSION_SCORE_NO_COMPILE"):
+        _kmedoids_kernel._build_and_load()
+    monkeypatch.delenv("DISPERSION_SCORE_NO_COMPILE")
+    if _kmedoids_kernel._find_compiler() is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("DISPERSION_SCORE_CACHE", str(tmp_path))
+    kernel = _kmedoids_kernel._build_and_load()  # compiles into the new cache and passes the self-test
+    assert kernel.path.parent == tmp_path and kernel.path.name.startswith("kmedoids_kernel_")
+
+
+def test_pam_reaches_the_brute_force_optimum_on_tiny_matrices():
+    """N <= 9, k <= 3: with the default starts the swap search ends at the global optimum in nearly every case
+    (a local optimum of the swap neighbourhood may differ, never by being above the alternate result)."""
+    rng = np.random.default_rng(77)
+    hits = cases = 0
+    for case in range(40):
+        n = int(rng.integers(4, 10))
+        k = int(rng.integers(1, 4))
+        D = random_small_matrix(rng, n, ("gauss2", "gauss5", "symmetric")[case % 3])
+        optimum = brute_force_optimum(D, k)
+        result = kmedoids(D, k, seed=case)
+        assert result.inertia >= optimum * (1 - 1e-6) - 1e-9  # never below the optimum: inertia is honest
+        hits += result.inertia <= optimum * (1 + 1e-6) + 1e-9
+        cases += 1
+    assert hits >= 0.9 * cases

@@ -1,0 +1,586 @@
+"""Optional compiled CPU kernel of k-medoids: k-medoids++ seeding, the alternate step and FasterPAM's
+eager swaps (docs/library.md).
+
+Why compiled: FasterPAM (Schubert & Rousseeuw, "Fast and eager k-medoids clustering: O(k) runtime
+improvement of the PAM, CLARA, and CLARANS algorithms", Information Systems 101, 2021) evaluates one
+candidate at a time and applies the first improving swap at once, so every decision depends on the
+previous one: a chain of N·passes small steps that torch operations can only batch speculatively (each
+applied swap invalidates the rest of the batch). Seeding (k steps) and the alternate step (a few
+iterations of per-cluster work) are likewise chains of small operations whose per-call overhead in torch
+exceeds their arithmetic for small N. In C++ one swap candidate is one pass over its row of D.
+
+Every function computes what its torch counterpart in :mod:`dispersion_score.kmedoids` computes
+(``_kpp_seed_torch``, ``_alternate_torch``, ``_swap_torch``), with the same tie rules and float64 sums
+accumulated in item order, so both give the same medoids (tests/test_kmedoids.py checks it).
+
+Swap step: caches of every item's nearest and second-nearest medoid (position and distance; ties go to the
+lower position) and the removal loss of every medoid position (sum of d_sec - d_near over the items it
+is nearest to). For candidate x, in index order and cyclically, the cost change of swapping x in for
+position j is removal[j] plus, over the items o with D[x, o] < d_sec(o), the correction
+max(D[x, o], d_near(o)) - d_sec(o) at position near(o), plus the shared gain sum_o min(D[x, o] -
+d_near(o), 0); the best position is taken if it lowers the cost by more than ``rtol`` times the starting
+cost, the caches are refreshed at the items it can change, and the removal loss is recomputed. The search
+stops after N consecutive candidates without a swap (a local optimum of the swap neighbourhood) or after
+``max_examined`` candidates. The hot loop compares 16 entries of the candidate's row with 16
+second-nearest distances at once and visits only the few entries below them, so a pass streams D once.
+Memory: O(N) per step, plus the (N, k) float32 distances to the medoids while swapping when N·k <= 2^26
+(contiguous cache refreshes; above that they read D's rows).
+
+Building and caching follow :mod:`dispersion_score._chamfer_kernel` (same compiler search, cache
+directory, ``DISPERSION_SCORE_NO_COMPILE``, self-test before first use): without a compiler
+:func:`load_kmedoids_kernel` returns None and k-medoids runs the torch path, with the same result. The
+kernel runs on the calling thread only (``threads=`` applies to the torch operations around it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from dispersion_score._chamfer_kernel import _cache_dir, _find_compiler, _machine_tag
+
+logger = logging.getLogger(__name__)
+
+_ABI_VERSION = 1
+
+_SOURCE = r"""
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <cmath>
+#include <new>
+#include <vector>
+
+namespace {
+
+constexpr int VL = 16;
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(VL * sizeof(int32_t))));
+typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
+typedef double vd __attribute__((vector_size(4 * sizeof(double))));
+inline vf loadf(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline vf4 loadf4(const float* p) { vf4 v; std::memcpy(&v, p, sizeof v); return v; }
+
+struct Caches {
+    std::vector<int32_t> near, sec;
+    std::vector<float> dnear, dsec;
+};
+
+// Nearest and second-nearest position for item o from the distances dist(j) to every position j,
+// ties to the lower position (the order of a stable sort by distance).
+template <class Dist>
+inline void top_two(int64_t k, Dist dist, int32_t& p1, float& d1, int32_t& p2, float& d2) {
+    p1 = 0; d1 = INFINITY; p2 = 0; d2 = INFINITY;
+    for (int64_t j = 0; j < k; ++j) {
+        const float d = dist(j);
+        if (d < d1) { p2 = p1; d2 = d1; p1 = (int32_t)j; d1 = d; }
+        else if (d < d2) { p2 = (int32_t)j; d2 = d; }
+    }
+}
+
+struct Swapper {
+    const float* D; int64_t n, k; int64_t* med;
+    std::vector<float> T;  // (n, k) D[o, med[j]] when use_t, else empty: rescans read D's row o
+    std::vector<char> is_med;
+    Caches c;
+    std::vector<double> removal, ploss;
+
+    void rescan(int64_t o) {
+        if (!T.empty()) {
+            const float* t = T.data() + o * k;
+            top_two(k, [&](int64_t j) { return t[j]; }, c.near[o], c.dnear[o], c.sec[o], c.dsec[o]);
+        } else {
+            const float* row = D + o * n;
+            top_two(k, [&](int64_t j) { return row[med[j]]; }, c.near[o], c.dnear[o], c.sec[o], c.dsec[o]);
+        }
+    }
+
+    double update_removal() {
+        std::fill(removal.begin(), removal.end(), 0.0);
+        double cost = 0.0;
+        for (int64_t o = 0; o < n; ++o) {
+            removal[c.near[o]] += (double)c.dsec[o] - (double)c.dnear[o];
+            cost += (double)c.dnear[o];
+        }
+        return cost;
+    }
+
+    void init() {
+        c.near.assign(n, 0); c.sec.assign(n, 0);
+        c.dnear.assign(n, INFINITY); c.dsec.assign(n, INFINITY);
+        is_med.assign(n, 0);
+        for (int64_t j = 0; j < k; ++j) {
+            is_med[med[j]] = 1;
+            const float* row = D + med[j] * n;  // D symmetric: row med[j] holds D[o, med[j]]
+            for (int64_t o = 0; o < n; ++o) {
+                const float d = row[o];
+                if (!T.empty()) T[o * k + j] = d;
+                if (d < c.dnear[o]) {
+                    c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = (int32_t)j; c.dnear[o] = d;
+                } else if (d < c.dsec[o]) {
+                    c.sec[o] = (int32_t)j; c.dsec[o] = d;
+                }
+            }
+        }
+        removal.assign(k, 0.0);
+        ploss.assign(k, 0.0);
+    }
+
+    inline void visit(const float* row, int64_t o, double& acc) {
+        const float d = row[o], dn = c.dnear[o];
+        if (d < dn) {
+            acc += (double)d - (double)dn;
+            ploss[c.near[o]] += (double)dn - (double)c.dsec[o];
+        } else {
+            ploss[c.near[o]] += (double)d - (double)c.dsec[o];
+        }
+    }
+
+    // Best position for candidate x: returns the cost change, position in *best.
+    double evaluate(int64_t x, int32_t* best) {
+        const float* row = D + x * n;
+        const float* ds = c.dsec.data();
+        std::memcpy(ploss.data(), removal.data(), sizeof(double) * k);
+        double acc = 0.0;
+        int64_t o0 = 0;
+        for (; o0 + VL <= n; o0 += VL) {
+            const vi below = loadf(row + o0) < loadf(ds + o0);
+            int32_t any = 0;
+            for (int l = 0; l < VL; ++l) any |= below[l];
+            if (!any) continue;
+            for (int l = 0; l < VL; ++l)
+                if (row[o0 + l] < ds[o0 + l]) visit(row, o0 + l, acc);
+        }
+        for (int64_t o = o0; o < n; ++o)
+            if (row[o] < ds[o]) visit(row, o, acc);
+        int32_t b = 0;
+        double best_change = ploss[0] + acc;
+        for (int64_t j = 1; j < k; ++j) {
+            const double change = ploss[j] + acc;
+            if (change < best_change) { best_change = change; b = (int32_t)j; }
+        }
+        *best = b;
+        return best_change;
+    }
+
+    // Candidates x .. x + W - 1 at once (W = 4 or 16, x + W <= n): D is symmetric, so their entries for
+    // item o are the W contiguous floats D[o, x : x + W], and one pass over the items serves all W. Every
+    // term is computed without branches (min(D - d_near, 0) for the shared gain; min(max(D, d_near) -
+    // d_sec, 0), zero unless D < d_sec, for the position near(o)), which adds exactly what evaluate()
+    // adds, in the same order: the results are identical. ploss16 is (k, W).
+    std::vector<double> ploss16;
+
+    template <int W>
+    void evaluate_many(int64_t x, double* change, int32_t* best) {
+        constexpr int V = W / 4;
+        const vd zero = {0.0, 0.0, 0.0, 0.0};
+        double* pl = ploss16.data();
+        for (int64_t j = 0; j < k; ++j)
+            for (int l = 0; l < W; ++l) pl[j * W + l] = removal[j];
+        vd acc[V];
+        for (int t = 0; t < V; ++t) acc[t] = zero;
+        for (int64_t o = 0; o < n; ++o) {
+            const float* p = D + o * n + x;
+            const double dn1 = c.dnear[o], ds1 = c.dsec[o];
+            const vd dn = {dn1, dn1, dn1, dn1}, ds = {ds1, ds1, ds1, ds1};
+            double* target = pl + (int64_t)c.near[o] * W;
+            for (int t = 0; t < V; ++t) {
+                const vd d = __builtin_convertvector(loadf4(p + 4 * t), vd);
+                const vd g = d - dn;
+                acc[t] += g < zero ? g : zero;
+                vd f = (d > dn ? d : dn) - ds;
+                f = f < zero ? f : zero;
+                vd v;
+                std::memcpy(&v, target + 4 * t, sizeof v);
+                v += f;
+                std::memcpy(target + 4 * t, &v, sizeof v);
+            }
+        }
+        for (int l = 0; l < W; ++l) {
+            const double shared = acc[l / 4][l % 4];
+            int32_t b = 0;
+            double best_change = pl[l] + shared;
+            for (int64_t j = 1; j < k; ++j) {
+                const double v = pl[j * W + l] + shared;
+                if (v < best_change) { best_change = v; b = (int32_t)j; }
+            }
+            change[l] = best_change;
+            best[l] = b;
+        }
+    }
+
+    // Swap x in at position b and bring the caches up to date (as a fresh top_two would give them).
+    void apply(int64_t x, int32_t b) {
+        is_med[med[b]] = 0;
+        med[b] = x;
+        is_med[x] = 1;
+        const float* row = D + x * n;
+        if (!T.empty()) for (int64_t o = 0; o < n; ++o) T[o * k + b] = row[o];
+        for (int64_t o = 0; o < n; ++o) {
+            if (c.near[o] == b || c.sec[o] == b) {
+                rescan(o);  // lost one of its two nearest: any other medoid may take its place
+                continue;
+            }
+            // Position b ranked third or later before: the new top two are the best two of the old top
+            // two and (row[o], b), in the order (distance, position) that top_two gives.
+            const float d = row[o];
+            if (d < c.dnear[o] || (d == c.dnear[o] && b < c.near[o])) {
+                c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = b; c.dnear[o] = d;
+            } else if (d < c.dsec[o] || (d == c.dsec[o] && b < c.sec[o])) {
+                c.sec[o] = b; c.dsec[o] = d;
+            }
+        }
+    }
+};
+
+// k-medoids++ (see dispersion_score.kmedoids.kpp_seed): draws holds the (k - 1) * t uniforms of the
+// steps in order. Returns false when every candidate of a step is a medoid (all weight is zero): the
+// caller then redoes the seeding with the torch path, which draws differently in that case.
+bool kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double* draws, int64_t t, int64_t* med) {
+    std::vector<double> closest(n), cumulative(n);
+    std::vector<char> is_med(n, 0);
+    const float* row = D + first * n;
+    for (int64_t o = 0; o < n; ++o) closest[o] = (double)row[o] * (double)row[o];
+    closest[first] = 0.0;
+    med[0] = first;
+    is_med[first] = 1;
+    for (int64_t j = 1; j < k; ++j) {
+        double run = 0.0;
+        for (int64_t o = 0; o < n; ++o) { run += closest[o]; cumulative[o] = run; }
+        int64_t best = -1;
+        double best_total = INFINITY;
+        for (int64_t trial = 0; trial < t; ++trial) {
+            const double v = draws[(j - 1) * t + trial] * run;
+            // side="right": the first item whose cumulative weight exceeds v
+            int64_t c = std::upper_bound(cumulative.begin(), cumulative.end(), v) - cumulative.begin();
+            if (c > n - 1) c = n - 1;
+            if (is_med[c]) continue;
+            const float* rc = D + c * n;
+            double total = 0.0;
+            for (int64_t o = 0; o < n; ++o) {
+                const double d2 = (double)rc[o] * (double)rc[o];
+                total += d2 < closest[o] ? d2 : closest[o];
+            }
+            if (total < best_total) { best_total = total; best = c; }
+        }
+        if (best < 0) return false;
+        const float* rb = D + best * n;
+        for (int64_t o = 0; o < n; ++o) {
+            const double d2 = (double)rb[o] * (double)rb[o];
+            if (d2 < closest[o]) closest[o] = d2;
+        }
+        closest[best] = 0.0;
+        med[j] = best;
+        is_med[best] = 1;
+    }
+    return true;
+}
+
+// Nearest medoid position of every item (ties: the lower position).
+void assign(const float* D, int64_t n, int64_t k, const int64_t* med, int32_t* labels, float* dist) {
+    for (int64_t o = 0; o < n; ++o) { labels[o] = 0; dist[o] = INFINITY; }
+    for (int64_t j = 0; j < k; ++j) {
+        const float* row = D + med[j] * n;
+        for (int64_t o = 0; o < n; ++o)
+            if (row[o] < dist[o]) { dist[o] = row[o]; labels[o] = (int32_t)j; }
+    }
+}
+
+// Voronoi iteration (see dispersion_score.kmedoids._alternate); returns the iterations run.
+int64_t alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_iter) {
+    std::vector<int32_t> labels(n), new_labels(n);
+    std::vector<float> dist(n);
+    std::vector<char> changed(k, 1);
+    std::vector<std::vector<int64_t>> members(k);
+    assign(D, n, k, med, labels.data(), dist.data());
+    for (int64_t it = 1; it <= max_iter; ++it) {
+        for (int64_t j = 0; j < k; ++j) members[j].clear();
+        for (int64_t o = 0; o < n; ++o) if (changed[labels[o]]) members[labels[o]].push_back(o);
+        bool moved = false;
+        for (int64_t j = 0; j < k; ++j) {
+            const std::vector<int64_t>& m = members[j];
+            if (!changed[j] || m.empty()) continue;
+            double best_cost = INFINITY, current = INFINITY;
+            int64_t best = -1;
+            for (int64_t a : m) {
+                const float* row = D + a * n;
+                double cost = 0.0;
+                for (int64_t b : m) cost += (double)row[b];
+                if (cost < best_cost) { best_cost = cost; best = a; }
+                if (a == med[j]) current = cost;
+            }
+            // Keep the medoid unless a member is strictly better (scikit-learn-extra).
+            if (best_cost < current && best != med[j]) { med[j] = best; moved = true; }
+        }
+        if (!moved) return it;
+        assign(D, n, k, med, new_labels.data(), dist.data());
+        std::fill(changed.begin(), changed.end(), 0);
+        for (int64_t o = 0; o < n; ++o)
+            if (new_labels[o] != labels[o]) { changed[new_labels[o]] = 1; changed[labels[o]] = 1; }
+        labels.swap(new_labels);
+    }
+    return max_iter;
+}
+
+}  // namespace
+
+extern "C" {
+
+int ds_kmedoids_abi_version() { return 1; }
+
+// Returns 1 when done, 0 when the caller must use the torch seeding (see kpp_seed), 2 out of memory.
+int ds_kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double* draws, int64_t t,
+                int64_t* med) {
+    try {
+        return kpp_seed(D, n, k, first, draws, t, med) ? 1 : 0;
+    } catch (const std::bad_alloc&) {
+        return 2;
+    }
+}
+
+// Nearest medoid position (ties: the lower one) and distance of every item.
+void ds_assign(const float* D, int64_t n, int64_t k, const int64_t* med, int32_t* labels, float* dist) {
+    assign(D, n, k, med, labels, dist);
+}
+
+// Voronoi iteration from med (updated in place); iterations in *iters. Returns 0, or 1 out of memory.
+int ds_alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_iter, int64_t* iters) {
+    try {
+        *iters = alternate(D, n, k, med, max_iter);
+        return 0;
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+}
+
+// FasterPAM's eager swap search on the (n, n) float32 matrix D from the k medoids in med (updated in
+// place); a swap must lower the cost by more than rtol times the starting cost. stats[0]: candidates
+// examined, stats[1]: swaps applied. Returns 0; 1 when memory runs out; 2 when an applied swap did not
+// lower the cost (which the arithmetic rules out; checked, not assumed).
+int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_examined,
+                      double rtol, int use_t, int batched, int64_t* stats) {
+    try {
+        Swapper s{D, n, k, med};
+        if (use_t) s.T.assign((size_t)n * (size_t)k, 0.0f);
+        s.init();
+        double cost = s.update_removal();
+        const double tol = rtol * cost;
+        int64_t examined = 0, since = 0, swaps = 0, x = 0;
+        if (batched) s.ploss16.assign((size_t)k * 16, 0.0);
+        double change16[16];
+        int32_t best16[16];
+        int width = 16;
+        while (since < n && examined < max_examined) {
+            // Evaluate 16 candidates ahead when they are contiguous; a swap among them makes the later
+            // ones stale: they are evaluated again after it, so the order of decisions is unchanged.
+            // Swaps come in runs: right after one, 4 at a time waste less.
+            const int count = !batched ? 1 : x + width <= n ? width : x + 4 <= n ? 4 : 1;
+            if (count == 16) {
+                s.evaluate_many<16>(x, change16, best16);
+            } else if (count == 4) {
+                s.evaluate_many<4>(x, change16, best16);
+            } else if (!s.is_med[x]) {
+                change16[0] = s.evaluate(x, &best16[0]);
+            }
+            width = 16;
+            int l = 0;
+            for (; l < count && since < n && examined < max_examined; ++l) {
+                ++examined; ++since;
+                if (s.is_med[x + l] || !(change16[l] < -tol)) continue;
+                s.apply(x + l, best16[l]);
+                const double now = s.update_removal();
+                if (!(now < cost)) { stats[0] = examined; stats[1] = swaps; return 2; }
+                cost = now;
+                ++swaps;
+                since = 0;
+                width = 4;
+                ++l;
+                break;
+            }
+            x = (x + l) % n;
+        }
+        stats[0] = examined;
+        stats[1] = swaps;
+        return 0;
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+}
+
+}  // extern "C"
+"""
+
+_FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
+_FALLBACK_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
+
+# The (N, k) copy of the distances to the medoids makes cache refreshes contiguous reads; above this many
+# elements (256 MiB) they read D's rows instead.
+_T_LIMIT_ELEMS = 1 << 26
+
+# Up to this k, 16 candidates are evaluated in one branch-free pass over the items (most entries of a row
+# fall below d_sec there); above it, one candidate at a time visiting only the entries below d_sec. Both
+# add the same terms in the same order: the same swaps.
+BATCHED_MAX_K = 48
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+class KMedoidsKernel:
+    """ctypes wrapper of the compiled k-medoids steps; D is always a C-contiguous float32 (N, N) array."""
+
+    def __init__(self, library: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        self._seed = library.ds_kpp_seed
+        self._alternate = library.ds_alternate
+        self._swap = library.ds_fasterpam_swap
+        self._assign = library.ds_assign
+        self._assign.restype = None
+        for function in (self._seed, self._alternate, self._swap):
+            function.restype = ctypes.c_int
+
+    def kpp_seed(self, D: np.ndarray, k: int, first: int, draws: np.ndarray) -> np.ndarray | None:
+        """k-medoids++ from item ``first`` with the (k - 1, trials) float64 uniforms ``draws`` of its steps:
+        (k,) int64 medoids, or None when a step finds every weight zero (the torch path handles that)."""
+        n = D.shape[0]
+        draws = np.ascontiguousarray(draws, dtype=np.float64)
+        medoids = np.empty(k, dtype=np.int64)
+        trials = draws.shape[1] if draws.ndim == 2 else 1
+        code = self._seed(_ptr(D), _i64(n), _i64(k), _i64(first), _ptr(draws), _i64(trials), _ptr(medoids))
+        if code == 2:
+            raise MemoryError(f"k-medoids kernel: could not allocate the seeding's buffers for N = {n}")
+        return medoids if code == 1 else None
+
+    def assign(self, D: np.ndarray, medoids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest medoid of every item: positions (N,) int64 (ties: the lower one), distances (N,) float32."""
+        n = D.shape[0]
+        medoids = np.ascontiguousarray(medoids, dtype=np.int64)
+        labels = np.empty(n, dtype=np.int32)
+        dist = np.empty(n, dtype=np.float32)
+        self._assign(_ptr(D), _i64(n), _i64(len(medoids)), _ptr(medoids), _ptr(labels), _ptr(dist))
+        return labels.astype(np.int64), dist
+
+    def alternate(self, D: np.ndarray, medoids: np.ndarray, max_iter: int) -> tuple[np.ndarray, int]:
+        """Voronoi iteration from (k,) int64 ``medoids``: the new medoids and the iterations run."""
+        med = np.array(medoids, dtype=np.int64, copy=True)
+        iters = np.zeros(1, dtype=np.int64)
+        if self._alternate(_ptr(D), _i64(D.shape[0]), _i64(len(med)), _ptr(med), _i64(max_iter), _ptr(iters)):
+            raise MemoryError(f"k-medoids kernel: could not allocate the alternate step's buffers for N = {len(D)}")
+        return med, int(iters[0])
+
+    def swap(
+        self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float, batched: bool | None = None
+    ) -> tuple[np.ndarray, int, int]:
+        """Eager swaps from (k,) int64 ``medoids``: (medoids, candidates examined, swaps applied).
+        ``batched``: which evaluation loop (None: batched for k <= ``BATCHED_MAX_K``); both give the same swaps.
+
+        Raises:
+            MemoryError: the kernel could not allocate its O(N·k) caches.
+            RuntimeError: an applied swap did not lower the cost.
+        """
+        n, k = D.shape[0], medoids.shape[0]
+        med = np.array(medoids, dtype=np.int64, copy=True)
+        stats = np.zeros(2, dtype=np.int64)
+        use_t = ctypes.c_int(int(n * k <= _T_LIMIT_ELEMS))
+        batched_loop = ctypes.c_int(int(k <= BATCHED_MAX_K if batched is None else batched))
+        code = self._swap(
+            _ptr(D),
+            _i64(n),
+            _i64(k),
+            _ptr(med),
+            _i64(max_examined),
+            ctypes.c_double(rtol),
+            use_t,
+            batched_loop,
+            _ptr(stats),
+        )
+        if code == 1:
+            raise MemoryError(f"k-medoids kernel: could not allocate the swap step's caches for N = {n}, k = {k}")
+        if code == 2:
+            raise RuntimeError("k-medoids swap step: a swap predicted to improve did not lower the cost")
+        return med, int(stats[0]), int(stats[1])
+
+
+def _ptr(array: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(array.ctypes.data)
+
+
+def _i64(value: int) -> ctypes.c_int64:
+    return ctypes.c_int64(value)
+
+
+def _compile(compiler: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        source = Path(tmp) / "kmedoids_kernel.cpp"
+        source.write_text(_SOURCE, encoding="utf-8")
+        built = Path(tmp) / target.name
+        errors = ""
+        for flags in (_FLAGS, _FALLBACK_FLAGS):
+            result = subprocess.run(
+                [compiler, *flags, str(source), "-o", str(built)], capture_output=True, text=True, timeout=300
+            )
+            if result.returncode == 0:
+                os.replace(built, target)  # atomic: concurrent builders never load a half-written file
+                return
+            errors = result.stderr[-2000:]
+        raise RuntimeError(f"compiling the k-medoids kernel with {compiler} failed: {errors}")
+
+
+def _self_test(kernel: KMedoidsKernel) -> None:
+    """A miscompiled kernel must not be used: on three 1-D clusters the swaps must reach their centres."""
+    x = np.array([0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 30.0, 31.0, 32.0], dtype=np.float32)
+    D = np.abs(x[:, None] - x[None, :])
+    medoids, _, swaps = kernel.swap(D, np.array([0, 3, 4], dtype=np.int64), max_examined=1000, rtol=0.0)
+    alternated, _ = kernel.alternate(D, np.array([0, 3, 4], dtype=np.int64), 10)
+    if sorted(medoids.tolist()) != [1, 4, 7] or swaps < 1 or alternated.tolist() != [1, 4, 7]:
+        raise RuntimeError(f"k-medoids kernel self-test failed: medoids {medoids.tolist()}, {alternated.tolist()}")
+
+
+def load_kmedoids_kernel() -> KMedoidsKernel | None:
+    """The compiled kernel, building it on first use; None (with the reason logged once) if unavailable."""
+    with _lock:
+        if "kernel" in _state:
+            return _state["kernel"]  # type: ignore[return-value]
+        kernel = None
+        try:
+            kernel = _build_and_load()
+        except Exception as error:  # noqa: BLE001 - any build/load failure means "use the torch path"
+            _state["reason"] = str(error)
+            logger.warning("dispersion_score: compiled k-medoids kernel unavailable, using torch (%s)", error)
+        _state["kernel"] = kernel
+        return kernel
+
+
+def _build_and_load() -> KMedoidsKernel:
+    if os.environ.get("DISPERSION_SCORE_NO_COMPILE", "") not in ("", "0"):
+        raise RuntimeError("disabled by DISPERSION_SCORE_NO_COMPILE")
+    compiler = _find_compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set $CXX or install g++/clang++)")
+    key = hashlib.sha256(
+        "\n".join([_SOURCE, " ".join(_FLAGS), compiler, _machine_tag(), str(_ABI_VERSION)]).encode()
+    ).hexdigest()[:20]
+    target = _cache_dir() / f"kmedoids_kernel_{key}.so"
+    if not target.exists():
+        try:
+            _compile(compiler, target)
+        except OSError:  # unwritable cache directory: build in a per-user temporary one instead
+            user = getattr(os, "getuid", lambda: 0)()
+            target = Path(tempfile.gettempdir()) / f"dispersion_score-{user}" / target.name
+            if not target.exists():
+                _compile(compiler, target)
+    library = ctypes.CDLL(str(target))
+    if library.ds_kmedoids_abi_version() != _ABI_VERSION:
+        raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
+    kernel = KMedoidsKernel(library, target)
+    _self_test(kernel)
+    return kernel
