@@ -3,8 +3,10 @@ exact (rational-arithmetic) model of its float32 arithmetic, and compiles withou
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +153,58 @@ def test_cache_key_changes_with_the_flags_and_the_source(tmp_path, monkeypatch):
     assert _chamfer_kernel.build_library(source + "\n// changed\n", (), stem="k") != first
     monkeypatch.setattr(_chamfer_kernel, "_machine_tag", lambda: "another CPU")
     assert _chamfer_kernel.build_library(source, (), stem="k") != first
+
+
+CROSS = {"compiler": shutil.which("aarch64-linux-gnu-g++"), "emulator": shutil.which("qemu-aarch64-static")}
+
+
+@pytest.mark.skipif(None in CROSS.values(), reason="needs aarch64-linux-gnu-g++ and qemu-aarch64-static")
+def test_aarch64_build_runs_the_portable_body_with_identical_results(kernels, tmp_path):
+    """The kernel built for AArch64 (the portable body, NEON/FMA by the compiler) and run under qemu
+    gives the same bits as this machine's native build."""
+    rng = np.random.default_rng(5)
+    clouds = _clouds(rng, [1, 7, 16, 33, 100], offset=0.0) + _clouds(rng, [9, 250], offset=-500.0)
+    clouds += [c.copy() for c in _clouds(rng, [40, 40, 40, 40], offset=2.0)]
+    store = _chamfer_kernel.pack_store(clouds)
+    ia, ib = _all_pairs(len(clouds))
+    na, nb = np.array([7, 8]), np.array([9, 10])  # the 40-point clouds
+    for name, array in {
+        "store.f32": store.data,
+        "offset.i64": store.offset,
+        "padded.i64": store.padded,
+        "size.i64": store.size,
+        "ia.i64": ia.astype(np.int64),
+        "ib.i64": ib.astype(np.int64),
+        "na.i64": na.astype(np.int64),
+        "nb.i64": nb.astype(np.int64),
+    }.items():
+        array.tofile(tmp_path / name)
+    program = tmp_path / "driver"
+    driver = Path(__file__).resolve().parent / "csrc" / "kernel_driver.cpp"
+    build = [CROSS["compiler"], *_chamfer_kernel._COMMON_FLAGS[:3], "-static", "-Wall", "-Wextra"]
+    build += ["-I", str(_chamfer_kernel.SOURCE.parent), str(driver), "-o", str(program)]
+    result = subprocess.run(build, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    run = subprocess.run([CROSS["emulator"], str(program), str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip() == "portable", (run.returncode, run.stdout, run.stderr)
+    native = kernels["native"]
+    expected = native.chamfer_pairs(store, ia, ib, threads=1)
+    assert np.fromfile(tmp_path / "chamfer.f32", dtype=np.float32).tobytes() == expected.tobytes()
+    idx_ab, idx_ba = native.nearest_pairs(store, na, nb, threads=1)
+    assert np.array_equal(np.fromfile(tmp_path / "idx_ab.i64", dtype=np.int64), idx_ab.ravel())
+    assert np.array_equal(np.fromfile(tmp_path / "idx_ba.i64", dtype=np.int64), idx_ba.ravel())
+
+
+@pytest.mark.skipif(shutil.which("clang++") is None or COMPILER is None, reason="needs clang++")
+@pytest.mark.parametrize("variant", [v for v in ("native", "avx2", "portable") if v in VARIANTS])
+def test_clang_builds_give_identical_results(kernels, variant, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "clang++")
+    monkeypatch.setenv("DISPERSION_SCORE_CACHE", str(tmp_path))
+    clang = _chamfer_kernel.load_variant(variant)
+    assert clang.path.parent == tmp_path
+    rng = np.random.default_rng(9)
+    clouds = _clouds(rng, SIZES[::2], offset=10.0)
+    store = _chamfer_kernel.pack_store(clouds)
+    ia, ib = _all_pairs(len(clouds))
+    expected = kernels[variant].chamfer_pairs(store, ia, ib, threads=1)
+    assert clang.chamfer_pairs(store, ia, ib, threads=2).tobytes() == expected.tobytes()
