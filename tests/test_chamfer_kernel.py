@@ -208,3 +208,21 @@ def test_clang_builds_give_identical_results(kernels, variant, tmp_path, monkeyp
     ia, ib = _all_pairs(len(clouds))
     expected = kernels[variant].chamfer_pairs(store, ia, ib, threads=1)
     assert clang.chamfer_pairs(store, ia, ib, threads=2).tobytes() == expected.tobytes()
+
+
+def test_benchmark_variant_section_runs_and_reports_consistent_rates():
+    pytest.importorskip("faiss")
+    from benchmarks import bench_chamfer
+
+    clouds = _clouds(np.random.default_rng(1), [64] * 4)
+    clock, rows = bench_chamfer.kernel_variants(np.stack(clouds), variants=["native", "portable"], pairs=6, repeats=1)
+    assert 0.1 < clock["ghz"] < 10 and clock["points"] == 64
+    assert [row["isa"] for row in rows][1] == "portable"
+    for row in rows:
+        assert row["ms_per_pair"] > 0 and row["point_pairs_per_cycle"] > 0 and row["faiss_over_this"] > 0
+        seconds_per_pair = row["ms_per_pair"] / 1e3
+        assert np.isclose(row["point_pairs_per_cycle"], 64 * 64 / seconds_per_pair / (clock["ghz"] * 1e9))
+        if row["limit_point_pairs_per_cycle"]:
+            assert np.isclose(
+                row["percent_of_limit"], 100 * row["point_pairs_per_cycle"] / row["limit_point_pairs_per_cycle"]
+            )

@@ -6,7 +6,7 @@
 //   exposed in the VM this was written on).
 // ds_bench_l1: the kernel on clouds that stay in the L1 cache: the pair rate of its own instruction
 //   stream when no cache miss intervenes.
-#include "../../dispersion_score/csrc/chamfer_kernel.cpp"
+#include "chamfer_kernel.cpp"  // found through -I dispersion_score/csrc (build_library)
 
 extern "C" {
 
