@@ -21,9 +21,11 @@ Compared, all on the same unit-ball clouds and the same number of threads:
     CPU has AVX-512, the portable body), one thread, on the first ``--variant-pairs`` pairs, each
     against the per-core limit of its instruction mix (:func:`mix_limit`) at the core clock measured
     in the same run (a chain of dependent adds, ``benchmarks/csrc/kernel_peak.cpp``: no hardware
-    counters are needed), and on clouds small enough to stay in the L1 cache (the ceiling of the
-    kernel's own instruction stream). All timings are interleaved over ``--repeats`` rounds and the
-    fastest round kept, so load from other processes hits every implementation alike.
+    counters are needed), on clouds small enough to stay in the L1 cache (the ceiling of the kernel's
+    own instruction stream), and next to the mix alone in registers (inline assembly: what the core
+    reaches with these instructions, a check of the derived limit). All timings are interleaved over
+    ``--repeats-variants`` rounds and the fastest round kept, so load from other processes hits every
+    implementation alike.
 
 Prints the per-pair times and the ratios, checks that all implementations agree, and writes
 ``benchmarks/results/bench_chamfer.json`` (settings, provenance, times, ratios).
@@ -196,6 +198,17 @@ def kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, repe
 
     Returns ({"core", "ghz"}, one row per variant).
     """
+    import faiss
+
+    faiss_threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # one thread, like the kernel: the per-core comparison
+    try:
+        return _kernel_variants(clouds, variants=variants, pairs=pairs, repeats=repeats)
+    finally:
+        faiss.omp_set_num_threads(faiss_threads)
+
+
+def _kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, repeats: int) -> tuple[dict, list[dict]]:
     store = _chamfer_kernel.pack_store(list(clouds))
     iu = np.triu_indices(len(clouds), 1)
     ia, ib = iu[0][:pairs], iu[1][:pairs]
@@ -214,6 +227,9 @@ def kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, repe
     for library in peaks.values():
         library.ds_bench_l1.restype = ctypes.c_double
         library.ds_bench_l1.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+        library.ds_bench_mix.restype = ctypes.c_int64
+        library.ds_bench_mix.argtypes = [ctypes.c_int64]
+    mix_pairs = {v: peaks[v].ds_bench_mix(0) for v in variants}  # per iteration; -1: no mix loop
     # Portable builds can be 30x slower: time fewer pairs so every variant takes similar time.
     counts = {v: pairs if kernels[v].isa != "portable" else max(1, pairs // 30) for v in variants}
     l1_na, l1_nb = 512, 1536  # 6 + 24 KB: inside a 32 KB L1 data cache
@@ -222,6 +238,8 @@ def kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, repe
     faiss_list = list(zip(ia.tolist(), ib.tolist(), strict=True))
     best = {"clock": math.inf, "faiss": math.inf}
     best |= {v: math.inf for v in variants} | {f"l1 {v}": math.inf for v in variants}
+    best |= {f"mix {v}": math.inf for v in variants}
+    mix_iterations = 5_000_000
     for _ in range(repeats):
         best["clock"] = min(best["clock"], _time_call(lambda: clock.ds_bench_clock(adds)))
         best["faiss"] = min(best["faiss"], _time_call(lambda: faiss_pairs(clouds, faiss_list, blas_threshold=20)))
@@ -233,6 +251,8 @@ def kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, repe
             best[f"l1 {v}"] = min(
                 best[f"l1 {v}"], _time_call(lambda v=v: peaks[v].ds_bench_l1(l1_repeats[v], l1_na, l1_nb))
             )
+            if mix_pairs[v] > 0:
+                best[f"mix {v}"] = min(best[f"mix {v}"], _time_call(lambda v=v: peaks[v].ds_bench_mix(mix_iterations)))
     ghz = 8 * adds / best["clock"] / 1e9
     core = core_name()
     rows = []
@@ -254,6 +274,9 @@ def kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, repe
             "limit_point_pairs_per_cycle": limit[0] if limit else None,
             "limit_derivation": limit[1] if limit else "no limit stated for this core and body",
         }
+        if mix_pairs[v] > 0:  # the mix alone, in registers: what this core really reaches with it
+            row["mix_point_pairs_per_cycle"] = mix_iterations * mix_pairs[v] / best[f"mix {v}"] / (ghz * 1e9)
+            row["percent_of_mix_peak"] = 100 * row["point_pairs_per_cycle"] / row["mix_point_pairs_per_cycle"]
         if limit:
             row["percent_of_limit"] = 100 * row["point_pairs_per_cycle"] / limit[0]
             row["l1_percent_of_limit"] = 100 * row["l1_point_pairs_per_cycle"] / limit[0]
@@ -400,6 +423,12 @@ def report(document: dict) -> str:
         limit = (
             f"{row['percent_of_limit']:5.1f} % of the limit {row['limit_point_pairs_per_cycle']:.0f} pairs/cycle "
             f"({row['limit_ms_per_pair']:.3f} ms/pair); in L1 {row['l1_percent_of_limit']:5.1f} %"
+            + (
+                f"; the mix alone in registers reaches {row['mix_point_pairs_per_cycle']:.2f} pairs/cycle"
+                f" (this is {row['percent_of_mix_peak']:.0f} % of it)"
+                if "mix_point_pairs_per_cycle" in row
+                else ""
+            )
             if row["limit_point_pairs_per_cycle"]
             else "no limit stated for this core"
         )
