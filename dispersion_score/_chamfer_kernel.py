@@ -10,15 +10,15 @@ difference form fma(dz, dz, fma(dy, dy, dx*dx)), exact to float32 rounding (no c
 
 Instruction sets: the source holds one body per instruction set, picked at compile time from the target
 macros of ``-march=native``: AVX-512 (16 lanes, 16 query points per block), AVX2 + FMA (8 lanes, 8
-points) or a portable one (4 lanes of plain C++; any CPU, e.g. ARM). All compute every distance with the
-same operations in the same order and sum minima in point order, so they return bit-identical results
-(tested). The source is compiled once per machine with the system compiler (``$CXX``, ``c++``, ``g++``
-or ``clang++``; ``-O3 -march=native``, or the compiler's default target if -march=native is refused)
-into a cache directory (``$DISPERSION_SCORE_CACHE`` or ``~/.cache/dispersion_score``), keyed by the
-source, the flags, the compiler and its version and the CPU identity, and loaded with ctypes; ctypes
-releases the GIL during calls, so Python threads run calls on disjoint pair ranges in parallel. Without a
-compiler, or with ``DISPERSION_SCORE_NO_COMPILE=1``, :func:`load_kernel` returns None (logging one line)
-and callers use the torch path.
+points), AArch64 NEON (4 lanes, 8 points) or a portable one (4 lanes of plain C++; any other CPU). All
+compute every distance with the same operations in the same order and sum minima in point order, so
+they return bit-identical results (tested). The source is compiled once per machine with the system
+compiler (``$CXX``, ``c++``, ``g++`` or ``clang++``; ``-O3 -march=native``, or the compiler's default
+target if -march=native is refused) into a cache directory (``$DISPERSION_SCORE_CACHE`` or
+``~/.cache/dispersion_score``), keyed by the source, the flags, the compiler and its version and the
+CPU identity, and loaded with ctypes; ctypes releases the GIL during calls, so Python threads run calls
+on disjoint pair ranges in parallel. Without a compiler, or with ``DISPERSION_SCORE_NO_COMPILE=1``,
+:func:`load_kernel` returns None (logging one line) and callers use the torch path.
 
 Cloud storage ("store"): one float32 buffer; cloud ``k`` starts at ``offset[k]`` and holds three rows
 of ``padded[k]`` floats: x, y and z. ``padded[k]`` is a multiple of :data:`PAD` (16); positions
@@ -79,7 +79,7 @@ class ChamferKernel:
     def __init__(self, library: ctypes.CDLL, path: Path) -> None:
         self.path = path
         library.ds_isa.restype = ctypes.c_char_p
-        self.isa: str = library.ds_isa().decode()  # "avx512", "avx2" or "portable"
+        self.isa: str = library.ds_isa().decode()  # "avx512", "avx2", "neon" or "portable"
         self.lanes: int = library.ds_lanes()  # floats per SIMD vector
         self.query_block: int = library.ds_query_block()  # points of one cloud held in registers
         self._chamfer = library.ds_chamfer_pairs

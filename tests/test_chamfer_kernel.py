@@ -159,9 +159,10 @@ CROSS = {"compiler": shutil.which("aarch64-linux-gnu-g++"), "emulator": shutil.w
 
 
 @pytest.mark.skipif(None in CROSS.values(), reason="needs aarch64-linux-gnu-g++ and qemu-aarch64-static")
-def test_aarch64_build_runs_the_portable_body_with_identical_results(kernels, tmp_path):
-    """The kernel built for AArch64 (the portable body, NEON/FMA by the compiler) and run under qemu
-    gives the same bits as this machine's native build."""
+@pytest.mark.parametrize(("flags", "isa"), [((), "neon"), (("-DDS_PORTABLE",), "portable")])
+def test_aarch64_builds_give_identical_results(kernels, tmp_path, flags, isa):
+    """The kernel built for AArch64 (the NEON body, and the portable one) and run under qemu-user gives
+    the same bits as this machine's native build."""
     rng = np.random.default_rng(5)
     clouds = _clouds(rng, [1, 7, 16, 33, 100], offset=0.0) + _clouds(rng, [9, 250], offset=-500.0)
     clouds += [c.copy() for c in _clouds(rng, [40, 40, 40, 40], offset=2.0)]
@@ -181,12 +182,12 @@ def test_aarch64_build_runs_the_portable_body_with_identical_results(kernels, tm
         array.tofile(tmp_path / name)
     program = tmp_path / "driver"
     driver = Path(__file__).resolve().parent / "csrc" / "kernel_driver.cpp"
-    build = [CROSS["compiler"], *_chamfer_kernel._COMMON_FLAGS[:3], "-static", "-Wall", "-Wextra"]
+    build = [CROSS["compiler"], *_chamfer_kernel._COMMON_FLAGS[:3], *flags, "-static", "-Wall", "-Wextra"]
     build += ["-I", str(_chamfer_kernel.SOURCE.parent), str(driver), "-o", str(program)]
     result = subprocess.run(build, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     run = subprocess.run([CROSS["emulator"], str(program), str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0 and run.stdout.strip() == "portable", (run.returncode, run.stdout, run.stderr)
+    assert run.returncode == 0 and run.stdout.strip() == isa, (run.returncode, run.stdout, run.stderr)
     native = kernels["native"]
     expected = native.chamfer_pairs(store, ia, ib, threads=1)
     assert np.fromfile(tmp_path / "chamfer.f32", dtype=np.float32).tobytes() == expected.tobytes()
