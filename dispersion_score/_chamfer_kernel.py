@@ -2,20 +2,26 @@
 
 Why a compiled kernel: a Chamfer pair of 2500-point clouds needs 6.25 M squared distances. Built from
 torch operations, every distance tile is written to memory by a matmul and read back twice by the two
-min-reductions; on a CPU that costs about 2 ms per pair, three times slower than faiss's fused search.
-This kernel keeps a block of 8 query points in registers, streams the other cloud through 16-wide
-vectors and updates the minima of both directions from the same distances, so nothing of size P x Q is
-ever stored; it runs at about 0.25 ms per pair on one core. Distances use the difference form
-(dx² + dy² + dz²), which is exact to float32 rounding (no cancellation, unlike ||a||² + ||b||² - 2ab).
+min-reductions. The kernel (C++ source: ``csrc/chamfer_kernel.cpp``, shipped with the package) keeps a
+block of query points in registers, streams the other cloud through SIMD vectors and updates the minima
+of both directions from the same distance, so nothing of size P x Q is ever stored. Distances use the
+difference form fma(dz, dz, fma(dy, dy, dx*dx)), exact to float32 rounding (no cancellation, unlike
+||a||² + ||b||² - 2ab).
 
-The C++ source below is compiled once per machine with the system compiler (``$CXX``, ``c++``, ``g++``
-or ``clang++``; ``-O3 -march=native``) into a cache directory (``$DISPERSION_SCORE_CACHE`` or
-``~/.cache/dispersion_score``) and loaded with ctypes; ctypes releases the GIL during calls, so Python
-threads run calls on disjoint pair ranges in parallel. Without a compiler, or with
-``DISPERSION_SCORE_NO_COMPILE=1``, :func:`load_kernel` returns None and callers use the torch path.
+Instruction sets: the source holds one body per instruction set, picked at compile time from the target
+macros of ``-march=native``: AVX-512 (16 lanes, 16 query points per block), AVX2 + FMA (8 lanes, 8
+points), AArch64 NEON (4 lanes, 8 points) or a portable one (4 lanes of plain C++; any other CPU). All
+compute every distance with the same operations in the same order and sum minima in point order, so
+they return bit-identical results (tested). The source is compiled once per machine with the system
+compiler (``$CXX``, ``c++``, ``g++`` or ``clang++``; ``-O3 -march=native``, or the compiler's default
+target if -march=native is refused) into a cache directory (``$DISPERSION_SCORE_CACHE`` or
+``~/.cache/dispersion_score``), keyed by the source, the flags, the compiler and its version and the
+CPU identity, and loaded with ctypes; ctypes releases the GIL during calls, so Python threads run calls
+on disjoint pair ranges in parallel. Without a compiler, or with ``DISPERSION_SCORE_NO_COMPILE=1``,
+:func:`load_kernel` returns None (logging one line) and callers use the torch path.
 
 Cloud storage ("store"): one float32 buffer; cloud ``k`` starts at ``offset[k]`` and holds three rows
-of ``padded[k]`` floats: x, y and z. ``padded[k]`` is a multiple of 16; positions
+of ``padded[k]`` floats: x, y and z. ``padded[k]`` is a multiple of :data:`PAD` (16); positions
 ``size[k]..padded[k]-1`` repeat earlier points of the same cloud, which changes no minimum; they are
 left out of every mean.
 """
@@ -31,6 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,169 +45,29 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-LANES = 16  # floats per vector in the kernel; every cloud is padded to a multiple of this
-_ABI_VERSION = 1
+PAD = 16  # clouds are padded to a multiple of this: a multiple of every variant's lanes and query block
+_ABI_VERSION = 2
+SOURCE = Path(__file__).resolve().parent / "csrc" / "chamfer_kernel.cpp"
 
-_SOURCE = r"""
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <cmath>
-
-namespace {
-
-constexpr int VL = 16;  // lanes; the compiler splits the vectors on ISAs narrower than AVX-512
-constexpr int QB = 8;   // query points per register block (divides VL, so padded sizes fit)
-typedef float vf __attribute__((vector_size(VL * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(VL * sizeof(int32_t))));
-
-inline vf loadf(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
-inline void storef(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vi loadi(const int32_t* p) { vi v; std::memcpy(&v, p, sizeof v); return v; }
-inline void storei(int32_t* p, vi v) { std::memcpy(p, &v, sizeof v); }
-inline float clamp0(float v) { return v > 0.0f ? v : 0.0f; }
-
-struct Cloud {
-    const float* x; const float* y; const float* z;
-    int64_t padded;  // multiple of VL
-    int64_t size;    // real points; the rest repeat earlier ones
-};
-
-inline Cloud cloud_at(const float* store, int64_t offset, int64_t padded, int64_t size) {
-    const float* base = store + offset;
-    return Cloud{base, base + padded, base + 2 * padded, padded, size};
+_COMMON_FLAGS = ("-O3", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC")
+# Flags that pick the instruction set (the source chooses its body from the target macros). load_kernel
+# builds "native", or "baseline" (the compiler's default target) where -march=native is refused; the
+# others let tests and benchmarks build every body on one machine.
+VARIANT_FLAGS: dict[str, tuple[str, ...]] = {
+    "native": ("-march=native",),
+    "avx512": ("-mavx512f", "-mavx2", "-mfma"),
+    "avx2": ("-mavx2", "-mfma"),
+    "portable": ("-march=native", "-DDS_PORTABLE"),
+    "baseline": (),
 }
-
-inline vf sqdist(const vf& x, const vf& y, const vf& z, float qx, float qy, float qz) {
-    const vf dx = x - qx, dy = y - qy, dz = z - qz;
-    vf d = dx * dx;
-    d += dy * dy;
-    d += dz * dz;
-    return d;
+# The /proc/cpuinfo flag a variant's code needs to run (None: any CPU the compiler targets by default).
+VARIANT_CPU_FLAG: dict[str, str | None] = {
+    "native": None,
+    "avx512": "avx512f",
+    "avx2": "avx2",
+    "portable": None,
+    "baseline": None,
 }
-
-// mean_a min_b |a-b|^2 + mean_b min_a |a-b|^2 for one pair. colmin: scratch of b.padded floats.
-double chamfer_pair(const Cloud& a, const Cloud& b, float* colmin) {
-    const float inf = INFINITY;
-    for (int64_t j = 0; j < b.padded; ++j) colmin[j] = inf;
-    double row_sum = 0.0;
-    for (int64_t i0 = 0; i0 < a.padded; i0 += QB) {
-        vf best[QB];
-        for (int k = 0; k < QB; ++k) best[k] = vf{} + inf;
-        for (int64_t j0 = 0; j0 < b.padded; j0 += VL) {
-            const vf x = loadf(b.x + j0), y = loadf(b.y + j0), z = loadf(b.z + j0);
-            vf cm = loadf(colmin + j0);
-#pragma GCC unroll 8
-            for (int k = 0; k < QB; ++k) {
-                const vf d = sqdist(x, y, z, a.x[i0 + k], a.y[i0 + k], a.z[i0 + k]);
-                best[k] = d < best[k] ? d : best[k];
-                cm = d < cm ? d : cm;
-            }
-            storef(colmin + j0, cm);
-        }
-        for (int k = 0; k < QB && i0 + k < a.size; ++k) {
-            float m = best[k][0];
-            for (int l = 1; l < VL; ++l) m = best[k][l] < m ? best[k][l] : m;
-            row_sum += clamp0(m);
-        }
-    }
-    double col_sum = 0.0;
-    for (int64_t j = 0; j < b.size; ++j) col_sum += clamp0(colmin[j]);
-    return row_sum / (double)a.size + col_sum / (double)b.size;
-}
-
-// Index of the nearest point of b for every point of a (ties: smallest index), and the reverse.
-void nearest_pair(const Cloud& a, const Cloud& b, float* colmin, int32_t* colarg,
-                  int64_t* idx_ab, int64_t* idx_ba) {
-    const float inf = INFINITY;
-    for (int64_t j = 0; j < b.padded; ++j) { colmin[j] = inf; colarg[j] = 0; }
-    vi lane;
-    for (int l = 0; l < VL; ++l) lane[l] = l;
-    for (int64_t i0 = 0; i0 < a.padded; i0 += QB) {
-        vf best[QB];
-        vi arg[QB];
-        for (int k = 0; k < QB; ++k) { best[k] = vf{} + inf; arg[k] = vi{}; }
-        for (int64_t j0 = 0; j0 < b.padded; j0 += VL) {
-            const vf x = loadf(b.x + j0), y = loadf(b.y + j0), z = loadf(b.z + j0);
-            const vi jv = lane + (int32_t)j0;
-            vf cm = loadf(colmin + j0);
-            vi ca = loadi(colarg + j0);
-#pragma GCC unroll 8
-            for (int k = 0; k < QB; ++k) {
-                const vf d = sqdist(x, y, z, a.x[i0 + k], a.y[i0 + k], a.z[i0 + k]);
-                const vi row_better = d < best[k];
-                best[k] = row_better ? d : best[k];
-                arg[k] = row_better ? jv : arg[k];
-                const vi col_better = d < cm;
-                cm = col_better ? d : cm;
-                ca = col_better ? (vi{} + (int32_t)(i0 + k)) : ca;
-            }
-            storef(colmin + j0, cm);
-            storei(colarg + j0, ca);
-        }
-        for (int k = 0; k < QB && i0 + k < a.size; ++k) {
-            float m = best[k][0];
-            int32_t at = arg[k][0];
-            for (int l = 1; l < VL; ++l) {
-                if (best[k][l] < m || (best[k][l] == m && arg[k][l] < at)) { m = best[k][l]; at = arg[k][l]; }
-            }
-            idx_ab[i0 + k] = at % b.size;
-        }
-    }
-    for (int64_t j = 0; j < b.size; ++j) idx_ba[j] = colarg[j] % a.size;
-}
-
-int64_t max_padded(const int64_t* padded, const int64_t* idx, int64_t count) {
-    int64_t m = 0;
-    for (int64_t p = 0; p < count; ++p) m = padded[idx[p]] > m ? padded[idx[p]] : m;
-    return m;
-}
-
-}  // namespace
-
-extern "C" {
-
-int ds_abi_version() { return 1; }
-
-// out[p] = Chamfer(cloud ia[p], cloud ib[p]) for p < npairs. Returns 0, or 1 if scratch allocation fails.
-int ds_chamfer_pairs(const float* store, const int64_t* offset, const int64_t* padded, const int64_t* size,
-                     const int64_t* ia, const int64_t* ib, int64_t npairs, float* out) {
-    const int64_t scratch = max_padded(padded, ib, npairs);
-    float* colmin = static_cast<float*>(std::malloc(sizeof(float) * (size_t)(scratch > 0 ? scratch : 1)));
-    if (!colmin) return 1;
-    for (int64_t p = 0; p < npairs; ++p) {
-        const Cloud a = cloud_at(store, offset[ia[p]], padded[ia[p]], size[ia[p]]);
-        const Cloud b = cloud_at(store, offset[ib[p]], padded[ib[p]], size[ib[p]]);
-        out[p] = (float)chamfer_pair(a, b, colmin);
-    }
-    std::free(colmin);
-    return 0;
-}
-
-// For pairs (ia[p], ib[p]): idx_ab[p*stride_ab + i] = nearest point of b to point i of a, and the reverse.
-int ds_nearest_pairs(const float* store, const int64_t* offset, const int64_t* padded, const int64_t* size,
-                     const int64_t* ia, const int64_t* ib, int64_t npairs,
-                     int64_t* idx_ab, int64_t stride_ab, int64_t* idx_ba, int64_t stride_ba) {
-    const int64_t scratch = max_padded(padded, ib, npairs);
-    float* colmin = static_cast<float*>(std::malloc(sizeof(float) * (size_t)(scratch > 0 ? scratch : 1)));
-    int32_t* colarg =
-        static_cast<int32_t*>(std::malloc(sizeof(int32_t) * (size_t)(scratch > 0 ? scratch : 1)));
-    if (!colmin || !colarg) { std::free(colmin); std::free(colarg); return 1; }
-    for (int64_t p = 0; p < npairs; ++p) {
-        const Cloud a = cloud_at(store, offset[ia[p]], padded[ia[p]], size[ia[p]]);
-        const Cloud b = cloud_at(store, offset[ib[p]], padded[ib[p]], size[ib[p]]);
-        nearest_pair(a, b, colmin, colarg, idx_ab + p * stride_ab, idx_ba + p * stride_ba);
-    }
-    std::free(colmin);
-    std::free(colarg);
-    return 0;
-}
-
-}  // extern "C"
-"""
-
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-std=c++17", "-shared", "-fPIC"]
-_FALLBACK_FLAGS = ["-O3", "-ffp-contract=fast", "-std=c++17", "-shared", "-fPIC"]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -211,6 +78,10 @@ class ChamferKernel:
 
     def __init__(self, library: ctypes.CDLL, path: Path) -> None:
         self.path = path
+        library.ds_isa.restype = ctypes.c_char_p
+        self.isa: str = library.ds_isa().decode()  # "avx512", "avx2", "neon" or "portable"
+        self.lanes: int = library.ds_lanes()  # floats per SIMD vector
+        self.query_block: int = library.ds_query_block()  # points of one cloud held in registers
         self._chamfer = library.ds_chamfer_pairs
         self._chamfer.restype = ctypes.c_int
         self._nearest = library.ds_nearest_pairs
@@ -324,25 +195,88 @@ def _machine_tag() -> str:
     return platform.machine() + flags
 
 
-def _compile(compiler: str, target: Path) -> None:
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+class CompileError(RuntimeError):
+    """The compiler rejected the source with the given flags."""
+
+
+def _compiler_version(compiler: str) -> str:
+    versions = _state.setdefault("versions", {})
+    if compiler not in versions:  # type: ignore[operator]
+        result = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
+        versions[compiler] = result.stdout.strip()  # type: ignore[index]
+    return versions[compiler]  # type: ignore[index]
+
+
+def _compile(compiler: str, source_text: str, flags: Sequence[str], target: Path) -> None:
+    """Compile ``source_text`` (its ``#include "..."`` resolve in ``csrc/``) into the shared library
+    ``target``; CompileError with the compiler's message if it fails, OSError if ``target``'s folder is
+    not writable."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        source = Path(tmp) / "chamfer_kernel.cpp"
-        source.write_text(_SOURCE, encoding="utf-8")
+        source = Path(tmp) / "source.cpp"
+        source.write_text(source_text, encoding="utf-8")
         built = Path(tmp) / target.name
-        errors = ""
-        for flags in (_FLAGS, _FALLBACK_FLAGS):
-            result = subprocess.run(
-                [compiler, *flags, str(source), "-o", str(built)], capture_output=True, text=True, timeout=300
+        command = [compiler, *_COMMON_FLAGS, *flags, "-I", str(SOURCE.parent), str(source), "-o", str(built)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            first_line = _compiler_version(compiler).splitlines()[:1]
+            raise CompileError(
+                f"compiling with {compiler} ({first_line}) and {' '.join(flags) or 'default flags'} failed: "
+                f"{result.stderr[-2000:]}"
             )
-            if result.returncode == 0:
-                os.replace(built, target)  # atomic: concurrent builders never load a half-written file
-                return
-            errors = result.stderr[-2000:]
-        raise RuntimeError(
-            f"compiling the Chamfer kernel with {compiler} ({version.splitlines()[:1]}) failed: {errors}"
-        )
+        os.replace(built, target)  # atomic: concurrent builders never load a half-written file
+
+
+def build_library(source_text: str, flags: Sequence[str], *, stem: str) -> Path:
+    """The shared library of ``source_text`` built with ``flags`` (plus -O3 etc.), from the cache or
+    compiled into it. The cache key covers the source, the kernel source it may include, the flags, the
+    compiler and its version and the CPU identity (-march=native code must not run on another CPU)."""
+    if os.environ.get("DISPERSION_SCORE_NO_COMPILE", "") not in ("", "0"):
+        raise RuntimeError("disabled by DISPERSION_SCORE_NO_COMPILE")
+    compiler = _find_compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set $CXX or install g++/clang++)")
+    parts = [source_text, SOURCE.read_text(encoding="utf-8"), " ".join(_COMMON_FLAGS + tuple(flags))]
+    parts += [compiler, _compiler_version(compiler), _machine_tag(), str(_ABI_VERSION)]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    target = _cache_dir() / f"{stem}_{key}.so"
+    if not target.exists():
+        try:
+            _compile(compiler, source_text, flags, target)
+        except OSError:  # unwritable cache directory: build in a per-user temporary one instead
+            user = getattr(os, "getuid", lambda: 0)()
+            target = Path(tempfile.gettempdir()) / f"dispersion_score-{user}" / target.name
+            if not target.exists():
+                _compile(compiler, source_text, flags, target)
+    return target
+
+
+def load_variant(variant: str) -> ChamferKernel:
+    """Build (or take from the cache) and load one variant of :data:`VARIANT_FLAGS`, self-tested.
+
+    Raises:
+        ValueError: unknown variant. CompileError: the compiler rejected it. RuntimeError: the CPU lacks
+        the variant's instructions (running them would kill the process), disabled by
+        ``DISPERSION_SCORE_NO_COMPILE``, no compiler, or the self-test failed.
+    """
+    if variant not in VARIANT_FLAGS:
+        raise ValueError(f"variant must be one of {list(VARIANT_FLAGS)}, got {variant!r}")
+    if not cpu_has(VARIANT_CPU_FLAG[variant]):
+        raise RuntimeError(f"this CPU lacks {VARIANT_CPU_FLAG[variant]}, which the {variant!r} variant needs")
+    target = build_library(SOURCE.read_text(encoding="utf-8"), VARIANT_FLAGS[variant], stem="chamfer_kernel")
+    library = ctypes.CDLL(str(target))
+    if library.ds_abi_version() != _ABI_VERSION:
+        raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
+    kernel = ChamferKernel(library, target)
+    _self_test(kernel)
+    return kernel
+
+
+def cpu_has(flag: str | None) -> bool:
+    """Whether /proc/cpuinfo lists ``flag`` (None: True); False where /proc/cpuinfo is unreadable."""
+    if flag is None:
+        return True
+    return flag in _machine_tag().split()
 
 
 def _self_test(kernel: ChamferKernel) -> None:
@@ -363,9 +297,9 @@ def _self_test(kernel: ChamferKernel) -> None:
 
 
 def pack_store(clouds: list[np.ndarray]) -> CloudStore:
-    """Pack float32 (P_i, 3) NumPy clouds into a :class:`CloudStore` (padded to multiples of LANES)."""
+    """Pack float32 (P_i, 3) NumPy clouds into a :class:`CloudStore` (padded to multiples of PAD)."""
     sizes = np.array([len(c) for c in clouds], dtype=np.int64)
-    padded = -(-sizes // LANES) * LANES
+    padded = -(-sizes // PAD) * PAD
     offset = np.concatenate([[0], np.cumsum(3 * padded)[:-1]]).astype(np.int64)
     data = np.empty(int(3 * padded.sum()), dtype=np.float32)
     for k, cloud in enumerate(clouds):
@@ -400,26 +334,8 @@ def unavailable_reason() -> str | None:
 
 
 def _build_and_load() -> ChamferKernel:
-    if os.environ.get("DISPERSION_SCORE_NO_COMPILE", "") not in ("", "0"):
-        raise RuntimeError("disabled by DISPERSION_SCORE_NO_COMPILE")
-    compiler = _find_compiler()
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set $CXX or install g++/clang++)")
-    key = hashlib.sha256(
-        "\n".join([_SOURCE, " ".join(_FLAGS), compiler, _machine_tag(), str(_ABI_VERSION)]).encode()
-    ).hexdigest()[:20]
-    target = _cache_dir() / f"chamfer_kernel_{key}.so"
-    if not target.exists():
-        try:
-            _compile(compiler, target)
-        except OSError:  # unwritable cache directory: build in a per-user temporary one instead
-            user = getattr(os, "getuid", lambda: 0)()
-            target = Path(tempfile.gettempdir()) / f"dispersion_score-{user}" / target.name
-            if not target.exists():
-                _compile(compiler, target)
-    library = ctypes.CDLL(str(target))
-    if library.ds_abi_version() != _ABI_VERSION:
-        raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
-    kernel = ChamferKernel(library, target)
-    _self_test(kernel)
-    return kernel
+    try:
+        return load_variant("native")
+    except CompileError:
+        logger.info("dispersion_score: -march=native build failed, using the compiler's default target")
+        return load_variant("baseline")
