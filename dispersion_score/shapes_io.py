@@ -96,11 +96,13 @@ def _occupancy(array: np.ndarray, path: Path, voxel_threshold: float) -> np.ndar
     if array.dtype == bool:
         return np.asarray(array)
     values = np.asarray(array, dtype=np.float64)
-    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+    finite = np.isfinite(values)
+    if not finite.all() or values.min() < 0 or values.max() > 1:
+        shown = values[finite]
+        span = f"values in [{shown.min():.4g}, {shown.max():.4g}]" if shown.size else "no finite value"
         raise ValueError(
-            f"occupancy grid {path} has values in [{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]"
-            f"{' and NaN/inf' if not np.isfinite(values).all() else ''}; expected occupancy in [0, 1] "
-            "(0/1 or probabilities; apply a sigmoid to logits)"
+            f"occupancy grid {path} has {span}{'' if finite.all() else ' and NaN/inf'}; expected occupancy in "
+            "[0, 1] (0/1 or probabilities; apply a sigmoid to logits)"
         )
     return values >= voxel_threshold
 
