@@ -53,8 +53,10 @@ for name in conftest.py test_io.py test_formats.py test_chamfer.py test_kmedoids
 done
 if venv/bin/python -c "import torchvision" 2>/dev/null; then cp "$CHECKOUT/tests/test_perceptual.py" tests/; fi
 cp "$CHECKOUT/benchmarks/__init__.py" "$CHECKOUT/benchmarks/_inputs.py" benchmarks/  # the tests' input builders
+mkdir docs && cp "$CHECKOUT/docs/tutorial.md" docs/  # test_tutorial runs it
+printf '[pytest]\nmarkers =\n    cuda: needs a CUDA device\n    slow: takes more than a few seconds\n' > pytest.ini
 export DISPERSION_SCORE_CACHE=$WORK/cache  # a fresh kernel build, from the installed package's source
-PYTHONPATH=$WORK venv/bin/python -m pytest -q -p no:cacheprovider --rootdir "$WORK" tests
+PYTHONPATH=$WORK venv/bin/python -m pytest -q -p no:cacheprovider tests
 venv/bin/python -c "from dispersion_score import _chamfer_kernel as k; assert k.load_kernel(), k.unavailable_reason()"
 
 step "the command line on a small folder"

@@ -132,7 +132,10 @@ def _read_point_text(path: Path) -> np.ndarray:
             last_error = exc
     else:
         message = " ".join(str(last_error).split())
-        raise ValueError(f"could not read point file {path} (expected rows of x y z numbers): {message}")
+        raise ValueError(
+            f"could not read point file {path} (expected rows of x y z numbers; a text file that is not a shape? "
+            f"move it out of the folder): {message}"
+        )
     if array.size == 0:
         raise ValueError(f"point file {path} holds no points; expected rows of x y z")
     return _point_rows(array, path, "point file")
