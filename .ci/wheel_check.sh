@@ -4,12 +4,13 @@
 # allows; `pip install torch==2.13.0` takes the CPU build from the local wheel cache), then runs the library's
 # own tests against the installed package and the command line on a small folder of shapes.
 #   .ci/wheel_check.sh                # torch 2.13.0
-#   TORCH=2.14.1 .ci/wheel_check.sh   # the other end
+#   TORCH=2.14.1 TORCHVISION=0.29.1 .ci/wheel_check.sh   # the other end, with the optional torchvision
 # Needs .venv (./setup.sh) for building. Leaves nothing behind (the work folder is removed on exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKOUT=$PWD
 TORCH=${TORCH:-2.13.0}
+TORCHVISION=${TORCHVISION:-}  # optional (extra "imagenet"); none by default, see below
 PYTHON=${PYTHON:-python3}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dispersion-score-wheel.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -29,7 +30,7 @@ pip=("$WORK/venv/bin/python" -m pip install --quiet)
 echo "torch==$TORCH" > "$WORK/constraints.txt"  # the user's torch stays: nothing may upgrade it
 # torchvision is optional (extra "imagenet"): PyPI's torchvision 0.28.0, the one for torch 2.13.0, is built
 # against the CUDA torch and does not load next to 2.13.0+cpu; the library runs without it.
-"${pip[@]}" -c "$WORK/constraints.txt" "torch==$TORCH"
+"${pip[@]}" -c "$WORK/constraints.txt" "torch==$TORCH" ${TORCHVISION:+"torchvision==$TORCHVISION"}
 step "installing the wheel (its dependencies from pyproject.toml's ranges) and pytest"
 "${pip[@]}" -c "$WORK/constraints.txt" "$wheel" pytest
 cd "$WORK"  # from here on nothing of the checkout is importable
