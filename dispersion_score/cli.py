@@ -123,6 +123,20 @@ def _add_subsample(parser: argparse.ArgumentParser, what: str) -> None:
                        help=f"{what}: this many items, e.g. 5000")
 
 
+def _add_format_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--npz-key", default=None, metavar="NAME",
+                        help="the array to read from .npz files (default: an archive's only array)")
+    parser.add_argument("--voxel-threshold", type=_threshold, default=0.5, metavar="T",
+                        help="occupancy grids: a cell is occupied when its value is >= T (default 0.5)")
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dispersion-score",
@@ -151,11 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ds_options(images)
 
     shapes = commands.add_parser("shapes", help="DS of a directory of shapes (Chamfer distance)")
-    shapes.add_argument("directory", type=Path, help="directory of .npy/.ply/.obj/.off files (sorted by path)")
+    shapes.add_argument("directory", type=Path, help="directory of shape files (sorted by path; docs/formats.md)")
     shapes.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
     shapes.add_argument("--seed", type=int, default=0,
                         help="seed of the point sampling (k-medoids seeds: --seeds)")
     shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
+    _add_format_options(shapes)
     shapes.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
     shapes.add_argument("--save-matrix", type=Path, default=None, help="write the Chamfer matrix (.npy)")
     shapes.add_argument("--dry-run", action="store_true",
@@ -324,7 +339,7 @@ def _cmd_images(args: argparse.Namespace) -> int:
 def _cmd_shapes(args: argparse.Namespace) -> int:
     from dispersion_score.chamfer import chamfer_matrix
     from dispersion_score.io import atomic_save_npy
-    from dispersion_score.shapes_io import SHAPE_SUFFIXES, load_shapes
+    from dispersion_score.shapes_io import SHAPE_SUFFIXES, conversion_rules, load_shapes
 
     device = _device(args.device)
     scan = _scan(args, SHAPE_SUFFIXES, "shape files", [args.save_matrix, args.out])
@@ -338,7 +353,8 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
         if matrix_file is None:
             raise _UsageError("--tiles/--launcher/--workers/--gpus write the matrix to a file: add --out D.npy")
         tiles = {"out": matrix_file, "launch": launch_from_options(args), "tile_size": args.tiles}
-    clouds = load_shapes(files, num_points=args.points, seed=args.seed, progress=_progress(args))
+    clouds = load_shapes(files, num_points=args.points, seed=args.seed, npz_key=args.npz_key,
+                         voxel_threshold=args.voxel_threshold, progress=_progress(args))  # fmt: skip
     try:
         D = chamfer_matrix(clouds, device=device, normalize=not args.no_normalize, progress=_progress(args), **tiles)
     except RuntimeError as exc:  # failed tile jobs: the message names their logs; a rerun resumes
@@ -351,7 +367,8 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
                      "normalize": not args.no_normalize,
                      "distance": "chamfer_squared_mean_sum" + ("_unit_ball" if not args.no_normalize else ""),
                      "files": [p.relative_to(args.directory).as_posix() for p in files],
-                     "skipped": scan.skipped})
+                     "skipped": scan.skipped,
+                     "conversion": conversion_rules(files, npz_key=args.npz_key, voxel_threshold=args.voxel_threshold)})
     result = _compute_ds(D, args, device)
     lines = [f"{len(files)} shapes from {args.directory}, {args.points} points each"] + scan.skipped_summary()
     lines += _format_ds(result, settings)
@@ -433,6 +450,7 @@ def _add_diagnose(commands: Any) -> None:
     diagnose.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
     diagnose.add_argument("--kmedoids-seed", type=int, default=0, help="seed of k-medoids")
     diagnose.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
+    _add_format_options(diagnose)
     diagnose.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
     diagnose.add_argument("--plot", type=Path, default=None, help="write the DS-scale plot (.png, .pdf, .svg)")
     _add_common(diagnose)
@@ -450,7 +468,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         args.predictions, args.ground_truth, k=args.k, train_dir=args.train, train_matrix=train_matrix,
         frame=args.frame, rotations_dir=args.rotations, points=args.points, sample_seed=args.seed,
         recursive=args.recursive, method=args.method, seed=args.kmedoids_seed, normalize=not args.no_normalize,
-        device=device, progress=_progress(args),
+        npz_key=args.npz_key, voxel_threshold=args.voxel_threshold, device=device, progress=_progress(args),
     )  # fmt: skip
     settings = {"command": "diagnose", "predictions": os.fspath(args.predictions),
                 "ground_truth": os.fspath(args.ground_truth), "train": args.train and os.fspath(args.train),
@@ -458,7 +476,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
                 "frame": args.frame, "rotations": args.rotations and os.fspath(args.rotations),
                 "points": args.points, "sample_seed": args.seed, "kmedoids_seed": args.kmedoids_seed,
                 "method": args.method, "normalize": not args.no_normalize, "device": device,
-                "names": names}  # fmt: skip
+                "names": names, "conversion": _diagnose_conversion(args)}  # fmt: skip
     if args.plot is not None:
         save_figure(plot_diagnosis(result, title=f"{args.predictions} vs {args.ground_truth}"), args.plot)
         settings["plot"] = os.fspath(args.plot)
@@ -482,6 +500,16 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         lines.append(f"plot written to {args.plot}")
     _emit(args, result, settings, lines)
     return 0
+
+
+def _diagnose_conversion(args: argparse.Namespace) -> dict[str, Any]:
+    from dispersion_score.diagnose import match_shape_files
+    from dispersion_score.shapes_io import conversion_rules, list_shape_files
+
+    _, pred_files, gt_files = match_shape_files(args.predictions, args.ground_truth, recursive=args.recursive)
+    train_files = list_shape_files(args.train, recursive=args.recursive) if args.train is not None else []
+    return conversion_rules([*pred_files, *gt_files, *train_files], npz_key=args.npz_key,
+                            voxel_threshold=args.voxel_threshold)  # fmt: skip
 
 
 _COMMANDS = {"matrix": _cmd_matrix, "images": _cmd_images, "shapes": _cmd_shapes, "elbow": _cmd_elbow,

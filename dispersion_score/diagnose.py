@@ -355,26 +355,28 @@ def diagnose_folders(
     points: int = 2500,
     sample_seed: int = 0,
     recursive: bool = False,
+    npz_key: str | None = None,
+    voxel_threshold: float = 0.5,
     **options: Any,
 ) -> tuple[Diagnosis, list[str]]:
     """:func:`diagnose` on folders of point clouds / meshes (the formats :func:`dispersion_score.load_shapes`
     reads), prediction and ground-truth files matched by name (:func:`match_shape_files`), rotations (viewer frame)
     from ``rotations_dir/<name>.npy``. Item i of each folder gets ``points`` points drawn with
-    ``default_rng([sample_seed, i])``. ``options`` go to :func:`diagnose` (method, seed, normalize, device,
-    progress). Returns the diagnosis and the matched names."""
+    ``default_rng([sample_seed, i])``; ``npz_key`` and ``voxel_threshold`` are :func:`load_shapes`'s.
+    ``options`` go to :func:`diagnose` (method, seed, normalize, device, progress). Returns the diagnosis and the
+    matched names."""
     if frame == "viewer" and rotations_dir is None:
         raise ValueError("frame 'viewer' needs a rotations folder (<name>.npy: each test item's (3, 3) rotation)")
     if frame != "viewer" and rotations_dir is not None:
         raise ValueError("a rotations folder is only used with frame 'viewer'")
     names, pred_files, gt_files = match_shape_files(predictions_dir, ground_truth_dir, recursive=recursive)
-    progress = bool(options.get("progress", False))
-    pred = load_shapes(pred_files, num_points=points, seed=sample_seed, progress=progress)
-    gt = load_shapes(gt_files, num_points=points, seed=sample_seed, progress=progress)
+    reading = {"num_points": points, "seed": sample_seed, "npz_key": npz_key, "voxel_threshold": voxel_threshold,
+               "progress": bool(options.get("progress", False))}  # fmt: skip
+    pred = load_shapes(pred_files, **reading)
+    gt = load_shapes(gt_files, **reading)
     train = None
     if train_dir is not None:
-        train = load_shapes(
-            list_shape_files(train_dir, recursive=recursive), num_points=points, seed=sample_seed, progress=progress
-        )
+        train = load_shapes(list_shape_files(train_dir, recursive=recursive), **reading)
     rotations = read_rotations(rotations_dir, names) if rotations_dir is not None else None
     result = diagnose(
         pred, gt, k=k, train=train, train_matrix=train_matrix, frame=frame, rotations=rotations, **options

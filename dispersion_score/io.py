@@ -22,6 +22,7 @@ import platform
 import socket
 import subprocess
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "figure_bytes",
     "list_files",
     "read_npy",
+    "read_npz",
     "scan_files",
     "load_result",
     "provenance",
@@ -150,6 +152,39 @@ def read_npy(path: str | os.PathLike, *, what: str = "array", mmap_mode: str | N
     if not isinstance(array, np.ndarray):
         raise ValueError(f"{what} file {path} holds several arrays (an .npz archive); expected one .npy array")
     return array
+
+
+def read_npz(path: str | os.PathLike, *, key: str | None = None, what: str = "array") -> np.ndarray:
+    """One array of an `.npz` archive: the one named ``key``, or the only one when ``key`` is None.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable `.npz` archive, ``key`` not in it, no ``key`` and several arrays (the
+            message lists the archive's names), or a pickled object array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"could not read {what} {path} (expected an .npz archive): {exc}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"{what} file {path} is a single .npy array, not an .npz archive; rename it to .npy")
+    with loaded:
+        names = list(loaded.files)
+        if key is None and len(names) != 1:
+            raise ValueError(
+                f"{what} archive {path} holds {len(names)} arrays ({', '.join(names) or 'none'}); name the one "
+                "to read (npz_key= / --npz-key)"
+            )
+        name = names[0] if key is None else key
+        if name not in names:
+            raise ValueError(f"{what} archive {path} has no array {name!r}; it holds: {', '.join(names) or 'none'}")
+        try:
+            return loaded[name]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"could not read array {name!r} of {what} archive {path}: {exc}") from None
 
 
 def _package_version() -> str:

@@ -42,6 +42,8 @@ _VGG16_RELU3_3_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256,
 _RELU3_3_CHANNELS = 256
 _RELU3_3_SIZE = 56
 _NUM_LAYERS = 16
+# torchvision's names for the VGG16 weights (VGG16_Weights members, "DEFAULT", and this library's "imagenet").
+_TORCHVISION_NAMES = ("imagenet", "DEFAULT", "IMAGENET1K_V1", "IMAGENET1K_FEATURES")
 
 
 def _build_relu3_3_layers() -> nn.Sequential:
@@ -58,8 +60,20 @@ def _build_relu3_3_layers() -> nn.Sequential:
 
 def _resolve_weights(weights: Any) -> tuple[str, Any]:
     """Returns (kind, value): ("random", None), ("enum", VGG16_Weights) or ("file", Path)."""
-    from torchvision.models import VGG16_Weights  # late: torchvision takes ~1 s to import
-
+    if isinstance(weights, str) and weights == "random":
+        return "random", None
+    try:
+        from torchvision.models import VGG16_Weights  # late: torchvision takes ~1 s to import
+    except ImportError:  # an optional dependency (extra "imagenet"): files and "random" work without it
+        if isinstance(weights, str) and weights in _TORCHVISION_NAMES:
+            raise ValueError(
+                f"weights={weights!r} names torchvision's VGG16 weights, and torchvision is not installed: install "
+                "the torchvision built for your torch (pip install 'dispersion-score[imagenet]'), or pass the "
+                "weights file itself (weights='/path/to/vgg16-397923af.pth', --weights on the command line)"
+            ) from None
+        if isinstance(weights, str | os.PathLike):
+            return "file", Path(weights)
+        raise
     if isinstance(weights, VGG16_Weights):
         return "enum", weights
     if isinstance(weights, str):

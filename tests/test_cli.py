@@ -14,6 +14,7 @@ import trimesh
 from PIL import Image
 
 from dispersion_score.cli import main, parse_k_spec
+from dispersion_score.shapes_io import SHAPE_SUFFIXES
 
 
 def _run(*args: str, script: bool = False) -> subprocess.CompletedProcess:
@@ -254,17 +255,18 @@ def test_shapes_twice_with_the_matrix_saved_in_the_input_folder(tmp_path, capsys
     rng = np.random.default_rng(0)
     for i in range(5):
         np.save(shapes / f"s{i}.npy", rng.normal(size=(60, 3)) * (1 + i))
-    (shapes / "notes.txt").write_text("how the shapes were made")
+    (shapes / "notes.md").write_text("how the shapes were made")
     # The first run used to write D.npy next to the shapes; the second then read it as a sixth shape.
     status, _, err = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--save-matrix", shapes / "D.npy")
     assert status == 2 and "inside the input directory" in err and len(err.strip().splitlines()) == 1
     assert not (shapes / "D.npy").exists()
     status, out, _ = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--save-matrix", tmp_path / "D.npy")
-    assert status == 0 and "5 shapes" in out and "skipped 1 (not .npy/.ply/.obj/.off): notes.txt" in out
+    skip_reason = "not " + "/".join(SHAPE_SUFFIXES)
+    assert status == 0 and "5 shapes" in out and f"skipped 1 ({skip_reason}): notes.md" in out
     status, out, _ = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--json")
     document = json.loads(out)
     assert document["settings"]["n_items"] == 5 and document["settings"]["skipped"] == {
-        "not .npy/.ply/.obj/.off": ["notes.txt"]}
+        skip_reason: ["notes.md"]}
     # A matrix left in the folder by an older version is refused as a shape, naming it, not counted.
     np.save(shapes / "D.npy", np.load(tmp_path / "D.npy"))
     status, _, err = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50")

@@ -147,7 +147,7 @@ def _box_mesh() -> trimesh.Trimesh:
 
 
 def test_list_shape_files_sorted_and_filtered(tmp_path):
-    for name in ("b.npy", "a.obj", "c.off", "d.ply", "notes.txt"):
+    for name in ("b.npy", "a.obj", "c.off", "d.ply", "notes.md"):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "e.npy").write_bytes(b"")
