@@ -367,7 +367,10 @@ class _Run:
                     progress.set_postfix(loss=f"{record['train_loss']:.4g}", refresh=False)
                     progress.update(1)
                     every = self.run_cfg["checkpoint_every"]
-                    if self.epoch % every == 0 or self.epoch == stop_at:
+                    # A run that finishes now writes final.pt and deletes checkpoint.pt (unless kept): a checkpoint
+                    # of the last epoch would be written only to be deleted (docs/training_speed.md).
+                    finishing = self.epoch == epochs and not self.run_cfg["keep_checkpoint"]
+                    if (self.epoch % every == 0 or self.epoch == stop_at) and not finishing:
                         self.save_checkpoint()
             if self.epoch < epochs:
                 _log(log, f"stopped after epoch {self.epoch} (run.stop_after_epochs); rerun to resume")
