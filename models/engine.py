@@ -303,7 +303,16 @@ class _Run:
             generator=self.generator,
             **common,
         )
-        val_loader = DataLoader(val_set, batch_size=self.config["eval"]["batch_size"], shuffle=False, **common)
+        # Its own generator: a DataLoader without one draws its base seed from the global torch RNG at every
+        # iteration, so each validation shifted the random templates of all later steps and the training
+        # depended on eval.every (a learning curve with eval.every=1 would not be the run it describes).
+        val_loader = DataLoader(
+            val_set,
+            batch_size=self.config["eval"]["batch_size"],
+            shuffle=False,
+            generator=torch.Generator().manual_seed(self.config["seed"]),
+            **common,
+        )
         return train_loader, val_loader
 
     # ------------------------------------------------------------------------------------ checkpoints
