@@ -188,3 +188,45 @@ def test_bad_declarations_are_refused_with_the_reason() -> None:
             run_overrides=lambda point, preset: [],
             directions=(Direction("x", "output", "yaw", 1),),
         )
+
+
+def _synthetic_results(folder) -> pd.DataFrame:  # noqa: ANN001
+    """A measurements.csv of the synthetic experiment (3 seeds, 4 cluster sizes) whose directions are known."""
+    rows = []
+    for kind, s in itertools.product(["image_aug", "shape_aug"], [1, 5, 10, 35]):
+        sign = -1 if kind == "image_aug" else 1
+        rows.append({"experiment": "synthetic", "kind": kind, "s": s, "measure": "input_image", "ds": 1.0 + s, "k": 2})
+        rows.append({"experiment": "synthetic", "kind": kind, "s": s, "measure": "input_shape", "ds": 2.0, "k": 2})
+        for seed in (1, 2, 3):
+            rows.append({"experiment": "synthetic", "kind": kind, "s": s, "seed": seed, "predictor": "network",
+                         "measure": "output", "ds": 10.0 + sign * s + 0.1 * seed, "k": 2})  # fmt: skip
+    table = pd.DataFrame(rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "measurements.csv", index=False)
+    return table
+
+
+def test_command_rewrites_directions_of_an_old_results_folder(tmp_path, capsys) -> None:  # noqa: ANN001
+    from experiments.declaration import get_experiment
+    from experiments.directions import main
+
+    table = _synthetic_results(tmp_path / "old")
+    assert main([str(tmp_path / "old")]) == 0
+    written = pd.read_csv(tmp_path / "old" / "directions.csv")
+    expected = direction_table(get_experiment("synthetic"), table)
+    assert list(written["direction"]) == list(expected["direction"])
+    assert list(written["verdict"]) == ["holds", "not established", "holds", "holds"]  # input shape DS is flat
+    np.testing.assert_allclose(written["effect"], expected["effect"])
+    assert "output DS falls along image_aug" in capsys.readouterr().out
+
+
+def test_commands_refuse_a_folder_without_results_in_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    from experiments.directions import main as directions_main
+    from experiments.results_tables import main as tables_main
+
+    for main in (directions_main, tables_main):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(tmp_path / "missing")])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error: no measurements.csv in") and "\n" not in error
