@@ -19,9 +19,10 @@ each preset's image size and point count, so disk and PNG decoding are left out:
 
 (d) ``--end-to-end --base COMMIT --data-root DIR``: whole training runs of ``configs/synthetic_quick.yaml``
     (``train_scripts/train.py`` in a fresh process: start-up, data, training, validation, checkpoints, final
-    model), the code of COMMIT (a temporary ``git worktree``) against this checkout's, alternately in the same
-    run, ``--repeats`` times each; prints the median wall times, their ratio (base / current) and whether the
-    two loss curves (``metrics.jsonl``: train_loss, val_chamfer per epoch) are bitwise identical.
+    model), the code of COMMIT (a temporary ``git worktree``) against this checkout's in the same run,
+    ``--repeats`` times each in alternating order; prints the median wall times, the ratio base / current of
+    each repeat and their median, and whether the two loss curves (``metrics.jsonl``: train_loss, val_chamfer
+    per epoch) are bitwise identical.
 
 Prints the table and writes ``benchmarks/results/bench_train.json`` (settings, provenance, times, ratios).
 """
@@ -189,7 +190,10 @@ def end_to_end(base: str, data_root: Path, *, repeats: int, threads: int, overri
     curves: dict[str, list[Any]] = {}
     try:
         for repeat in range(repeats):
-            for name, root in (("base", worktree), ("current", REPO)):
+            # Alternating order (base first, then current first, ...) and per-repeat ratios: the load of a shared
+            # machine drifts, and a fixed order would hand the drift to one side.
+            order = (("base", worktree), ("current", REPO))
+            for name, root in order if repeat % 2 == 0 else order[::-1]:
                 run = scratch / f"{name}_{repeat}"
                 times[name].append(_training_run(root, run, settings, threads))
                 curves.setdefault(name, _curve(run))
@@ -205,6 +209,7 @@ def end_to_end(base: str, data_root: Path, *, repeats: int, threads: int, overri
         if a is not None and b is not None and a != 0
     ]
     median = {name: statistics.median(values) for name, values in times.items()}
+    ratios = [b / c for b, c in zip(times["base"], times["current"], strict=True)]
     return {
         "base_commit": commit,
         "current_commit": _git("rev-parse", "HEAD").strip(),
@@ -212,7 +217,8 @@ def end_to_end(base: str, data_root: Path, *, repeats: int, threads: int, overri
         "overrides": settings,
         "seconds": times,
         "median_seconds": median,
-        "base_over_current": median["base"] / median["current"],
+        "base_over_current_per_repeat": ratios,
+        "base_over_current": statistics.median(ratios),
         "epochs": len(current_curve),
         "loss_curve_bitwise_identical": base_curve == current_curve,
         "loss_curve_max_relative_difference": max(differences, default=0.0),
@@ -243,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"end to end ({result['epochs']} epochs): base {result['median_seconds']['base']:.1f} s, current "
-            f"{result['median_seconds']['current']:.1f} s, base/current {result['base_over_current']:.3f}; loss "
+            f"{result['median_seconds']['current']:.1f} s, base/current per repeat "
+            f"{', '.join(f'{r:.3f}' for r in result['base_over_current_per_repeat'])}, median "
+            f"{result['base_over_current']:.3f}; loss "
             f"curve bitwise identical: {result['loss_curve_bitwise_identical']} (max relative difference "
             f"{result['loss_curve_max_relative_difference']:.3g})"
         )
