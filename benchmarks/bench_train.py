@@ -17,6 +17,13 @@ each preset's image size and point count, so disk and PNG decoding are left out:
     alternately; ratio = trainer / hand loop (target <= 1.1). Also reported: the hand loop with torch's
     default (non-fused) Adam, what a plain script would use.
 
+(d) ``--end-to-end --base COMMIT --data-root DIR``: whole training runs of ``configs/synthetic_quick.yaml``
+    (``train_scripts/train.py`` in a fresh process: start-up, data, training, validation, checkpoints, final
+    model), the code of COMMIT (a temporary ``git worktree``) against this checkout's in the same run,
+    ``--repeats`` times each in alternating order; prints the median wall times, the ratio base / current of
+    each repeat and their median, and whether the two loss curves (``metrics.jsonl``: train_loss, val_chamfer
+    per epoch) are bitwise identical.
+
 Prints the table and writes ``benchmarks/results/bench_train.json`` (settings, provenance, times, ratios).
 """
 
@@ -24,7 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +156,75 @@ def step_comparison(model_settings: dict[str, Any], *, repeats: int) -> dict[str
     }
 
 
+def _git(*arguments: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *arguments], check=True, capture_output=True, text=True).stdout
+
+
+def _training_run(root: Path, out: Path, overrides: list[str], threads: int) -> float:
+    """Wall seconds of one ``train_scripts/train.py`` process of the checkout at ``root`` (imports included)."""
+    environment = {**os.environ, "PYTHONPATH": str(root)}
+    environment.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    script, config = root / "train_scripts" / "train.py", root / "configs" / "synthetic_quick.yaml"
+    command = [sys.executable, str(script), "--config", str(config), "--set", *overrides, "--out", str(out), "--force"]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"training run of {root} failed: {result.stderr.strip()[-2000:]}")
+    return seconds
+
+
+def _curve(run: Path) -> list[tuple[Any, Any]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [(record["train_loss"], record["val_chamfer"]) for record in map(json.loads, lines)]
+
+
+def end_to_end(base: str, data_root: Path, *, repeats: int, threads: int, overrides: list[str]) -> dict[str, Any]:
+    """Whole quick training runs: the code of commit ``base`` against this checkout's, alternately (see (d))."""
+    commit = _git("rev-parse", base).strip()
+    scratch = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    worktree = scratch / "base"
+    _git("worktree", "add", "--detach", str(worktree), commit)
+    settings = [f"data.root={data_root}", *overrides]
+    times: dict[str, list[float]] = {"base": [], "current": []}
+    curves: dict[str, list[Any]] = {}
+    try:
+        for repeat in range(repeats):
+            # Alternating order (base first, then current first, ...) and per-repeat ratios: the load of a shared
+            # machine drifts, and a fixed order would hand the drift to one side.
+            order = (("base", worktree), ("current", REPO))
+            for name, root in order if repeat % 2 == 0 else order[::-1]:
+                run = scratch / f"{name}_{repeat}"
+                times[name].append(_training_run(root, run, settings, threads))
+                curves.setdefault(name, _curve(run))
+                print(f"  {name:8s} repeat {repeat + 1}: {times[name][-1]:.1f} s", flush=True)
+    finally:
+        _git("worktree", "remove", "--force", str(worktree))
+        shutil.rmtree(scratch, ignore_errors=True)
+    base_curve, current_curve = curves["base"], curves["current"]
+    differences = [
+        abs(a - b) / abs(a)
+        for pair_a, pair_b in zip(base_curve, current_curve, strict=True)
+        for a, b in zip(pair_a, pair_b, strict=True)
+        if a is not None and b is not None and a != 0
+    ]
+    median = {name: statistics.median(values) for name, values in times.items()}
+    ratios = [b / c for b, c in zip(times["base"], times["current"], strict=True)]
+    return {
+        "base_commit": commit,
+        "current_commit": _git("rev-parse", "HEAD").strip(),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no").strip()),
+        "overrides": settings,
+        "seconds": times,
+        "median_seconds": median,
+        "base_over_current_per_repeat": ratios,
+        "base_over_current": statistics.median(ratios),
+        "epochs": len(current_curve),
+        "loss_curve_bitwise_identical": base_curve == current_curve,
+        "loss_curve_max_relative_difference": max(differences, default=0.0),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -154,26 +235,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", choices=list(PAPER_MODELS), default=list(PAPER_MODELS))
     parser.add_argument("--skip-presets", action="store_true", help="only the paper-size step comparison")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--end-to-end", action="store_true", help="only (d): whole runs, --base against this code")
+    parser.add_argument("--base", default=None, help="commit whose code (d) compares against (e.g. a0ee695)")
+    parser.add_argument("--data-root", type=Path, default=None, help="built synthetic quick data for (d)")
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[], help="training overrides for (d)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.end_to_end:
+        if args.base is None or args.data_root is None or not args.data_root.is_dir():
+            parser.error("--end-to-end needs --base COMMIT and --data-root DIR (a built synthetic quick dataset)")
+        result = end_to_end(
+            args.base, args.data_root.resolve(), repeats=args.repeats, threads=args.threads, overrides=args.overrides
+        )
+        print(
+            f"end to end ({result['epochs']} epochs): base {result['median_seconds']['base']:.1f} s, current "
+            f"{result['median_seconds']['current']:.1f} s, base/current per repeat "
+            f"{', '.join(f'{r:.3f}' for r in result['base_over_current_per_repeat'])}, median "
+            f"{result['base_over_current']:.3f}; loss "
+            f"curve bitwise identical: {result['loss_curve_bitwise_identical']} (max relative difference "
+            f"{result['loss_curve_max_relative_difference']:.3g})"
+        )
+        payload = {"benchmark": "bench_train --end-to-end", "settings": vars(args) | {"out": str(args.out),
+                   "data_root": str(args.data_root)}, "provenance": provenance("cpu"), "results": result}  # fmt: skip
+        atomic_write_text(args.out, json.dumps(payload, indent=2, default=str) + "\n")
+        print(f"wrote {args.out}")
+        return 0
 
-    presets = (
-        [] if args.skip_presets else ["synthetic_quick"] + ([] if args.skip_paper else ["synthetic_paper"])
-    )
+    presets = [] if args.skip_presets else ["synthetic_quick"] + ([] if args.skip_paper else ["synthetic_paper"])
     results: dict[str, Any] = {"presets": {}, "paper_steps": {}}
     for name in presets:
         epochs = args.epochs if name.endswith("quick") else 1
         result = preset_throughput(REPO / "configs" / f"{name}.yaml", epochs=epochs, items=args.items)
         results["presets"][name] = result
-        print(
-            f"{name:18s} {result['items_per_second']:8.2f} items/s"
-            f"  ({result['seconds_per_epoch']:.2f} s/epoch)"
-        )
+        print(f"{name:18s} {result['items_per_second']:8.2f} items/s  ({result['seconds_per_epoch']:.2f} s/epoch)")
     if not args.skip_paper:
-        print(
-            f"{'paper-size step':18s} {'trainer':>9s} {'hand loop':>10s} {'ratio':>6s}"
-            f" {'vs default Adam':>16s}"
-        )
+        print(f"{'paper-size step':18s} {'trainer':>9s} {'hand loop':>10s} {'ratio':>6s} {'vs default Adam':>16s}")
         for name in args.models:
             result = step_comparison(PAPER_MODELS[name], repeats=args.repeats)
             results["paper_steps"][name] = result
@@ -183,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["trainer_over_hand_loop_default_adam"],
             )
             print(
-                f"{name:18s} {seconds['trainer']:8.3f}s {seconds['hand_loop']:9.3f}s"
-                f" {ratio:6.3f} {ratio_default:16.3f}"
+                f"{name:18s} {seconds['trainer']:8.3f}s {seconds['hand_loop']:9.3f}s {ratio:6.3f} {ratio_default:16.3f}"
             )
     payload = {
         "benchmark": "bench_train",

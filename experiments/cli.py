@@ -28,6 +28,7 @@ from dispersion_score.locks import DirectoryLockedError, directory_lock
 from experiments import runner
 from experiments.config import Preset, load_preset, preset_path
 from experiments.declaration import get_experiment
+from experiments.directions import DIRECTIONS_TABLE, format_directions
 
 EXIT_BAD_INPUT = 2
 
@@ -108,6 +109,10 @@ def print_summary(preset: Preset, table: pd.DataFrame) -> None:
     gt = table[table["measure"] == "gt_test"]["ds"]
     if len(gt):
         print(f"ground-truth test shape DS: {gt.iloc[0]:.5g}")
+    directions = preset.results_dir / DIRECTIONS_TABLE
+    if directions.is_file():
+        print(f"directions ({directions}):")
+        print(format_directions(pd.read_csv(directions)))
 
 
 def main_all(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:

@@ -10,7 +10,9 @@ An :class:`Experiment` names
   once per combination of the axes they depend on;
 * its **predictors**: objects that write test-split predictions as files (:mod:`experiments.predictions`);
   the trained network of each run is one, recognition baselines are others;
-* its **data build**, its **figures**, and an optional **table view** (the experiment's own CSV columns).
+* its **data build**, its **figures**, and an optional **table view** (the experiment's own CSV columns);
+* its **expected directions** (:class:`Direction`): how a DS should move along an axis, fixed before any result
+  is seen; :mod:`experiments.directions` tests them and writes ``directions.csv``.
 
 A point is a mapping axis name → value; a partial point holds only some axes. ``Experiment.name_of(point)``
 joins the axes' labels in declaration order: ``image_aug_s05_seed1`` for the synthetic experiment.
@@ -71,6 +73,52 @@ class InputMeasure:
     def __post_init__(self) -> None:
         if self.measure not in ("input_image", "input_shape"):
             raise ValueError(f"input measure must be input_image or input_shape, got {self.measure!r}")
+
+
+TESTS = ("spearman", "paired")
+
+
+@dataclass(frozen=True)
+class Direction:
+    """An expected direction of one DS along one axis, declared in advance (issue 19; :mod:`experiments.directions`).
+
+    Attributes:
+        label: how tables name it, e.g. "output DS falls along image_aug".
+        measure: "input_image", "input_shape" or "output" (rows of ``measurements.csv`` with that ``measure``).
+        axis: the grid axis it is read along.
+        sign: +1 the DS is expected to rise along the axis (towards ``levels[1]`` for a paired test), -1 to fall,
+            0 no direction declared (two-sided test; the verdict says which way it went).
+        test: "spearman": Spearman's rho of DS against the (numeric) axis over every run; "paired": paired t-test
+            of ``levels[1]`` against ``levels[0]`` over the runs that share every other axis (the seeds).
+        levels: (low, high) of a paired test, e.g. ("object", "viewer").
+        where: fixed values of other axes, e.g. {"kind": "image_aug"}.
+        per: axes to test separately, one ``directions.csv`` row per value (e.g. ("decoder",)).
+        predictor: the predictor of ``output`` rows ("network"); input measures have none.
+    """
+
+    label: str
+    measure: str
+    axis: str
+    sign: int
+    test: str = "spearman"
+    levels: tuple[Any, Any] | None = None
+    where: Mapping[str, Any] = field(default_factory=dict)
+    per: tuple[str, ...] = ()
+    predictor: str = "network"
+
+    def __post_init__(self) -> None:
+        if self.measure not in ("input_image", "input_shape", "output"):
+            raise ValueError(f"direction {self.label!r}: measure must be input_image, input_shape or output")
+        if self.sign not in (-1, 0, 1):
+            raise ValueError(f"direction {self.label!r}: sign must be -1, 0 or +1, got {self.sign!r}")
+        if self.test not in TESTS:
+            raise ValueError(f"direction {self.label!r}: test must be one of {TESTS}, got {self.test!r}")
+        if (self.test == "paired") != (self.levels is not None and len(self.levels) == 2):
+            raise ValueError(f"direction {self.label!r}: a paired test needs levels=(low, high), and only it")
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return (self.axis, *self.where, *self.per)
 
 
 @dataclass(frozen=True)
@@ -140,6 +188,8 @@ class Experiment:
             of the synthetic experiment, but not ``seed`` or ``decoder``. Predictors that need no training
             run (the recognition baselines, :mod:`experiments.baselines`) make one prediction per combination
             of these axes. None: not declared (such predictors then refuse the experiment).
+        directions: the expected directions, tested after evaluation (``directions.csv``); the preset's
+            ``directions`` section sets the k range of the secondary statistic and the bootstrap.
     """
 
     name: str
@@ -154,6 +204,7 @@ class Experiment:
     view_file: str | None = None
     preset_prefix: str = ""
     data_axes: tuple[str, ...] | None = None
+    directions: tuple[Direction, ...] = ()
 
     def __post_init__(self) -> None:
         names = [axis.name for axis in self.axes]
@@ -166,6 +217,10 @@ class Experiment:
             unknown = sorted(set(measure.per) - set(names))
             if unknown:
                 raise ValueError(f"experiment {self.name}: {measure.measure} depends on unknown axes {unknown}")
+        for direction in self.directions:
+            unknown = sorted(set(direction.axes) - set(names))
+            if unknown:
+                raise ValueError(f"experiment {self.name}: direction {direction.label!r} names unknown axes {unknown}")
 
     @property
     def axis_names(self) -> tuple[str, ...]:

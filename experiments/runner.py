@@ -34,6 +34,7 @@ from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
 from experiments.declaration import InputMeasure, Predictor, Target
+from experiments.directions import write_directions
 from experiments.predictions import (
     is_complete,
     read_predictions,
@@ -469,16 +470,18 @@ def evaluate(preset: Preset, launch: Launch) -> tuple[SweepReport, pd.DataFrame]
 
 
 def tabulate(preset: Preset) -> pd.DataFrame:
-    """Writes ``measurements.csv`` (the long table), the experiment's view and, with ``eval.k_curve``,
-    ``ds_vs_k.csv``; returns the long table."""
+    """Writes ``measurements.csv`` (the long table), the experiment's view, with ``eval.k_curve`` ``ds_vs_k.csv``,
+    and ``directions.csv`` (:mod:`experiments.directions`); returns the long table."""
     rows = read_records(preset.results_dir / "records")
     table = long_table(rows, preset.experiment.axis_names)
     write_table(table, preset.results_dir / LONG_TABLE)
     experiment = preset.experiment
     if experiment.table_view is not None and experiment.view_file is not None:
         write_table(experiment.table_view(table), preset.results_dir / experiment.view_file)
-    if preset.eval["k_curve"]:
-        write_table(ds_vs_k(preset, table), preset.results_dir / DS_VS_K_TABLE)
+    curves = ds_vs_k(preset, table) if preset.eval["k_curve"] else None
+    if curves is not None:
+        write_table(curves, preset.results_dir / DS_VS_K_TABLE)
+    write_directions(experiment, preset.results_dir, table, curves, settings=preset.config.get("directions"))
     return table
 
 

@@ -29,7 +29,16 @@ from dispersion_score.launch import Launch, fail_on, launch_from_arguments
 from experiments import cli, runner
 from experiments.baselines import BASELINES
 from experiments.config import REPO_ROOT, Preset, load_preset, preset_path, repo_path
-from experiments.declaration import Axis, Experiment, InputMeasure, Point, get_experiment, register_experiment
+from experiments.declaration import (
+    Axis,
+    Direction,
+    Experiment,
+    InputMeasure,
+    Point,
+    get_experiment,
+    register_experiment,
+)
+from experiments.directions import SETTINGS as DIRECTION_SETTINGS
 from experiments.predictors import network_predictor
 from experiments.records import MEASUREMENT_COLUMNS
 from models.config import DECODERS, Key, decoder_overrides
@@ -58,6 +67,23 @@ DATA_SETTINGS = {
     "yaw_image_size": Key(int, 224, "side of the yaw-limited renders", minimum=8),
     "render_seed": Key(int, 0, "seed of the yaw-limited camera draws", minimum=0),
 }
+
+# The paper's directions (Zhou et al. 2021, Sec. 5), fixed before any result is seen (issue 19). The paper states
+# no direction of output DS against the number of views: that one is tested two-sided.
+MORE_IMGS_DIRECTIONS = (
+    Direction("input image DS rises with the yaw range r", "input_image", "yaw", +1),
+    Direction("output DS falls with the yaw range r", "output", "yaw", -1),
+)
+VC_OC = ("object", "viewer")
+MORE_SHAPES_DIRECTIONS = (
+    Direction("input shape DS viewer-centred > object-centred", "input_shape", "frame", +1, "paired", VC_OC),
+    Direction("output DS viewer-centred > object-centred", "output", "frame", +1, "paired", VC_OC, per=("decoder",)),
+)
+NVIEWS_DIRECTIONS = (
+    Direction("input image DS rises with the views", "input_image", "views", +1),
+    Direction("input shape DS rises with the views", "input_shape", "views", +1),
+    Direction("output DS against the views", "output", "views", 0),
+)
 
 SEED = Axis("seed", int, "training seed", label=lambda seed: f"seed{seed}", minimum=0)
 
@@ -193,6 +219,7 @@ def _declaration(
     build,
     data_axes: tuple[str, ...],
     baselines: bool,  # noqa: ANN001
+    directions: tuple[Direction, ...],
     **settings: Any,
 ) -> Experiment:
     return Experiment(
@@ -202,7 +229,8 @@ def _declaration(
         inputs=inputs,
         predictors=(network_predictor, *(BASELINES if baselines else ())),
         data_axes=data_axes,
-        settings={"data": DATA_SETTINGS, **settings},
+        settings={"data": DATA_SETTINGS, "directions": DIRECTION_SETTINGS, **settings},
+        directions=directions,
         build_data=build,
         figures=_figures(name),
         table_view=table_view,
@@ -221,6 +249,7 @@ def more_imgs() -> Experiment:
         _build_more_imgs,
         data_axes=("yaw",),
         baselines=True,
+        directions=MORE_IMGS_DIRECTIONS,
     )
 
 
@@ -235,6 +264,7 @@ def more_shapes() -> Experiment:
         build_standin,
         data_axes=("frame",),
         baselines=True,
+        directions=MORE_SHAPES_DIRECTIONS,
     )
 
 
@@ -254,6 +284,7 @@ def nviews() -> Experiment:
         build_standin,
         data_axes=("views",),
         baselines=False,  # the paper places the baselines in the two dispersion experiments only
+        directions=NVIEWS_DIRECTIONS,
         steps=STEPS_SETTINGS,
     )
 

@@ -22,6 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dispersion_score.io import save_figure
+from experiments.figure_parts import runs_and_mean
 
 NETWORK = "network"
 
@@ -80,8 +81,7 @@ def yaw_figure(table: pd.DataFrame) -> Figure:
         axes[1].set_ylim(0, 1.5 * value if value > 0 else 1)
         axes[1].legend(fontsize=8)
     for axis, value, name in ((axes[2], "ds", "output DS"), (axes[3], "chamfer", "test Chamfer")):
-        stats = _stats(_networks(table), "yaw", value).reindex(yaws)
-        axis.errorbar(yaws, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label="network (mean ± std)")
+        runs_and_mean(axis, _networks(table), "yaw", yaws, value=value)
         for predictor, rows in _baselines(table).groupby("predictor"):
             per = _stats(rows, "yaw", value).reindex(yaws)
             axis.plot(yaws, per["mean"], marker="x", linestyle=":", label=str(predictor))
@@ -107,7 +107,7 @@ def output_ds_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_figure(table: pd.DataFrame) -> Figure:
-    """more_shapes: output DS per decoder, object- vs viewer-centred (mean ± std), with baselines."""
+    """more_shapes: output DS per decoder, object- vs viewer-centred (every run, mean, 95 % CI), with baselines."""
     figure = Figure(figsize=(11, 4.5))
     axis, inputs = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
     rows = _networks(table)
@@ -116,14 +116,15 @@ def frame_figure(table: pd.DataFrame) -> Figure:
     width = 0.8 / max(1, len(frames))
     positions = np.arange(len(decoders))
     for i, frame in enumerate(frames):
-        stats = _stats(rows[rows["frame"] == frame], "decoder").reindex(decoders)
-        axis.bar(
-            positions + (i - (len(frames) - 1) / 2) * width,
-            stats["mean"],
-            width,
-            yerr=stats["std"],
-            capsize=3,
+        runs_and_mean(
+            axis,
+            rows[rows["frame"] == frame],
+            "decoder",
+            decoders,
+            positions=positions,
+            offset=(i - (len(frames) - 1) / 2) * width,
             label=f"{frame}-centred",
+            color=f"C{i}",
         )
     # A baseline's line has its frame's bar colour and its predictor's dash pattern.
     dashes = {"clustering": ":", "retrieval": "-.", "oracle": (0, (5, 2))}
@@ -162,10 +163,10 @@ def views_figure(table: pd.DataFrame) -> Figure:
         ("input image DS", "input shape DS (viewer-centred)", "output DS"),
         strict=True,
     ):
-        stats = _stats(
-            _networks(table, measure) if measure == "output" else table[table["measure"] == measure], "views"
-        ).reindex(views)
-        axis.errorbar(views, stats["mean"], yerr=stats["std"], marker="o", capsize=3)
+        if measure == "output":
+            runs_and_mean(axis, _networks(table, measure), "views", views)
+        else:
+            axis.plot(views, _stats(table[table["measure"] == measure], "views").reindex(views)["mean"], marker="o")
         if measure == "output":
             _gt_line(axis, table)
             axis.legend(fontsize=8)

@@ -26,7 +26,8 @@ from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
 from experiments.cli import main_all
 from experiments.config import REPO_ROOT, Preset, repo_path
-from experiments.declaration import Axis, Experiment, InputMeasure, Point, register_experiment
+from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point, register_experiment
+from experiments.directions import SETTINGS as DIRECTION_SETTINGS
 from experiments.predictors import network_predictor
 from experiments.synthetic_figures import write_figures
 from models.config import Key
@@ -65,6 +66,15 @@ DATA_SETTINGS = {
         list, [], "extra options of python -m dataset.synthetic (e.g. [--pool, clusters])", item_type=str
     ),
 }
+
+
+# The paper's directions (Zhou et al. 2021, Sec. 4), fixed before any result is seen (issue 19).
+DIRECTIONS = (
+    Direction("input image DS rises along image_aug", "input_image", "s", +1, where={"kind": "image_aug"}),
+    Direction("input shape DS rises along shape_aug", "input_shape", "s", +1, where={"kind": "shape_aug"}),
+    Direction("output DS falls along image_aug", "output", "s", -1, where={"kind": "image_aug"}),
+    Direction("output DS rises along shape_aug", "output", "s", +1, where={"kind": "shape_aug"}),
+)
 
 
 def run_overrides(point: Point, preset: Mapping[str, Any]) -> list[str]:
@@ -117,7 +127,8 @@ def declaration() -> Experiment:
         inputs=(InputMeasure("input_image", ("kind", "s")), InputMeasure("input_shape", ("kind", "s"))),
         predictors=(network_predictor, *BASELINES),
         data_axes=("kind", "s"),
-        settings={"data": DATA_SETTINGS},
+        settings={"data": DATA_SETTINGS, "directions": DIRECTION_SETTINGS},
+        directions=DIRECTIONS,
         build_data=build_data,
         figures=write_figures,
         table_view=table_view,

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dispersion_score.io import read_npy, save_figure
+from experiments.figure_parts import runs_and_mean
 
 KIND_TITLES = {"image_aug": "more dispersed images", "shape_aug": "more dispersed shapes"}
 MEASURE_TITLES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}
@@ -50,8 +51,9 @@ def network_rows(table: pd.DataFrame) -> pd.Series:
 def ds_curves(table: pd.DataFrame) -> Figure:
     """2×3 panels: rows image_aug / shape_aug, columns input image, input shape and output DS against s.
 
-    Output DS is the networks' mean ± std over training seeds; the recognition baselines (one value per s) are
-    reference points joined by thin dashed lines; the ground-truth test DS is a dashed line.
+    Output DS shows every training run (points) and their mean with a bootstrap 95 % CI over seeds; the
+    recognition baselines (one value per s) are reference points joined by thin dashed lines; the ground-truth
+    test DS is a dashed line.
     """
     figure = Figure(figsize=(13, 7))
     axes = figure.subplots(2, 3, squeeze=False)
@@ -62,11 +64,12 @@ def ds_curves(table: pd.DataFrame) -> Figure:
         for column, measure in enumerate(MEASURE_TITLES):
             axis = axes[row][column]
             measured = rows[(rows["measure"] == measure) & network_rows(rows)]
-            stats = measured.groupby("s")["ds"].agg(["mean", "std", "count"]).reindex(sizes)
             positions = np.arange(len(sizes))
-            axis.errorbar(
-                positions, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3, label="network"
-            )
+            if measure == "output":
+                runs_and_mean(axis, measured, "s", sizes, positions=positions)
+            else:
+                # One training set per s: one value, no seeds.
+                axis.plot(positions, measured.groupby("s")["ds"].mean().reindex(sizes), marker="o")
             if measure == "output":
                 _baseline_points(axis, rows[rows["measure"] == "output"], sizes)
                 if len(gt):

@@ -303,7 +303,16 @@ class _Run:
             generator=self.generator,
             **common,
         )
-        val_loader = DataLoader(val_set, batch_size=self.config["eval"]["batch_size"], shuffle=False, **common)
+        # Its own generator: a DataLoader without one draws its base seed from the global torch RNG at every
+        # iteration, so each validation shifted the random templates of all later steps and the training
+        # depended on eval.every (a learning curve with eval.every=1 would not be the run it describes).
+        val_loader = DataLoader(
+            val_set,
+            batch_size=self.config["eval"]["batch_size"],
+            shuffle=False,
+            generator=torch.Generator().manual_seed(self.config["seed"]),
+            **common,
+        )
         return train_loader, val_loader
 
     # ------------------------------------------------------------------------------------ checkpoints
@@ -367,7 +376,10 @@ class _Run:
                     progress.set_postfix(loss=f"{record['train_loss']:.4g}", refresh=False)
                     progress.update(1)
                     every = self.run_cfg["checkpoint_every"]
-                    if self.epoch % every == 0 or self.epoch == stop_at:
+                    # A run that finishes now writes final.pt and deletes checkpoint.pt (unless kept): a checkpoint
+                    # of the last epoch would be written only to be deleted (docs/training_speed.md).
+                    finishing = self.epoch == epochs and not self.run_cfg["keep_checkpoint"]
+                    if (self.epoch % every == 0 or self.epoch == stop_at) and not finishing:
                         self.save_checkpoint()
             if self.epoch < epochs:
                 _log(log, f"stopped after epoch {self.epoch} (run.stop_after_epochs); rerun to resume")

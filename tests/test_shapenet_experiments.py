@@ -16,6 +16,7 @@ from experiments import runner
 from experiments.cli import main_all
 from experiments.config import REPO_ROOT, load_preset
 from experiments.predictions import rotate_to_object_frame
+from tests.results_tables_check import check_directions, check_results_tables
 
 CATEGORIES = ["chair", "airplane"]
 PER_CATEGORY = 10  # 8 training and 2 test shapes per category (sorted 80/20 split)
@@ -155,3 +156,9 @@ def test_figures_and_notebook(mini: dict[str, Path]) -> None:
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
     assert len([output for output in outputs if "image/png" in output.get("data", {})]) >= 6
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_directions_and_results_tables_match_the_files(mini: dict[str, Path], name: str) -> None:
+    check_directions(mini[name])
+    check_results_tables(mini[name], [axis for axis in GRIDS[name] if axis != "seed"])

@@ -17,6 +17,7 @@ import yaml
 from dispersion_score import chamfer_matrix, dispersion_score
 from experiments.config import REPO_ROOT
 from experiments.synthetic import main as run_experiment
+from tests.results_tables_check import check_directions, check_results_tables
 
 TEST_SIZE = 12
 
@@ -152,3 +153,8 @@ def test_figures_and_notebook(experiment: Path) -> None:
     assert not [output for output in outputs if output.output_type == "error"]
     images = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(images) >= 2  # the matrix grid and the DS curves
+
+
+def test_directions_and_results_tables_match_the_files(experiment: Path) -> None:
+    check_directions(experiment / "results")
+    check_results_tables(experiment / "results", ["kind", "s"])

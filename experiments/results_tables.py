@@ -1,0 +1,144 @@
+"""The README's results tables, regenerated from a results folder's files (no hand-typed numbers).
+
+For each folder: the DS per grid point (seeds pooled; the network's output DS as mean ± sample std over seeds and
+its test Chamfer, ×10⁻³ as in the README) from ``measurements.csv``, and the directions table from
+``directions.csv`` (written by :mod:`experiments.directions`; recomputed when missing, e.g. for old results).
+
+    python plot_scripts/results_tables.py results/synthetic/quick results/shapenet/quick/* > tables.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.declaration import Experiment, get_experiment
+from experiments.directions import DIRECTIONS_TABLE, write_directions
+
+SCALE = 1e3  # DS and Chamfer are printed ×10⁻³, as in the README
+MEASURE_NAMES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}
+
+
+def number(value: float, digits: int = 4) -> str:
+    """A table cell: ``digits`` significant digits, "—" for a missing value."""
+    return "—" if value is None or not np.isfinite(value) else f"{value:.{digits}g}"
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame of strings as a GitHub markdown table."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def ds_table(experiment: Experiment, table: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point without its seed: each (predictor, measure)'s mean DS, the network's output DS as
+    mean ± std (n seeds) and its mean test Chamfer, all ×10⁻³, as strings."""
+    axes = [axis for axis in experiment.axis_names if axis != "seed" and axis in table]
+    rows = table[table["measure"] != "gt_test"].copy()
+    rows["column"] = [
+        MEASURE_NAMES[m] if p == "network" or pd.isna(p) else f"{p} {MEASURE_NAMES.get(m, m)}"
+        for p, m in zip(rows["predictor"], rows["measure"], strict=True)
+    ]
+    columns = [c for c in MEASURE_NAMES.values() if c in set(rows["column"])]
+    columns += sorted(set(rows["column"]) - set(columns))
+    # Grid points from the rows that have every axis; a row without an axis (an input DS taken once for all its
+    # values, a baseline independent of the decoder) belongs to every point.
+    complete = rows[rows[axes].notna().all(axis=1)] if axes else rows
+    points = (complete if len(complete) else rows)[axes].drop_duplicates().sort_values(axes)
+    out = []
+    for point in points.itertuples(index=False):
+        at = rows
+        for axis, value in zip(axes, point, strict=True):
+            at = at[(at[axis] == value) | at[axis].isna()]
+        cells = {axis: _cell(value) for axis, value in zip(axes, point, strict=True)}
+        for column in columns:
+            values = at[at["column"] == column]["ds"].astype(float) * SCALE
+            if column == MEASURE_NAMES["output"]:
+                cells[column] = _mean_std(values)
+                network = at[(at["column"] == column)]["chamfer"].astype(float) * SCALE
+                cells["test Chamfer"] = number(network.mean()) if len(network) else "—"
+            else:
+                cells[column] = number(values.mean()) if len(values) else "—"
+        out.append(cells)
+    return pd.DataFrame(out)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "—" if pd.isna(value) else str(value)
+
+
+def _mean_std(values: pd.Series) -> str:
+    if values.empty:
+        return "—"
+    if len(values) < 2:
+        return f"{number(values.mean())} (n = 1)"
+    return f"{number(values.mean())} ± {number(values.std(ddof=1), 2)} (n = {len(values)})"
+
+
+def directions_markdown_table(directions: pd.DataFrame) -> pd.DataFrame:
+    """The directions table's columns as the README shows them (strings)."""
+    out = []
+    for row in directions.itertuples(index=False):
+        group = f" ({row.group})" if isinstance(row.group, str) and row.group else ""
+        ci = f" [{number(row.ci_low * SCALE, 3)}, {number(row.ci_high * SCALE, 3)}]" if np.isfinite(row.ci_low) else ""
+        secondary = f"{row.k_share:.0%} of k {row.k_range}" if row.k_count else "—"
+        out.append({
+            "direction": f"{row.direction}{group}",
+            "test": row.test,
+            "statistic": number(row.statistic, 3),
+            "p (one-sided)": number(row.p, 2),
+            "effect ×10⁻³ [95 % CI]": f"{number(row.effect * SCALE, 3)}{ci}",
+            "runs": int(row.runs),
+            "seeds": int(row.seeds),
+            "verdict": f"**{row.verdict}**",
+            "holds over k": secondary,
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def results_markdown(results_dir: Path | str) -> str:
+    """The markdown of one results folder: a heading, the DS table and the directions table."""
+    results_dir = Path(results_dir)
+    path = results_dir / "measurements.csv"
+    if not path.is_file():
+        raise ValueError(f"no measurements.csv in {results_dir}: evaluate the experiment first")
+    table = pd.read_csv(path)
+    if table.empty or "experiment" not in table:
+        raise ValueError(f"{path} has no experiment column or no rows")
+    experiment = get_experiment(str(table["experiment"].iloc[0]))
+    directions_file = results_dir / DIRECTIONS_TABLE
+    directions = (
+        pd.read_csv(directions_file) if directions_file.is_file() else write_directions(experiment, results_dir)
+    )
+    preset = ", ".join(sorted({str(p) for p in table["preset"].dropna()}))
+    gt = table[table["measure"] == "gt_test"]["ds"].astype(float) * SCALE
+    parts = [f"### {experiment.name} ({preset})", "", markdown(ds_table(experiment, table)), ""]
+    if len(gt):
+        parts += [f"Ground-truth test shape DS: {number(gt.iloc[0])} ×10⁻³.", ""]
+    parts += [markdown(directions_markdown_table(directions)), ""]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", type=Path, help="results folders (with measurements.csv)")
+    args = parser.parse_args(argv)
+    try:
+        text = "\n".join(results_markdown(folder) for folder in args.results)
+    except ValueError as error:
+        parser.exit(2, f"error: {' '.join(str(error).split())}\n")
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The learning-curve tool without training: which runs, their overrides, reading metrics.jsonl, the figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from experiments.config import load_preset, preset_path
+from experiments.declaration import get_experiment
+from experiments.learning_curves import curve_dir, curve_overrides, curve_runs, curves_figure, read_curves
+
+
+def _preset(name: str, tmp_path: Path, *overrides: str):  # noqa: ANN202
+    return load_preset(
+        preset_path(get_experiment(name), "quick"),
+        [f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}", *overrides],
+        experiment=name,
+    )
+
+
+def test_ends_of_each_axis_first_seed(tmp_path: Path) -> None:
+    preset = _preset("synthetic", tmp_path, "grid.seed=[3, 1]")
+    points = [(run.point["kind"], run.point["s"], run.point["seed"]) for run in curve_runs(preset)]
+    assert points == [("image_aug", 1, 3), ("image_aug", 35, 3), ("shape_aug", 1, 3), ("shape_aug", 35, 3)]
+    shapes = _preset("more_shapes", tmp_path)
+    grid = shapes.config["grid"]
+    assert len(curve_runs(shapes)) == len(grid["frame"]) * len(grid["decoder"])  # categorical: every value
+
+
+def test_overrides_validate_every_epoch_on_the_test_split(tmp_path: Path) -> None:
+    preset = _preset("synthetic", tmp_path)
+    run = curve_runs(preset)[0]
+    overrides = curve_overrides(preset, run)
+    assert overrides[: len(run.overrides)] == list(run.overrides)
+    assert {"eval.every=1", "eval.items=null", "data.val_file=test.json"} <= set(overrides)
+    imgs = _preset("more_imgs", tmp_path)
+    assert not any(o.startswith("data.val_file") for o in curve_overrides(imgs, curve_runs(imgs)[0]))
+
+
+def test_curves_are_read_from_the_metrics_and_drawn(tmp_path: Path) -> None:
+    preset = _preset("synthetic", tmp_path)
+    runs = curve_runs(preset)
+    for index, run in enumerate(runs[:2]):
+        folder = curve_dir(preset, run)
+        folder.mkdir(parents=True)
+        lines = [{"epoch": e, "train_loss": 1.0 / (e + index), "val_chamfer": 2.0 / e} for e in (1, 2, 3)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    curves = read_curves(preset)
+    assert len(curves) == 6 and set(curves["run"]) == {runs[0].name, runs[1].name}
+    second = curves[curves["run"] == runs[1].name]
+    assert list(second["train_chamfer"]) == [1 / 2, 1 / 3, 1 / 4] and list(second["test_chamfer"]) == [2, 1, 2 / 3]
+    figure = curves_figure(curves, curves.groupby("run")["test_chamfer"].min(), "test")
+    assert len(figure.axes) == 2 and len(figure.axes[0].lines) == 2
