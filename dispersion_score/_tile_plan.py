@@ -119,6 +119,7 @@ class Manifest:
     groups_b: list[np.ndarray]
     tiles: list[Tile]
     assembled: bool = False
+    matrix: dict[str, Any] | None = None  # the assembled matrix's FileRecord (dispersion_score.artefact)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -137,6 +138,7 @@ class Manifest:
             "groups_b": None if self.symmetric else _groups_to_json(self.groups_b),
             "tiles": [tile.as_list() for tile in self.tiles],
             "assembled": self.assembled,
+            "matrix": self.matrix,
         }
         return json.dumps(document)
 
@@ -150,7 +152,8 @@ class Manifest:
         groups_a = _groups_from_json(document["groups_a"], rows)
         groups_b = groups_a if settings["symmetric"] else _groups_from_json(document["groups_b"], cols)
         tiles = [Tile(*values[:7], bool(values[7])) for values in document["tiles"]]
-        return cls(settings, groups_a, groups_b, tiles, bool(document.get("assembled", False)))
+        assembled = bool(document.get("assembled", False))
+        return cls(settings, groups_a, groups_b, tiles, assembled, document.get("matrix"))
 
 
 def _groups_to_json(groups: list[np.ndarray]) -> list[list[int]] | None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -64,8 +65,10 @@ from dispersion_score._tile_plan import (
     write_manifest,
 )
 from dispersion_score._tile_progress import TileProgress, format_duration
+from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.atomic import atomic_write_stream, atomic_write_text
 from dispersion_score.launch import Job, Launch
+from dispersion_score.locks import directory_lock
 
 __all__ = ["TileEstimate", "estimate_chamfer", "run_tiles", "tiled_chamfer", "tiled_feature_matrix"]
 
@@ -73,6 +76,7 @@ DEFAULT_CHAMFER_TILE = 1024  # clouds per tile side: ~1M pairs, ~4 min on one CP
 DEFAULT_FEATURE_TILE = 8192  # items per tile side (a multiple of the CPU and CUDA feature blocks)
 JOBS_PER_SLOT = 2  # jobs per worker/GPU/array slot: a slow job does not leave the other slots idle
 _ASSEMBLY_ROUNDS = 3
+logger = logging.getLogger(__name__)
 
 
 # --- public entry points (called by chamfer_matrix, chamfer_cross and feature_matrix) ---------------
@@ -251,6 +255,24 @@ def _compute(
     *,
     in_process_device: torch.device,
 ) -> np.memmap:
+    with directory_lock(work, what="tile work directory"):
+        return _compute_locked(
+            manifest, write_input, input_shape, out, work, launch, progress, jobs, keep_tiles, in_process_device
+        )
+
+
+def _compute_locked(
+    manifest: Manifest,
+    write_input: Callable[[Any], None],
+    input_shape: tuple[int, int],
+    out: Path,
+    work: Path,
+    launch: Launch | None,
+    progress: bool,
+    jobs: int | None,
+    keep_tiles: bool,
+    in_process_device: torch.device,
+) -> np.memmap:
     existing = read_manifest(work)
     if existing is not None:
         differences = settings_difference(existing.settings, manifest.settings)
@@ -260,11 +282,17 @@ def _compute(
                 f"{work} holds tiles of another matrix (settings differ: {shown}); finish it with the same "
                 f"input and settings, or delete {work}"
             )
-        manifest.assembled = existing.assembled
     if out.exists():
-        if existing is not None and existing.assembled:
+        if existing is None or not existing.assembled:
+            raise ValueError(
+                f"{out} exists but {work} does not record it as this matrix; delete it or choose another out"
+            )
+        reason = mismatch(out, FileRecord.from_json(existing.matrix))
+        if reason is None:
             return np.load(out, mmap_mode="r")
-        raise ValueError(f"{out} exists but {work} does not record it as this matrix; delete it or choose another out")
+        # Recorded as assembled but not the file that was written: compute it again rather than trust it.
+        logger.warning("%s is not the matrix that was assembled (%s): computing it again", out, reason)
+        out.unlink()
     manifest.assembled = False
     input_path = work / "input.npy"
     if existing is None or not _input_is_sound(input_path, input_shape):
@@ -295,6 +323,7 @@ def _compute(
     # Recorded before the rename: a crash in between leaves a record without a matrix, which the next call
     # assembles again, never a matrix without a record (which it would refuse).
     manifest.assembled = True
+    manifest.matrix = record_file(partial).to_json()  # the same bytes as ``out`` after the rename
     write_manifest(work, manifest)
     publish(partial, out)
     if not keep_tiles:
