@@ -102,6 +102,17 @@ def plan_tiles(
     return tiles
 
 
+def count_tiles(n_a: int, n_b: int, *, symmetric: bool, tile_size: int, block_side: int) -> tuple[int, int]:
+    """(tiles, pairs) that :func:`plan_tiles` gives one group of ``n_a`` rows and one of ``n_b`` columns, in
+    closed form: an estimate for any N costs nothing (listing the tiles of N = 10⁹ would never end)."""
+    step = block_side * -(-tile_size // block_side)
+    rows = -(-n_a // step)
+    if not symmetric:
+        return rows * -(-n_b // step), n_a * n_b
+    lone_last = n_a - (rows - 1) * step < 2  # a last diagonal tile of one item is not planned
+    return rows * (rows + 1) // 2 - int(lone_last and rows > 0), n_a * (n_a - 1) // 2
+
+
 # --- manifest ---------------------------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from dispersion_score._cli_tiles import (
 from dispersion_score._validation import resolve_device
 from dispersion_score.images import IMAGE_SUFFIXES
 from dispersion_score.io import FileScan, read_npy, scan_files
-from dispersion_score.launch import positive_int
+from dispersion_score.launch import non_negative_int, positive_int
 
 EXIT_BAD_INPUT = 2
 # k-medoids is a long chain of small operations: one thread is fastest (docs/library.md).
@@ -109,7 +109,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_ds_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=positive_int, required=True, help="number of medoids")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
                         help="k-medoids seeds; several give mean and std (default: 0)")
     _add_subsample(parser, "compute DS on a random subset")
     _add_common(parser)
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     shapes = commands.add_parser("shapes", help="DS of a directory of shapes (Chamfer distance)")
     shapes.add_argument("directory", type=Path, help="directory of .npy/.ply/.obj/.off files (sorted by path)")
     shapes.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
-    shapes.add_argument("--seed", type=int, default=0,
+    shapes.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the point sampling (k-medoids seeds: --seeds)")
     shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
     shapes.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     elbow.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
     elbow.add_argument("--k", type=k_values, required=True,
                        help="START:STOP[:STEP] (STOP included), e.g. 2:100:2, or a comma list")
-    elbow.add_argument("--seed", type=int, default=0, help="k-medoids seed")
+    elbow.add_argument("--seed", type=non_negative_int, default=0, help="k-medoids seed")
     _add_subsample(elbow, "compute the curve on one random subset")
     elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
     _add_common(elbow)
@@ -430,8 +430,8 @@ def _add_diagnose(commands: Any) -> None:
     diagnose.add_argument("--rotations", type=Path, default=None,
                           help="folder of <name>.npy (3, 3) world-to-camera rotations, one per test item (viewer)")
     diagnose.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
-    diagnose.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
-    diagnose.add_argument("--kmedoids-seed", type=int, default=0, help="seed of k-medoids")
+    diagnose.add_argument("--seed", type=non_negative_int, default=0, help="seed of the point sampling")
+    diagnose.add_argument("--kmedoids-seed", type=non_negative_int, default=0, help="seed of k-medoids")
     diagnose.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
     diagnose.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
     diagnose.add_argument("--plot", type=Path, default=None, help="write the DS-scale plot (.png, .pdf, .svg)")

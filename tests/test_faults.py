@@ -20,6 +20,14 @@ def _shape_folder(folder: Path, count: int = 6) -> Path:
     return folder
 
 
+def _status(main, argv: list[str]) -> int:
+    """Exit status of ``main(argv)``, whether it returns it or argparse raises SystemExit."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
 def _ds_line(capsys) -> str:
     return next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dispersion score"))
 
@@ -73,3 +81,177 @@ def test_cli_tiled_matrix_is_verified_before_reuse(tmp_path: Path, capsys, damag
     assert ds_main(argv) == 0
     assert _ds_line(capsys) == first  # recomputed, not read from the damaged file
     np.testing.assert_array_equal(np.load(out), reference)
+
+
+# --- kind 6: the jobs of a local sweep end with their parent ----------------------------------------------
+
+_SWEEP = """
+import sys
+from pathlib import Path
+from dispersion_score.launch import Job, run_jobs
+
+folder = Path(sys.argv[1])
+job_code = (
+    "import os, sys, time; from pathlib import Path; from dispersion_score.locks import directory_lock\\n"
+    "run = Path(sys.argv[1])\\n"
+    "with directory_lock(run, what='training run'):\\n"
+    "    (run / 'pid').write_text(str(os.getpid()))\\n"
+    "    time.sleep(float(sys.argv[2]))\\n"
+    "    (run / 'done').write_text('ok')\\n"
+)
+jobs = [
+    Job(f"run{i}", (sys.executable, "-c", job_code, str(folder / f"run{i}"), sys.argv[2]),
+        folder / f"run{i}" / "done", folder / f"run{i}.log")
+    for i in range(2)
+]
+report = run_jobs(jobs, workers=2, description="sweep")
+print(report.summary())
+sys.exit(0 if report.ok else 1)
+"""
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, not yet reaped by init) counts as ended
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigkill_of_a_sweep_ends_its_jobs_and_a_rerun_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "sweep.py"
+    script.write_text(_SWEEP)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path), "120"], env=env, stderr=subprocess.DEVNULL)
+    pid_files = [tmp_path / f"run{i}" / "pid" for i in range(2)]
+    deadline = time.monotonic() + 60
+    while not all(p.is_file() and p.read_text() for p in pid_files):
+        assert time.monotonic() < deadline and parent.poll() is None, "the sweep's jobs did not start"
+        time.sleep(0.1)
+    jobs = [int(p.read_text()) for p in pid_files]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in jobs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in jobs), "jobs of the killed sweep are still running"
+    rerun = subprocess.run([sys.executable, str(script), str(tmp_path), "0"], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert all((tmp_path / f"run{i}" / "done").is_file() for i in range(2))
+
+
+# --- kind 2: one writer per folder --------------------------------------------------------------------------
+
+
+def _held(folder: Path):
+    from dispersion_score.locks import directory_lock
+
+    return directory_lock(folder, what="test holder")
+
+
+def test_second_tiled_matrix_writer_is_refused_naming_the_holder(tmp_path: Path, capsys) -> None:
+    import os
+
+    shapes = _shape_folder(tmp_path / "s")
+    out = tmp_path / "D.npy"
+    argv = ["shapes", str(shapes), "--out", str(out), "--k", "2", "--points", "100", "--tiles", "2", "--no-progress"]
+    with _held(tmp_path / "D.npy.tiles"):
+        assert ds_main(argv) != 0
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"pid {os.getpid()}" in error and "D.npy.tiles" in error
+    assert not out.exists()
+    assert ds_main(argv) == 0  # once the holder is gone
+
+
+@pytest.mark.parametrize("builder", ["shapenet_standin", "render_yaw", "synthetic", "download"])
+def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Path, builder: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    repo = Path(__file__).resolve().parents[1]
+    command = {
+        "shapenet_standin": ["-m", "dataset.shapenet_standin", "--root", str(root), "--per-category", "1",
+                             "--categories", "chair", "--no-progress", "--workers", "1"],
+        "render_yaw": ["-m", "dataset.render_yaw", "--meshes", str(tmp_path), "--out", str(root), "--no-progress"],
+        "synthetic": ["-m", "dataset.synthetic", "--root", str(root), "--no-progress"],
+        "download": [str(repo / "download" / "download.py"), "data", "--root", str(tmp_path),
+                     "--cache-dir", str(root), "--from-dir", str(tmp_path)],
+    }[builder]  # fmt: skip
+    if builder == "download":
+        import zipfile
+
+        archives = ("ShapeNetV1PointCloud", "ShapeNetV1Renderings", "cubesphere_1000", "ShapeNetV1RenderingAnglelimit")
+        for name in archives:
+            with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as handle:
+                handle.writestr(f"{name}/a.txt", "x")
+    with _held(root):
+        result = subprocess.run(
+            [sys.executable, *command], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo,
+        )  # fmt: skip
+    error = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and f"in use by pid {os.getpid()}" in error[-1], result.stderr
+    assert not (root / "manifest.json").exists()
+
+
+# --- kind 3: no hang, no unbounded memory ---------------------------------------------------------------
+
+
+def test_a_worker_that_cannot_start_stops_the_pool_with_its_error() -> None:
+    from dataset.worker_pool import WorkerStartError, imap_unordered
+
+    # int("not a number") raises in every worker's initializer: the plain Pool restarted them forever.
+    with pytest.raises(WorkerStartError, match="could not start: ValueError: invalid literal"):
+        list(imap_unordered(abs, range(8), workers=2, initializer=int, initargs=("not a number",)))
+
+
+def test_standin_spp_3_stops_at_once_naming_the_option(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "dataset.shapenet_standin", "--root", str(tmp_path / "r"), "--spp", "3",
+         "--per-category", "1", "--categories", "chair", "--no-progress"],
+        capture_output=True, text=True, timeout=120, cwd=repo,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--spp" in result.stderr
+    assert not (tmp_path / "r").exists()
+    from dataset.shapenet_standin import BuildConfig
+
+    with pytest.raises(ValueError, match="samples_per_pixel must be a positive square"):
+        BuildConfig(root=tmp_path / "r", samples_per_pixel=3)
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0", "1e9"])
+def test_estimate_refuses_non_finite_or_out_of_range_seconds(seconds: str, capsys) -> None:
+    assert _status(ds_main, ["estimate", "--n", "100", "--seconds", seconds]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "seconds" in error
+
+
+def test_tile_count_of_the_estimate_is_closed_form_and_equals_the_plan() -> None:
+    from dispersion_score._tile_estimate import estimate_chamfer
+    from dispersion_score._tile_plan import count_tiles, plan_tiles
+
+    for n_a in range(1, 40):
+        for n_b, symmetric in ((n_a, True), (n_a + 3, False)):
+            for tile_size, side in ((4, 1), (5, 2), (7, 3), (64, 8)):
+                tiles = plan_tiles([n_a], [n_b], symmetric=symmetric, tile_size=tile_size, block_side=lambda u, v, s=side: s)
+                counted = count_tiles(n_a, n_b, symmetric=symmetric, tile_size=tile_size, block_side=side)
+                assert counted == (len(tiles), sum(t.pairs for t in tiles)), (n_a, n_b, tile_size, side)
+    huge = estimate_chamfer(10**9, points=16, tile_size=1, backend="torch", seconds=0.01)  # 5·10¹⁷ tiles
+    assert huge.pairs == 10**9 * (10**9 - 1) // 2
