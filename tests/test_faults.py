@@ -250,7 +250,8 @@ def test_tile_count_of_the_estimate_is_closed_form_and_equals_the_plan() -> None
     for n_a in range(1, 40):
         for n_b, symmetric in ((n_a, True), (n_a + 3, False)):
             for tile_size, side in ((4, 1), (5, 2), (7, 3), (64, 8)):
-                tiles = plan_tiles([n_a], [n_b], symmetric=symmetric, tile_size=tile_size, block_side=lambda u, v, s=side: s)
+                plan = {"symmetric": symmetric, "tile_size": tile_size}
+                tiles = plan_tiles([n_a], [n_b], **plan, block_side=lambda u, v, s=side: s)
                 counted = count_tiles(n_a, n_b, symmetric=symmetric, tile_size=tile_size, block_side=side)
                 assert counted == (len(tiles), sum(t.pairs for t in tiles)), (n_a, n_b, tile_size, side)
     huge = estimate_chamfer(10**9, points=16, tile_size=1, backend="torch", seconds=0.01)  # 5·10¹⁷ tiles
