@@ -57,7 +57,7 @@ from dataset.manifest import (
     verify,
     write_manifest,
 )
-from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, touches_border
+from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, check_not_blank, touches_border
 from dataset.shapenet_categories import SPLITS, resolve_categories, split_ids
 from dataset.shapenet_mesh import load_mesh
 from dataset.worker_pool import WorkerStartError, imap_unordered
@@ -304,6 +304,7 @@ class _Worker:
                     result["warnings"] = list(mesh.warnings)
                 view, draws = choose_view(self.renderer, mesh, views)
                 image = self.renderer.render(mesh, view)
+                check_not_blank(image, f"{key} (yaw {yaw})")
                 files = _write_render(self.out, yaw, shape, image, view)
                 result["sets"][str(yaw)] = {
                     "status": "rendered",
@@ -359,7 +360,10 @@ def _finished(
             png.load()
             if png.mode != "RGBA" or png.size != (size, size):
                 return None
-            clipped = touches_border(np.asarray(png))
+            pixels = np.asarray(png)
+            if not pixels[..., 3].any():  # a blank image (from an older version) is not a finished render
+                return None
+            clipped = touches_border(pixels)
     except (OSError, ValueError, SyntaxError):  # missing, truncated or corrupt files; PIL raises SyntaxError too
         return None
     files = {_relative(yaw, shape.synset, shape.model_id, name): sha256_bytes(d) for name, d in data.items()}

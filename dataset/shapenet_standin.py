@@ -156,7 +156,7 @@ def relative_paths(shape: Shape) -> dict[str, str]:
 
 def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
     """Every file of a shape, as bytes keyed by its path relative to the root."""
-    from dataset.mesh_render import render_views
+    from dataset.mesh_render import check_not_blank, render_views
     from dataset.render import encode_png
     from dataset.shapenet_mesh import as_mesh
 
@@ -171,6 +171,7 @@ def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[
     views = sample_r2n2_views(generator(settings.seed, shape, "views"), R2N2_VIEWS)
     rendering = f"{where['renders']}/rendering"
     for number, image in enumerate(render_views(renderer, mesh, views)):
+        check_not_blank(image, f"{shape.synset}/{shape.id} view {number:02d}")
         files[f"{rendering}/{number:02d}.png"] = encode_png(image)
     files[f"{rendering}/{R2N2_LIST_NAME}"] = "".join(f"{v:02d}.png\n" for v in range(R2N2_VIEWS)).encode()
     files[f"{rendering}/{METADATA_NAME}"] = "".join(format_r2n2_line(v) + "\n" for v in views).encode()

@@ -199,17 +199,30 @@ def _scan(args: argparse.Namespace, suffixes: tuple[str, ...], what: str, output
     """Scan the input directory (what it skipped goes into the summary and the settings), and refuse
     outputs that the next scan of the same directory would read as inputs."""
     scan = scan_files(args.directory, suffixes, what=what, recursive=args.recursive)
-    directory = args.directory.resolve()
-    for output in outputs:
-        if output is None or output.suffix.lower() not in suffixes:
-            continue
-        parent = output.resolve().parent
-        if parent == directory or (args.recursive and directory in parent.parents):
-            raise _UsageError(
-                f"output {output} is inside the input directory {args.directory} and would be read as one of the "
-                f"{what} next time; write it elsewhere"
-            )
+    _refuse_outputs_inside([args.directory], suffixes, what, outputs, recursive=args.recursive)
     return scan
+
+
+def _refuse_outputs_inside(
+    directories: Sequence[Path | None],
+    suffixes: tuple[str, ...],
+    what: str,
+    outputs: Sequence[Path | None],
+    *,
+    recursive: bool,
+) -> None:
+    """Refuses an output that the next scan of one of the input ``directories`` would read as one of its
+    ``suffixes`` files (every command that scans a folder calls this before any work)."""
+    for directory in (d.resolve() for d in directories if d is not None):
+        for output in outputs:
+            if output is None or output.suffix.lower() not in suffixes:
+                continue
+            parent = output.resolve().parent
+            if parent == directory or (recursive and directory in parent.parents):
+                raise _UsageError(
+                    f"output {output} is inside the input directory {directory} and would be read as one of the "
+                    f"{what} next time; write it elsewhere"
+                )
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -441,10 +454,15 @@ def _add_diagnose(commands: Any) -> None:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from dispersion_score.diagnose import diagnose_folders, plot_diagnosis
     from dispersion_score.io import save_figure
+    from dispersion_score.shapes_io import SHAPE_SUFFIXES
 
     device = _device(args.device)
     if args.plot is not None:
         _check_plot_format(args.plot)
+    outputs = [args.out, args.plot]
+    inputs = [args.predictions, args.ground_truth, args.train]
+    _refuse_outputs_inside(inputs, SHAPE_SUFFIXES, "shape files", outputs, recursive=args.recursive)
+    _refuse_outputs_inside([args.rotations], (".npy",), "rotations", outputs, recursive=args.recursive)
     train_matrix = _load_matrix(args.train_matrix) if args.train_matrix is not None else None
     result, names = diagnose_folders(
         args.predictions, args.ground_truth, k=args.k, train_dir=args.train, train_matrix=train_matrix,

@@ -256,3 +256,52 @@ def test_tile_count_of_the_estimate_is_closed_form_and_equals_the_plan() -> None
                 assert counted == (len(tiles), sum(t.pairs for t in tiles)), (n_a, n_b, tile_size, side)
     huge = estimate_chamfer(10**9, points=16, tile_size=1, backend="torch", seconds=0.01)  # 5·10¹⁷ tiles
     assert huge.pairs == 10**9 * (10**9 - 1) // 2
+
+
+# --- kind 5: wrong input is not accepted silently -------------------------------------------------------
+
+
+def _zero_area_obj(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    # Every triangle degenerate: collinear or repeated vertices, so no surface at all.
+    (folder / "model.obj").write_text("v 0 0 0\nv 0.1 0 0\nv 0.2 0 0\nv 0 0.1 0\nf 1 2 3\nf 1 1 4\nf 4 4 4\n")
+
+
+def test_render_yaw_counts_a_blank_render_as_a_failure_and_all_failed_exits_non_zero(tmp_path: Path) -> None:
+    from benchmarks._meshes import write_mesh_tree
+    from dataset.render_yaw import main as render_main
+    from dataset.render_yaw import set_name
+
+    chair = "03001627"
+    meshes = tmp_path / "ShapeNetCore.v1"
+    write_mesh_tree(meshes, 2, synsets=(chair,))
+    flat = "f" * 32
+    _zero_area_obj(meshes / chair / flat)
+    out = tmp_path / "out"
+    argv = ["--meshes", str(meshes), "--out", str(out), "--categories", "chair", "--yaw", "0", "--image-size", "32",
+            "--spp", "1", "--workers", "1", "--no-progress"]  # fmt: skip
+    assert render_main(argv) == 0  # two good shapes rendered, the flat one failed and named
+    assert f"{chair}/{flat}" in (out / "render_yaw.log").read_text() and "blank" in (out / "render_yaw.log").read_text()
+    assert not list((out / set_name(0) / "image" / chair / flat).rglob("*.png"))
+    only_flat = tmp_path / "only" / "ShapeNetCore.v1"
+    _zero_area_obj(only_flat / chair / flat)
+    assert render_main([*argv[:1], str(only_flat), "--out", str(tmp_path / "out2"), *argv[4:]]) == 1
+
+
+def test_render_yaw_negative_seed_is_refused(tmp_path: Path, capsys) -> None:
+    from dataset.render_yaw import main as render_main
+
+    assert _status(render_main, ["--meshes", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+def test_diagnose_refuses_an_output_inside_an_input_folder(tmp_path: Path, capsys) -> None:
+    predictions, ground_truth = _shape_folder(tmp_path / "pred"), _shape_folder(tmp_path / "gt")
+    before = sorted(p.name for p in ground_truth.iterdir())
+    for option, output in (("--out", ground_truth / "diag.ply"), ("--out", predictions / "x" / ".." / "d.obj")):
+        argv = ["diagnose", "--predictions", str(predictions), "--ground-truth", str(ground_truth), "--k", "2",
+                "--points", "50", option, str(output)]  # fmt: skip
+        assert _status(ds_main, argv) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "inside the input directory" in error and output.name in error
+    assert sorted(p.name for p in ground_truth.iterdir()) == before
