@@ -56,6 +56,7 @@ from typing import Any
 # The project's one directory lock (standard library only, like this script): imported from this checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dispersion_score.locks import directory_lock  # noqa: E402
+from dispersion_score.paths import check_writable_folder  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_GDOWN, EXIT_OFFLINE, EXIT_DRIVE = 0, 1, 2, 3, 4
 MARKER = ".download_complete.json"
@@ -128,8 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
     root = Path(args.root).resolve()
-    if root.exists() and not root.is_dir():
-        print(f"error: --root {args.root} is a file, not a directory (the repository root)", file=sys.stderr)
+    try:
+        check_writable_folder(root, "--root")
+        if args.cache_dir:
+            check_writable_folder(args.cache_dir, "--cache-dir")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     if args.command == "list":
         _print_list(root)

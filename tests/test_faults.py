@@ -305,3 +305,112 @@ def test_diagnose_refuses_an_output_inside_an_input_folder(tmp_path: Path, capsy
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and "inside the input directory" in error and output.name in error
     assert sorted(p.name for p in ground_truth.iterdir()) == before
+
+
+# --- kind 4: every entry point answers bad paths and numbers with one line and a non-zero exit -------------
+
+# The same bad inputs for every entry point: a folder option given a file, a path under a file, a place that
+# cannot be created (/proc refuses new entries even to root), and numbers that are negative, NaN or infinite.
+BAD_PATHS = ("file", "under_file", "uncreatable")
+BAD_NUMBERS = ("-1", "nan", "inf")
+
+
+def _bad_path(kind: str, tmp_path: Path) -> Path:
+    file = tmp_path / "a_file.txt"
+    file.write_text("not a folder\n")
+    return {"file": file, "under_file": file / "sub", "uncreatable": Path("/proc/dispersion-score-test/sub")}[kind]
+
+
+def _script(relative: str):  # noqa: ANN202 - the module of a script that is not in a package
+    import importlib.util
+    import sys
+
+    name = "_script_" + relative.replace("/", "_").removesuffix(".py")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / relative)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _entry_points(tmp_path: Path) -> dict[str, tuple]:
+    """name → (main, argv with the bad path, argv with the bad number, option named in the message); the folder
+    arguments are otherwise valid, so that only the bad value can be the culprit."""
+    from dataset import render_yaw, shapenet, shapenet_standin, synthetic
+    from experiments import cli as experiments_cli
+
+    download, train = _script("download/download.py"), _script("train_scripts/train.py")
+    shapes = tmp_path / "shapes"
+    if not shapes.exists():
+        _shape_folder(shapes, 3)
+    matrix = tmp_path / "D.npy"
+    np.save(matrix, np.ones((3, 3), dtype=np.float32) - np.eye(3, dtype=np.float32))
+    config = str(Path(__file__).parents[1] / "configs" / "synthetic_quick.yaml")
+
+    def experiment(argv: list[str]) -> int:
+        return experiments_cli.main_evaluate("synthetic", argv)
+
+    return {
+        "shapes": (ds_main, lambda p: ["shapes", p, "--k", "1"], lambda n: ["shapes", str(shapes), "--k", "1",
+                   "--points", n], "--points"),
+        "shapes --out": (ds_main, lambda p: ["shapes", str(shapes), "--k", "1", "--tiles", "2", "--out",
+                         f"{p}/D.npy"], None, None),
+        "images": (ds_main, lambda p: ["images", p, "--k", "1"], lambda n: ["images", str(shapes), "--k", "1",
+                   "--batch-size", n], "--batch-size"),
+        "matrix": (ds_main, lambda p: ["matrix", p, "--k", "1"], lambda n: ["matrix", str(matrix), "--k", n], "--k"),
+        "elbow": (ds_main, lambda p: ["elbow", p, "--k", "1:2"], lambda n: ["elbow", str(matrix), "--k", "1:2",
+                  "--seed", n], "--seed"),
+        "estimate": (ds_main, lambda p: ["estimate", p], lambda n: ["estimate", "--n", "5", "--seconds", n],
+                     "--seconds"),
+        "diagnose": (ds_main, lambda p: ["diagnose", "--predictions", p, "--ground-truth", str(shapes), "--k", "1"],
+                     lambda n: ["diagnose", "--predictions", str(shapes), "--ground-truth", str(shapes), "--k", "1",
+                                "--points", n], "--points"),
+        "dataset.synthetic": (synthetic.main, lambda p: ["--root", p, "--no-progress"],
+                              lambda n: ["--root", str(tmp_path / "syn"), "--points", n], "--points"),
+        "dataset.shapenet_standin": (shapenet_standin.main, lambda p: ["--root", p, "--no-progress"],
+                                     lambda n: ["--root", str(tmp_path / "si"), "--per-category", n],
+                                     "--per-category"),
+        "dataset.render_yaw": (render_yaw.main, lambda p: ["--meshes", str(shapes), "--out", p, "--no-progress"],
+                               lambda n: ["--meshes", str(shapes), "--out", str(tmp_path / "yaw"), "--max-draws", n],
+                               "--max-draws"),
+        "dataset.shapenet": (shapenet.main, lambda p: ["--summary", "--root", p, "--no-progress"], None, None),
+        "download": (download.main, lambda p: ["data", "--root", p, "--dry-run"], None, None),
+        "download --cache-dir": (download.main, lambda p: ["data", "--root", str(tmp_path), "--cache-dir", p,
+                                 "--from-dir", str(tmp_path)], None, None),
+        "experiments": (experiment, lambda p: ["--config", p], lambda n: ["--config", config, "--seeds", n],
+                        "--seeds"),
+        "experiments --workers": (experiment, None, lambda n: ["--config", config, "--workers", n], "--workers"),
+        "train_scripts/train.py": (train.main, lambda p: ["--config", config, "--out", p],
+                                   lambda n: ["--config", config, "--out", str(tmp_path / "run"), "--set",
+                                              f"train.epochs={n}"], "train.epochs"),
+    }  # fmt: skip
+
+
+ENTRY_POINTS = ("shapes", "shapes --out", "images", "matrix", "elbow", "estimate", "diagnose", "dataset.synthetic",
+                "dataset.shapenet_standin", "dataset.render_yaw", "dataset.shapenet", "download",
+                "download --cache-dir", "experiments", "experiments --workers", "train_scripts/train.py")  # fmt: skip
+
+
+def _one_line_error(capsys, main, argv: list[str]) -> str:
+    status = _status(main, argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert status != 0, f"exit 0 for {argv}: {captured.out[-300:]}"
+    assert len(lines) == 1 and "Traceback" not in captured.err, f"{argv}: not one line:\n{captured.err}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_entry_point_answers_bad_paths_and_numbers_in_one_line(entry: str, tmp_path: Path, capsys) -> None:
+    main, with_path, with_number, option = _entry_points(tmp_path)[entry]
+    if with_path is not None:
+        for kind in BAD_PATHS:
+            bad = _bad_path(kind, tmp_path)
+            line = _one_line_error(capsys, main, with_path(str(bad)))
+            named = {str(bad), str(bad.parent), "a_file.txt", "/proc/dispersion-score-test"}
+            assert any(name in line for name in named), f"{entry} {kind}: {line}"
+    if with_number is not None:
+        for number in BAD_NUMBERS:
+            line = _one_line_error(capsys, main, with_number(number))
+            assert option in line, f"{entry} {number}: {line}"
