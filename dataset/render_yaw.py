@@ -51,6 +51,7 @@ from dataset.camera import View, format_disn_line, format_yaw_line, read_yaw_met
 from dataset.log_file import log_to_file
 from dataset.manifest import (
     canonical_json,
+    read_manifest,
     refuse_other_settings,
     settings_fingerprint,
     sha256_bytes,
@@ -474,27 +475,51 @@ def _render_yaw_sets(config: YawRenderConfig) -> Summary:
         )
         for note in notes:
             logger.info("%s", note)
+        recorded = {yaw: (read_manifest(config.out / set_name(yaw), MANIFEST_FORMAT) or {}) for yaw in config.yaws}
         _prepare_sets(config)
-        if config.launcher == "local":
-            results = list(
-                render_shapes(
-                    shapes,
-                    config.meshes,
-                    config.out,
-                    config.yaws,
-                    config.settings,
-                    workers=config.workers,
-                    progress=config.progress,
-                )
-            )
-            cores = config.workers
-        else:
-            results = _run_sharded(config, shapes)
-            cores = config.workers * min(config.jobs, len(shapes))
+        results = _render(config, shapes)
+        edited = _edited_since_recorded(config, results, recorded)
+        if edited:  # a render changed since its set's manifest recorded it: rendered again, never re-recorded
+            logger.warning("%d shapes have renders edited since they were recorded: rendering them again", len(edited))
+            again = {f"{r['shape']['synset']}/{r['shape']['model_id']}": r for r in _render(config, edited)}
+            results = [again.get(f"{r['shape']['synset']}/{r['shape']['model_id']}", r) for r in results]
+        cores = config.workers * (1 if config.launcher == "local" else min(config.jobs, len(shapes)))
         summary = _collect(config, shapes, results, time.perf_counter() - start, cores)
         for line in summary.text().splitlines():
             logger.info("%s", line)
     return summary
+
+
+def _render(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[str, Any]]:
+    if config.launcher != "local":
+        return _run_sharded(config, shapes)
+    return list(
+        render_shapes(
+            shapes,
+            config.meshes,
+            config.out,
+            config.yaws,
+            config.settings,
+            workers=config.workers,
+            progress=config.progress,
+        )
+    )
+
+
+def _edited_since_recorded(
+    config: YawRenderConfig, results: Sequence[dict[str, Any]], recorded: dict[int, dict[str, Any]]
+) -> list[Shape]:
+    """Shapes whose kept (skipped) renders differ from the SHA-256 their set's last manifest recorded; their
+    render folders are removed so that they are rendered again."""
+    edited = []
+    for result in results:
+        shape = Shape(**result["shape"])
+        for yaw_text, entry in result["sets"].items():
+            known = recorded.get(int(yaw_text), {}).get("files", {})
+            if entry["status"] == "skipped" and any(known.get(k, v) != v for k, v in entry["files"].items()):
+                shutil.rmtree(render_folder(config.out, int(yaw_text), shape.synset, shape.model_id))
+                edited.append(shape)
+    return list(dict.fromkeys(edited))
 
 
 def _collect(

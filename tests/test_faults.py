@@ -414,3 +414,22 @@ def test_every_entry_point_answers_bad_paths_and_numbers_in_one_line(entry: str,
         for number in BAD_NUMBERS:
             line = _one_line_error(capsys, main, with_number(number))
             assert option in line, f"{entry} {number}: {line}"
+
+
+def test_render_yaw_rerun_renders_again_a_render_edited_since_it_was_recorded(tmp_path: Path) -> None:
+    from benchmarks._meshes import write_mesh_tree
+    from dataset.render_yaw import main as render_main
+    from dataset.render_yaw import set_name
+
+    meshes = tmp_path / "ShapeNetCore.v1"
+    write_mesh_tree(meshes, 2, synsets=("03001627",))
+    out = tmp_path / "out"
+    argv = ["--meshes", str(meshes), "--out", str(out), "--categories", "chair", "--yaw", "0", "--image-size", "32",
+            "--spp", "1", "--workers", "1", "--no-progress"]  # fmt: skip
+    assert render_main(argv) == 0
+    first, second = sorted((out / set_name(0)).rglob("00.png"))[:2]
+    original = first.read_bytes()
+    first.write_bytes(second.read_bytes())  # a well-formed render, but not this shape's
+    assert render_main(argv) == 0
+    assert first.read_bytes() == original
+    assert render_main(["--out", str(out), "--yaw", "0", "--verify"]) == 0
