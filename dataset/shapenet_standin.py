@@ -509,7 +509,8 @@ def _build(config: BuildConfig, root: Path) -> BuildSummary:
 
 def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Path:
     """The stand-in at ``root``, built (or completed) first unless its manifest matches ``options``
-    (:class:`BuildConfig` fields) and every listed file exists. Cheap when it is already there: no hashing."""
+    (:class:`BuildConfig` fields) and every listed file has its recorded SHA-256 (one read of the files; a
+    damaged shape is rebuilt by :func:`build`)."""
     config = BuildConfig(root=Path(root), **options)
     manifest = read_manifest(config.root, MANIFEST_FORMAT)
     wanted = settings_fingerprint(config.shape_settings.to_dict())
@@ -518,7 +519,7 @@ def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Pa
         and manifest.get("fingerprint") == wanted
         and manifest["settings"].get("per_category") == config.per_category
         and manifest["settings"].get("categories") == config.synsets
-        and all((config.root / path).is_file() for path in manifest["files"])
+        and files_intact(config.root, manifest["files"])  # every file re-hashed: an edited one is rebuilt
     ):
         return config.root
     build(config)
