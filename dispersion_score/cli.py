@@ -36,6 +36,7 @@ from dispersion_score._validation import resolve_device
 from dispersion_score.images import IMAGE_SUFFIXES
 from dispersion_score.io import FileScan, read_npy, scan_files
 from dispersion_score.launch import non_negative_int, positive_int
+from dispersion_score.locks import DirectoryLockedError
 
 EXIT_BAD_INPUT = 2
 # k-medoids is a long chain of small operations: one thread is fastest (docs/library.md).
@@ -237,6 +238,8 @@ def _ds_settings(args: argparse.Namespace, device: str, n: int) -> dict[str, Any
 def _compute_ds(D: Any, args: argparse.Namespace, device: str) -> Any:
     from dispersion_score.score import dispersion_score, dispersion_scores
 
+    if len(set(args.seeds)) != len(args.seeds):  # a repeated seed would shrink the reported std
+        raise _UsageError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated; give distinct seeds")
     options = {"method": args.method, "device": device, "subsample": _subsample_value(args),
                "threads": KMEDOIDS_THREADS}
     if len(args.seeds) == 1:
@@ -354,6 +357,8 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     clouds = load_shapes(files, num_points=args.points, seed=args.seed, progress=_progress(args))
     try:
         D = chamfer_matrix(clouds, device=device, normalize=not args.no_normalize, progress=_progress(args), **tiles)
+    except DirectoryLockedError:
+        raise  # another process computes this matrix: bad input (exit 2), not a failed job
     except RuntimeError as exc:  # failed tile jobs: the message names their logs; a rerun resumes
         print(f"dispersion-score shapes: {exc}", file=sys.stderr)
         return 1
@@ -511,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, DirectoryLockedError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"dispersion-score {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

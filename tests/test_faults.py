@@ -433,3 +433,9 @@ def test_render_yaw_rerun_renders_again_a_render_edited_since_it_was_recorded(tm
     assert render_main(argv) == 0
     assert first.read_bytes() == original
     assert render_main(["--out", str(out), "--yaw", "0", "--verify"]) == 0
+
+
+def test_repeated_kmedoids_seeds_are_refused(tmp_path: Path, capsys) -> None:
+    shapes = _shape_folder(tmp_path / "s")
+    assert ds_main(["shapes", str(shapes), "--k", "2", "--points", "50", "--seeds", "1", "1"]) == 2
+    assert "--seeds 1 1: a seed is repeated" in capsys.readouterr().err
