@@ -3,15 +3,20 @@
 ``multiprocessing.Pool`` replaces a worker whose initializer raises, which then raises again: the pool
 restarts workers forever and the build never ends (issue 22: ``--spp 3`` gave 792 tracebacks in 16 minutes).
 :func:`imap_unordered` runs the initializer under a guard that keeps its error; every task of that worker then
-raises it, so the first result the parent reads stops the build with the worker's own message.
+raises it, so the first result the parent reads stops the build with the worker's own message. Workers also
+end with the process that started them (:func:`dispersion_score.launch.die_with_parent`): a killed build leaves
+no worker writing into its folder while a rerun holds it.
 """
 
 from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from dispersion_score.launch import die_with_parent
 
 _START_ERROR: list[str] = []
 
@@ -20,7 +25,8 @@ class WorkerStartError(RuntimeError):
     """A pool worker could not be set up (its initializer raised); the message is the worker's error."""
 
 
-def _guarded_init(initializer: Callable[..., Any], initargs: tuple[Any, ...]) -> None:
+def _guarded_init(parent: int, initializer: Callable[..., Any], initargs: tuple[Any, ...]) -> None:
+    die_with_parent(parent)  # a killed build must not leave workers writing into its root
     try:
         initializer(*initargs)
     except Exception as error:  # noqa: BLE001 - kept and raised by the tasks, in the parent
@@ -50,5 +56,6 @@ def imap_unordered(
         Exception: whatever ``function`` raised in a worker.
     """
     context = multiprocessing.get_context("spawn")  # no forked renderer / torch state
-    with context.Pool(workers, initializer=_guarded_init, initargs=(initializer, initargs)) as pool:
+    guarded = (os.getpid(), initializer, initargs)
+    with context.Pool(workers, initializer=_guarded_init, initargs=guarded) as pool:
         yield from pool.imap_unordered(functools.partial(_guarded_call, function), items, chunksize=chunksize)

@@ -272,26 +272,30 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _end_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the job receive SIGKILL when the process that started it ends, however it
-    ends (SIGKILL included: no handler of ours runs then). Without it, killing a sweep leaves its jobs
-    running as orphans that hold their run folders. Linux only (prctl); elsewhere None (no such guarantee).
+    """A ``preexec_fn`` that makes the job end with the process that starts it (:func:`die_with_parent`);
+    None off Linux. Without it, killing a sweep leaves its jobs running as orphans that hold their run folders.
 
     The signal follows the thread that forked the job; the sweep starts jobs from its pool threads, which live
     as long as the sweep's ``run``, so a job never outlives the sweep that waits for it."""
     if not sys.platform.startswith("linux"):
         return None
+    parent = os.getpid()
+    return lambda: die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """Makes this process receive SIGKILL when process ``parent`` (the one that started it) ends, however it
+    ends (SIGKILL included: no handler of the parent runs then); if ``parent`` has already ended, exits now.
+    Called in a child: a job's ``preexec_fn``, or a pool worker's set-up (:mod:`dataset.worker_pool`).
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
     import ctypes
     import signal
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def prctl() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
-            os._exit(1)
-
-    return prctl
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+        os._exit(1)
 
 
 def _record(report: SweepReport, job: Job, returncode: int) -> None:

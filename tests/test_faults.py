@@ -439,3 +439,44 @@ def test_repeated_kmedoids_seeds_are_refused(tmp_path: Path, capsys) -> None:
     shapes = _shape_folder(tmp_path / "s")
     assert ds_main(["shapes", str(shapes), "--k", "2", "--points", "50", "--seeds", "1", "1"]) == 2
     assert "--seeds 1 1: a seed is repeated" in capsys.readouterr().err
+
+
+_POOL = """
+import os, sys, time
+from pathlib import Path
+from dataset.worker_pool import imap_unordered
+
+
+def work(index):
+    (Path(sys.argv[1]) / f"worker{os.getpid()}").write_text(str(os.getpid()))
+    time.sleep(120)
+    return index
+
+
+if __name__ == "__main__":
+    list(imap_unordered(work, range(2), workers=2, initializer=int, initargs=("0",)))
+"""
+
+
+def test_sigkill_of_a_build_ends_its_pool_workers(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(_POOL)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("worker*"))) < 2:
+        assert time.monotonic() < deadline and parent.poll() is None, "the workers did not start"
+        time.sleep(0.1)
+    workers = [int(p.read_text()) for p in tmp_path.glob("worker*")]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "pool workers of the killed build are still running"
