@@ -455,6 +455,11 @@ def render_yaw_sets(config: YawRenderConfig) -> Summary:
         FileNotFoundError / ValueError: no mesh folder, no shapes, or a set rendered with other settings.
         DirectoryLockedError: another process is rendering into ``config.out`` (the message names it).
     """
+    meshes, out = Path(config.meshes).resolve(), Path(config.out).resolve()
+    if not meshes.is_dir():
+        raise FileNotFoundError(f"mesh folder not found: {config.meshes}")
+    if out == meshes or meshes in out.parents:
+        raise ValueError(f"--out {config.out} lies inside the mesh folder {config.meshes}; write the renders elsewhere")
     with directory_lock(config.out, what="render output root"):
         return _render_yaw_sets(config)
 

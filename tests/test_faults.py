@@ -480,3 +480,22 @@ def test_sigkill_of_a_build_ends_its_pool_workers(tmp_path: Path) -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "pool workers of the killed build are still running"
+
+
+def test_render_yaw_refuses_an_output_inside_its_mesh_folder(tmp_path: Path, capsys) -> None:
+    from dataset.render_yaw import main as render_main
+
+    meshes = tmp_path / "ShapeNetCore.v1"
+    meshes.mkdir()
+    for out in (meshes, meshes / "renders"):
+        assert render_main(["--meshes", str(meshes), "--out", str(out), "--no-progress"]) == 2
+        assert "inside the mesh folder" in capsys.readouterr().err
+    assert list(meshes.iterdir()) == []
+
+
+def test_a_non_finite_float_setting_is_named_as_such() -> None:
+    from models.config import load_config
+
+    config = Path(__file__).parents[1] / "configs" / "synthetic_quick.yaml"
+    with pytest.raises(ValueError, match="train.lr: expected a finite float, got nan"):
+        load_config(config, ["train.lr=nan"])
