@@ -74,6 +74,7 @@ __all__ = ["TileEstimate", "estimate_chamfer", "run_tiles", "tiled_chamfer", "ti
 
 DEFAULT_CHAMFER_TILE = 1024  # clouds per tile side: ~1M pairs, ~4 min on one CPU core
 DEFAULT_FEATURE_TILE = 8192  # items per tile side (a multiple of the CPU and CUDA feature blocks)
+MAX_TILES = 1_000_000  # tiles of one matrix: each is two files in the work directory
 JOBS_PER_SLOT = 2  # jobs per worker/GPU/array slot: a slow job does not leave the other slots idle
 _ASSEMBLY_ROUNDS = 3
 logger = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def tiled_chamfer(
         def side(u: int, v: int) -> int:
             return chamfer._torch_plan(padded_a[u], padded_b[v], device, block_size)[0]
 
+    _check_tile_count(n_a, n_b, len(groups_a), len(groups_b), tile_size)
     tiles = plan_tiles(
         [len(g) for g in groups_a],
         [len(g) for g in groups_b],
@@ -212,6 +214,7 @@ def tiled_feature_matrix(
         "tile_size": tile_size,
         "fingerprint": _fingerprint(_row_chunks(rows_and_mean, torch.float64), np.array([n, dim])),
     }
+    _check_tile_count(n, n, 1, 1, tile_size)
     tiles = plan_tiles([n], [n], symmetric=True, tile_size=tile_size, block_side=lambda u, v: block)
     manifest = Manifest(settings, [np.arange(n)], [np.arange(n)], tiles)
 
@@ -464,6 +467,17 @@ def _tile_size(tile_size: object, default: int) -> int:
     if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer) or tile_size < 1:
         raise ValueError(f"tile_size must be a positive integer (items per tile side) or None, got {tile_size!r}")
     return int(tile_size)
+
+
+def _check_tile_count(n_a: int, n_b: int, groups_a: int, groups_b: int, tile_size: int) -> None:
+    """Refuses, before the tiles are listed, a plan of more than :data:`MAX_TILES` tiles (each a file and a
+    marker; listing 6·10⁸ tiles of N = 35,021 at ``tile_size=1`` would fill the memory), bounded in closed form."""
+    bound = (-(-n_a // tile_size) + groups_a) * (-(-n_b // tile_size) + groups_b)
+    if bound > MAX_TILES:
+        raise ValueError(
+            f"tile_size {tile_size} (--tiles) splits this {n_a} x {n_b} matrix into up to {bound:,} tiles, more than "
+            f"{MAX_TILES:,}; use a larger tile size (default {DEFAULT_CHAMFER_TILE})"
+        )
 
 
 def _compute_device_type(launch: Launch | None, here: torch.device) -> str:

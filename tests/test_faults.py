@@ -499,3 +499,14 @@ def test_a_non_finite_float_setting_is_named_as_such() -> None:
     config = Path(__file__).parents[1] / "configs" / "synthetic_quick.yaml"
     with pytest.raises(ValueError, match="train.lr: expected a finite float, got nan"):
         load_config(config, ["train.lr=nan"])
+
+
+def test_a_tile_plan_too_large_to_list_is_refused_before_listing(tmp_path: Path, monkeypatch) -> None:
+    from dispersion_score import chamfer_matrix, tiles
+
+    monkeypatch.setattr(tiles, "MAX_TILES", 20)  # the same check as 10⁶ tiles of a large N, on a small one
+    clouds = np.random.default_rng(0).normal(size=(12, 30, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"tile_size 1 \(--tiles\) splits this 12 x 12 matrix into up to"):
+        chamfer_matrix(clouds, out=tmp_path / "D.npy", tile_size=1)
+    assert not (tmp_path / "D.npy").exists()
+    chamfer_matrix(clouds, out=tmp_path / "D.npy", tile_size=4)  # a plan that fits is computed
