@@ -341,6 +341,7 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
     from experiments import cli as experiments_cli
 
     download, train = _script("download/download.py"), _script("train_scripts/train.py")
+    sheet = _script("plot_scripts/yaw_contact_sheet.py")
     shapes = tmp_path / "shapes"
     if not shapes.exists():
         _shape_folder(shapes, 3)
@@ -384,12 +385,16 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
         "train_scripts/train.py": (train.main, lambda p: ["--config", config, "--out", p],
                                    lambda n: ["--config", config, "--out", str(tmp_path / "run"), "--set",
                                               f"train.epochs={n}"], "train.epochs"),
+        "plot_scripts/yaw_contact_sheet.py": (sheet.main, lambda p: [p, str(tmp_path / "sheet.png")],
+                                              lambda n: [str(tmp_path), str(tmp_path / "s.png"), "--cell", n],
+                                              "--cell"),
     }  # fmt: skip
 
 
 ENTRY_POINTS = ("shapes", "shapes --out", "images", "matrix", "elbow", "estimate", "diagnose", "dataset.synthetic",
                 "dataset.shapenet_standin", "dataset.render_yaw", "dataset.shapenet", "download",
-                "download --cache-dir", "experiments", "experiments --workers", "train_scripts/train.py")  # fmt: skip
+                "download --cache-dir", "experiments", "experiments --workers", "train_scripts/train.py",
+                "plot_scripts/yaw_contact_sheet.py")  # fmt: skip
 
 
 def _one_line_error(capsys, main, argv: list[str]) -> str:
