@@ -180,12 +180,13 @@ def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Pat
     import subprocess
     import sys
 
-    root = tmp_path / "root"
+    root, meshes = tmp_path / "root", tmp_path / "meshes"
+    meshes.mkdir()
     repo = Path(__file__).resolve().parents[1]
     command = {
         "shapenet_standin": ["-m", "dataset.shapenet_standin", "--root", str(root), "--per-category", "1",
                              "--categories", "chair", "--no-progress", "--workers", "1"],
-        "render_yaw": ["-m", "dataset.render_yaw", "--meshes", str(tmp_path), "--out", str(root), "--no-progress"],
+        "render_yaw": ["-m", "dataset.render_yaw", "--meshes", str(meshes), "--out", str(root), "--no-progress"],
         "synthetic": ["-m", "dataset.synthetic", "--root", str(root), "--no-progress"],
         "download": [str(repo / "download" / "download.py"), "data", "--root", str(tmp_path),
                      "--cache-dir", str(root), "--from-dir", str(tmp_path)],
