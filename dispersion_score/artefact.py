@@ -9,9 +9,9 @@ recomputed when the caller can, else refused with one line naming the file.
 Why a streamed CRC-32 of the whole file is enough: the records guard against accidents (a file replaced by
 another matrix, an edited entry, a truncated copy, a half-synced disk), not against an adversary. The size
 catches every truncation, the shape every replacement by another array, and CRC-32 every error burst of up to
-32 bits and any other change with probability 1 - 2⁻³². Cost (``python -m benchmarks.bench_artefact``): verifying
-took 2.2x less time than SHA-256 of the same file, 0.43 GB/s on the shared, loaded 2-core development machine
-(``zlib.crc32`` alone runs at 2.5 GB/s on a quiet core), so a 4.9 GB ShapeNet-13 matrix costs seconds against
+32 bits and any other change with probability 1 - 2⁻³². Cost (``python -m benchmarks.bench_artefact``, a 0.54 GB
+matrix in the page cache, shared 2-core machine): verifying runs at 2.7 GB/s, 1.9-2.2x faster than SHA-256 of
+the same file (0.43 GB/s while the machine was loaded), so a 4.9 GB ShapeNet-13 matrix costs 2-11 s against
 the hours it took to compute. A sampled hash would be cheaper still but misses a single edited entry, which is
 one of the faults this exists for. The tiles' markers use the same CRC-32.
 """
