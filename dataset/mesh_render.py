@@ -233,6 +233,14 @@ def touches_border(image: np.ndarray) -> bool:
     return bool(alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any())
 
 
+def check_not_blank(image: np.ndarray, what: str) -> None:
+    """Raises ValueError naming ``what`` when an (H, W, 4) render has no pixel with alpha > 0: the mesh showed no
+    surface (every triangle of zero area, or nothing in front of the camera). A blank image is a failure,
+    never a render: a reader would serve it as a training image of nothing."""
+    if not image[..., 3].any():
+        raise ValueError(f"{what}: the render is blank (no opaque pixel); the mesh has no visible surface")
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 

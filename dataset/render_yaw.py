@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import logging
-import multiprocessing
 import shutil
 import sys
 import time
@@ -52,17 +51,20 @@ from dataset.camera import View, format_disn_line, format_yaw_line, read_yaw_met
 from dataset.log_file import log_to_file
 from dataset.manifest import (
     canonical_json,
+    read_manifest,
     refuse_other_settings,
     settings_fingerprint,
     sha256_bytes,
     verify,
     write_manifest,
 )
-from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, touches_border
+from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, check_not_blank, touches_border
 from dataset.shapenet_categories import SPLITS, resolve_categories, split_ids
 from dataset.shapenet_mesh import load_mesh
+from dataset.worker_pool import WorkerStartError, imap_unordered
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
-from dispersion_score.launch import LAUNCHERS, Job, run_jobs
+from dispersion_score.launch import LAUNCHERS, Job, OneLineParser, non_negative_int, positive_int, run_jobs, square_int
+from dispersion_score.locks import DirectoryLockedError, directory_lock
 
 YAW_RANGES = (0, 15, 30, 45, 60, 75, 90)
 SET_PREFIX = "ShapeNetV1RenderingSampleYaw"
@@ -303,6 +305,7 @@ class _Worker:
                     result["warnings"] = list(mesh.warnings)
                 view, draws = choose_view(self.renderer, mesh, views)
                 image = self.renderer.render(mesh, view)
+                check_not_blank(image, f"{key} (yaw {yaw})")
                 files = _write_render(self.out, yaw, shape, image, view)
                 result["sets"][str(yaw)] = {
                     "status": "rendered",
@@ -358,7 +361,10 @@ def _finished(
             png.load()
             if png.mode != "RGBA" or png.size != (size, size):
                 return None
-            clipped = touches_border(np.asarray(png))
+            pixels = np.asarray(png)
+            if not pixels[..., 3].any():  # a blank image (from an older version) is not a finished render
+                return None
+            clipped = touches_border(pixels)
     except (OSError, ValueError, SyntaxError):  # missing, truncated or corrupt files; PIL raises SyntaxError too
         return None
     files = {_relative(yaw, shape.synset, shape.model_id, name): sha256_bytes(d) for name, d in data.items()}
@@ -406,12 +412,13 @@ def render_shapes(
                 yield worker(shape)
                 bar.update()
             return
-        context = multiprocessing.get_context("spawn")
         initargs = (str(meshes), str(out), tuple(yaws), settings)
-        with context.Pool(min(workers, len(shapes)), initializer=_init_worker, initargs=initargs) as pool:
-            for result in pool.imap_unordered(_run_worker, shapes, chunksize=1):
-                yield result
-                bar.update()
+        pool = imap_unordered(
+            _run_worker, shapes, workers=min(workers, len(shapes)), initializer=_init_worker, initargs=initargs
+        )
+        for result in pool:
+            yield result
+            bar.update()
 
 
 _REMEDY = "use another --out, or --overwrite to render it again with the requested settings"
@@ -446,9 +453,19 @@ def render_yaw_sets(config: YawRenderConfig) -> Summary:
 
     Raises:
         FileNotFoundError / ValueError: no mesh folder, no shapes, or a set rendered with other settings.
+        DirectoryLockedError: another process is rendering into ``config.out`` (the message names it).
     """
+    meshes, out = Path(config.meshes).resolve(), Path(config.out).resolve()
+    if not meshes.is_dir():
+        raise FileNotFoundError(f"mesh folder not found: {config.meshes}")
+    if out == meshes or meshes in out.parents:
+        raise ValueError(f"--out {config.out} lies inside the mesh folder {config.meshes}; write the renders elsewhere")
+    with directory_lock(config.out, what="render output root"):
+        return _render_yaw_sets(config)
+
+
+def _render_yaw_sets(config: YawRenderConfig) -> Summary:
     start = time.perf_counter()
-    config.out.mkdir(parents=True, exist_ok=True)
     with log_to_file(logger, config.out / LOG_NAME):
         shapes, notes = list_shapes(config.meshes, config.categories, config.splits)
         logger.info(
@@ -463,27 +480,51 @@ def render_yaw_sets(config: YawRenderConfig) -> Summary:
         )
         for note in notes:
             logger.info("%s", note)
+        recorded = {yaw: (read_manifest(config.out / set_name(yaw), MANIFEST_FORMAT) or {}) for yaw in config.yaws}
         _prepare_sets(config)
-        if config.launcher == "local":
-            results = list(
-                render_shapes(
-                    shapes,
-                    config.meshes,
-                    config.out,
-                    config.yaws,
-                    config.settings,
-                    workers=config.workers,
-                    progress=config.progress,
-                )
-            )
-            cores = config.workers
-        else:
-            results = _run_sharded(config, shapes)
-            cores = config.workers * min(config.jobs, len(shapes))
+        results = _render(config, shapes)
+        edited = _edited_since_recorded(config, results, recorded)
+        if edited:  # a render changed since its set's manifest recorded it: rendered again, never re-recorded
+            logger.warning("%d shapes have renders edited since they were recorded: rendering them again", len(edited))
+            again = {f"{r['shape']['synset']}/{r['shape']['model_id']}": r for r in _render(config, edited)}
+            results = [again.get(f"{r['shape']['synset']}/{r['shape']['model_id']}", r) for r in results]
+        cores = config.workers * (1 if config.launcher == "local" else min(config.jobs, len(shapes)))
         summary = _collect(config, shapes, results, time.perf_counter() - start, cores)
         for line in summary.text().splitlines():
             logger.info("%s", line)
     return summary
+
+
+def _render(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[str, Any]]:
+    if config.launcher != "local":
+        return _run_sharded(config, shapes)
+    return list(
+        render_shapes(
+            shapes,
+            config.meshes,
+            config.out,
+            config.yaws,
+            config.settings,
+            workers=config.workers,
+            progress=config.progress,
+        )
+    )
+
+
+def _edited_since_recorded(
+    config: YawRenderConfig, results: Sequence[dict[str, Any]], recorded: dict[int, dict[str, Any]]
+) -> list[Shape]:
+    """Shapes whose kept (skipped) renders differ from the SHA-256 their set's last manifest recorded; their
+    render folders are removed so that they are rendered again."""
+    edited = []
+    for result in results:
+        shape = Shape(**result["shape"])
+        for yaw_text, entry in result["sets"].items():
+            known = recorded.get(int(yaw_text), {}).get("files", {})
+            if entry["status"] == "skipped" and any(known.get(k, v) != v for k, v in entry["files"].items()):
+                shutil.rmtree(render_folder(config.out, int(yaw_text), shape.synset, shape.model_id))
+                edited.append(shape)
+    return list(dict.fromkeys(edited))
 
 
 def _collect(
@@ -635,21 +676,25 @@ def _render_shard(args: argparse.Namespace, settings: YawSettings) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dataset.render_yaw", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m dataset.render_yaw", description=__doc__.split("\n")[0])
     parser.add_argument("--meshes", type=Path, help="ShapeNetCore.v1 folder (<synset>/<id>/model.obj)")
     parser.add_argument("--out", type=Path, help="output root (ShapeNetV1RenderingAnglelimit)")
-    parser.add_argument("--yaw", type=int, nargs="+", default=list(YAW_RANGES), help="yaw ranges r in degrees")
+    parser.add_argument(
+        "--yaw", type=non_negative_int, nargs="+", default=list(YAW_RANGES), help="yaw ranges r in degrees"
+    )
     parser.add_argument("--split", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to render")
     parser.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default: the 13)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the camera draws")
-    parser.add_argument("--image-size", type=int, default=224, help="render width = height in pixels")
-    parser.add_argument("--spp", type=int, default=9, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
-    parser.add_argument("--max-draws", type=int, default=20, help="camera draws tried to keep the object in frame")
-    parser.add_argument("--workers", type=int, default=2, help="processes (per job with a SLURM launcher)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="base seed of the camera draws")
+    parser.add_argument("--image-size", type=positive_int, default=224, help="render width = height in pixels")
+    parser.add_argument("--spp", type=square_int, default=9, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
+    parser.add_argument(
+        "--max-draws", type=positive_int, default=20, help="camera draws tried to keep the object in frame"
+    )
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes (per job with a SLURM launcher)")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="local", help="local processes or SLURM jobs")
-    parser.add_argument("--jobs", type=int, default=8, help="number of SLURM jobs (shards of the shapes)")
+    parser.add_argument("--jobs", type=positive_int, default=8, help="number of SLURM jobs (shards of the shapes)")
     parser.add_argument("--partition", default=None, help="SLURM partition")
-    parser.add_argument("--time-min", type=int, default=240, help="SLURM time limit per job in minutes")
+    parser.add_argument("--time-min", type=positive_int, default=240, help="SLURM time limit per job in minutes")
     parser.add_argument("--overwrite", action="store_true", help="re-render sets made with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verify", action="store_true", help="only re-hash every file listed in the manifests")
@@ -703,12 +748,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
         )
         summary = render_yaw_sets(config)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (OSError, ValueError, DirectoryLockedError, WorkerStartError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(summary.text())
     print(f"log: {Path(args.out) / LOG_NAME}")
-    return 1 if summary.lost else 0
+    # Shapes lost, or not one shape rendered: the run failed (a few bad meshes are named and do not fail it).
+    return 1 if summary.lost or (summary.failed and len(summary.failed) == summary.shapes) else 0
 
 
 if __name__ == "__main__":

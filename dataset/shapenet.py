@@ -669,6 +669,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.summary:
         _parser().print_help()
         return 2
+    if not args.root.is_dir():
+        print(f"error: --root {args.root} is not a folder (a ShapeNet data root)", file=sys.stderr)
+        return 2
     try:
         summary = summarize(args.root, categories=args.categories, deep=args.deep, progress=not args.no_progress)
     except ValueError as error:

@@ -43,7 +43,9 @@ from tqdm import tqdm
 
 from dataset.manifest import canonical_json
 from dataset.shapenet_layout import CloudFile, check_point_cloud_header
+from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.atomic import atomic_write_text
+from dispersion_score.locks import directory_lock
 
 CACHE_ENV = "DISPERSION_SCORE_CACHE"
 CACHE_FORMAT = "shapenet-clouds/1"
@@ -164,11 +166,15 @@ def load_split_clouds(
     cached = _read_index(stem)
     if cached is not None:
         return cached
-    directory.mkdir(parents=True, exist_ok=True)
-    clouds = _build(files, stem, inputs, progress=progress)
-    for stale in directory.glob(f"{prefix}-*"):
-        if stale.name.split(".")[0] != stem.name:
-            stale.unlink(missing_ok=True)  # a process still mapping it keeps its inode
+    # Concurrent jobs (a sweep's training runs) need the same cache: one builds it, the others wait for it.
+    with directory_lock(directory, what="cloud cache", wait=True):
+        cached = _read_index(stem)
+        if cached is not None:
+            return cached
+        clouds = _build(files, stem, inputs, progress=progress)
+        for stale in directory.glob(f"{prefix}-*"):
+            if stale.name.split(".")[0] != stem.name:
+                stale.unlink(missing_ok=True)  # a process still mapping it keeps its inode
     return clouds
 
 
@@ -178,7 +184,11 @@ def _read_index(stem: Path) -> SplitClouds | None:
         document = json.loads(index_path.read_text())
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if document.get("format") != CACHE_FORMAT or not array_path.is_file():
+    if not isinstance(document, dict) or document.get("format") != CACHE_FORMAT or not array_path.is_file():
+        return None
+    reason = mismatch(array_path, FileRecord.from_json(document.get("array_record")))
+    if reason is not None:  # replaced, edited or cut short since it was built: built again
+        logger.warning("cloud cache %s is built again: %s", array_path, reason)
         return None
     return SplitClouds(
         path=array_path,
@@ -260,6 +270,7 @@ def _build(files: Sequence[CloudFile], stem: Path, inputs: dict, *, progress: bo
         "ids": [file.id for file in rows],
         "skipped": [[s.synset, s.id, s.reason] for s in skipped],
         "inputs": inputs,
+        "array_record": record_file(stem.with_suffix(".npy")).to_json(),
     }
     atomic_write_text(stem.with_suffix(".json"), canonical_json(document))
     seconds = time.perf_counter() - start

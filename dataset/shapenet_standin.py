@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import sys
@@ -78,7 +77,10 @@ from dataset.shapenet_layout import (
     taxonomy_document,
 )
 from dataset.shapenet_parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
+from dataset.worker_pool import WorkerStartError, imap_unordered
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
+from dispersion_score.launch import OneLineParser, non_negative_int, positive_int, square_int
+from dispersion_score.locks import DirectoryLockedError, directory_lock
 
 # Bump when a change to the generator changes the files it writes (families, sampling, file formats).
 GENERATOR_VERSION = "2"
@@ -154,7 +156,7 @@ def relative_paths(shape: Shape) -> dict[str, str]:
 
 def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
     """Every file of a shape, as bytes keyed by its path relative to the root."""
-    from dataset.mesh_render import render_views
+    from dataset.mesh_render import check_not_blank, render_views
     from dataset.render import encode_png
     from dataset.shapenet_mesh import as_mesh
 
@@ -169,6 +171,7 @@ def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[
     views = sample_r2n2_views(generator(settings.seed, shape, "views"), R2N2_VIEWS)
     rendering = f"{where['renders']}/rendering"
     for number, image in enumerate(render_views(renderer, mesh, views)):
+        check_not_blank(image, f"{shape.synset}/{shape.id} view {number:02d}")
         files[f"{rendering}/{number:02d}.png"] = encode_png(image)
     files[f"{rendering}/{R2N2_LIST_NAME}"] = "".join(f"{v:02d}.png\n" for v in range(R2N2_VIEWS)).encode()
     files[f"{rendering}/{METADATA_NAME}"] = "".join(format_r2n2_line(v) + "\n" for v in views).encode()
@@ -251,6 +254,11 @@ class BuildConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.num_points < 1:
             raise ValueError(f"num_points must be >= 1, got {self.num_points}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        from dataset.mesh_render import MeshRenderer
+
+        MeshRenderer(1, samples_per_pixel=self.samples_per_pixel)  # validates the rays per pixel before any work
 
     @property
     def synsets(self) -> list[str]:
@@ -354,9 +362,9 @@ def _run(root: Path, settings: ShapeSettings, todo: list[Shape], workers: int) -
         for shape in todo:
             yield build_shape(shape)
         return
-    context = multiprocessing.get_context("spawn")  # no forked Embree / torch state
-    with context.Pool(workers, initializer=init_worker, initargs=(str(root), settings)) as pool:
-        yield from pool.imap_unordered(build_shape, todo, chunksize=1)
+    yield from imap_unordered(
+        build_shape, todo, workers=workers, initializer=init_worker, initargs=(str(root), settings)
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -394,10 +402,15 @@ def build(config: BuildConfig) -> BuildSummary:
     Raises:
         ValueError: the root holds shapes that no stand-in build wrote (e.g. real data), or a finished stand-in
             made with other settings and ``config.force`` is False; nothing is changed.
+        DirectoryLockedError: another process is writing the root (the message names it).
     """
-    start = time.perf_counter()
     root = Path(config.root)
-    root.mkdir(parents=True, exist_ok=True)
+    with directory_lock(root, what="dataset root"):
+        return _build(config, root)
+
+
+def _build(config: BuildConfig, root: Path) -> BuildSummary:
+    start = time.perf_counter()
     settings = config.shape_settings
     fingerprint = settings_fingerprint(settings.to_dict())
     shapes = plan(config.seed, config.per_category, config.synsets)
@@ -496,7 +509,8 @@ def build(config: BuildConfig) -> BuildSummary:
 
 def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Path:
     """The stand-in at ``root``, built (or completed) first unless its manifest matches ``options``
-    (:class:`BuildConfig` fields) and every listed file exists. Cheap when it is already there: no hashing."""
+    (:class:`BuildConfig` fields) and every listed file has its recorded SHA-256 (one read of the files; a
+    damaged shape is rebuilt by :func:`build`)."""
     config = BuildConfig(root=Path(root), **options)
     manifest = read_manifest(config.root, MANIFEST_FORMAT)
     wanted = settings_fingerprint(config.shape_settings.to_dict())
@@ -505,7 +519,7 @@ def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Pa
         and manifest.get("fingerprint") == wanted
         and manifest["settings"].get("per_category") == config.per_category
         and manifest["settings"].get("categories") == config.synsets
-        and all((config.root / path).is_file() for path in manifest["files"])
+        and files_intact(config.root, manifest["files"])  # every file re-hashed: an edited one is rebuilt
     ):
         return config.root
     build(config)
@@ -553,15 +567,18 @@ def contact_sheet(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dataset.shapenet_standin", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m dataset.shapenet_standin", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"output folder (default {DEFAULT_ROOT})")
     parser.add_argument(
-        "--per-category", type=int, default=QUICK_PER_CATEGORY, help="shapes per category (default: the quick size)"
+        "--per-category",
+        type=positive_int,
+        default=QUICK_PER_CATEGORY,
+        help="shapes per category (default: the quick size)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of ids, shapes, points and cameras")
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of ids, shapes, points and cameras")
+    parser.add_argument("--workers", type=positive_int, default=2, help="parallel processes")
     parser.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default: the 13)")
-    parser.add_argument("--spp", type=int, default=16, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
+    parser.add_argument("--spp", type=square_int, default=16, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--force", action="store_true", help="rebuild a root that holds a stand-in made with other settings"
@@ -590,8 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         config.synsets  # noqa: B018  (validates the categories before any work)
         summary = build(config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, OSError, DirectoryLockedError, WorkerStartError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(
         f"built {summary.built} shapes, kept {summary.skipped} already built, removed {summary.removed}, "

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import multiprocessing
 import shutil
 import sys
 import time
@@ -75,7 +74,9 @@ from dataset.training_sets import (
     training_set_items,
     training_set_name,
 )
+from dataset.worker_pool import WorkerStartError, imap_unordered
 from dispersion_score.atomic import atomic_write_text
+from dispersion_score.launch import OneLineParser, non_negative_int, positive_int
 from dispersion_score.locks import DirectoryLockedError, directory_lock
 
 JOURNAL_NAME = ".build_journal.jsonl"
@@ -232,9 +233,14 @@ def _run_serial(root: Path, settings: InstanceSettings, todo: list[Instance]) ->
 def _run_parallel(
     root: Path, settings: InstanceSettings, todo: list[Instance], workers: int
 ) -> Iterator[tuple[Instance, dict]]:
-    context = multiprocessing.get_context("spawn")  # no forked Mitsuba / torch state
-    with context.Pool(workers, initializer=instance_module.init_worker, initargs=(str(root), settings)) as pool:
-        yield from pool.imap_unordered(instance_module.build_instance, todo, chunksize=4)
+    yield from imap_unordered(
+        instance_module.build_instance,
+        todo,
+        workers=workers,
+        initializer=instance_module.init_worker,
+        initargs=(str(root), settings),
+        chunksize=4,
+    )
 
 
 def _write_json(root: Path, name: str, document: Any) -> tuple[str, str]:
@@ -346,22 +352,20 @@ def _build(config: BuildConfig, root: Path) -> BuildSummary:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dataset.synthetic", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m dataset.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="dataset directory (created if missing)")
-    parser.add_argument("--image-size", type=int, default=224, help="render width = height in pixels")
-    parser.add_argument("--points", type=int, default=30000, help="surface samples per instance")
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of point sampling and rendering")
-    parser.add_argument("--spp", type=int, default=16, help="render samples per pixel (anti-aliasing)")
+    parser.add_argument("--image-size", type=positive_int, default=224, help="render width = height in pixels")
+    parser.add_argument("--points", type=positive_int, default=30000, help="surface samples per instance")
+    parser.add_argument("--workers", type=positive_int, default=2, help="parallel processes")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="base seed of point sampling and rendering")
+    parser.add_argument("--spp", type=positive_int, default=16, help="render samples per pixel (anti-aliasing)")
     parser.add_argument(
         "--pool", choices=POOL_CHOICES, default="full", help="'clusters': only the pool instances training sets use"
     )
-    parser.add_argument("--test-size", type=int, default=TEST_SIZE, help="number of test instances")
-    parser.add_argument("--val-size", type=int, default=VAL_SIZE, help="number of validation instances")
+    parser.add_argument("--test-size", type=non_negative_int, default=TEST_SIZE, help="number of test instances")
+    parser.add_argument("--val-size", type=non_negative_int, default=VAL_SIZE, help="number of validation instances")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--force", action="store_true", help="rebuild a root that holds a build with other settings"
-    )
+    parser.add_argument("--force", action="store_true", help="rebuild a root that holds a build with other settings")
     parser.add_argument(
         "--verify", action="store_true", help="only check every file against manifest.json; exit 1 on any problem"
     )
@@ -390,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         config.instance_settings  # noqa: B018  (validates the render settings before any work)
         summary = build(config)
-    except (ValueError, DirectoryLockedError, OSError) as error:
+    except (ValueError, DirectoryLockedError, OSError, WorkerStartError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(

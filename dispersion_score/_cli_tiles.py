@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dispersion_score.launch import Launch, add_launch_arguments, launch_from_arguments, positive_int
+from dispersion_score.launch import Launch, add_launch_arguments, launch_from_arguments, positive_float, positive_int
 
 _TILE_OPTIONS = ("tiles", "launcher", "workers", "gpus")
 
@@ -56,7 +56,7 @@ def add_estimate_parser(commands: Any) -> None:
     estimate.add_argument("--recursive", action="store_true", help="also count shapes in subdirectories")
     estimate.add_argument("--backend", choices=("auto", "compiled", "torch"), default="auto")
     estimate.add_argument("--device", default=None, help="device of the in-process path (no launcher)")
-    estimate.add_argument("--seconds", type=float, default=3.0, help="calibration time (default 3 s)")
+    estimate.add_argument("--seconds", type=positive_float, default=3.0, help="calibration time (default 3 s)")
     add_launch_options(estimate)
 
 

@@ -19,7 +19,7 @@ import torch
 
 from dispersion_score import chamfer
 from dispersion_score._tile_compute import CompiledChamferTiles, TorchChamferTiles
-from dispersion_score._tile_plan import Manifest, Tile, plan_tiles
+from dispersion_score._tile_plan import Manifest, Tile, count_tiles
 from dispersion_score._tile_progress import format_duration
 from dispersion_score._validation import resolve_device
 from dispersion_score.launch import Launch
@@ -75,6 +75,10 @@ class TileEstimate:
         return lines
 
 
+_MAX_SECONDS = 3600.0
+_MAX_POINTS = 1_000_000
+
+
 def estimate_chamfer(
     n_a: int,
     n_b: int | None = None,
@@ -105,6 +109,10 @@ def estimate_chamfer(
     for value, name in ((n_a, "n_a"), (n_b if n_b is not None else 1, "n_b"), (points, "points")):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= _MAX_SECONDS:
+        raise ValueError(f"seconds (the calibration time) must lie in (0, {_MAX_SECONDS}], got {seconds!r}")
+    if points > _MAX_POINTS:  # the calibration clouds are held in memory: 384 bytes per point
+        raise ValueError(f"points must be at most {_MAX_POINTS:,} per cloud for the calibration, got {points:,}")
     here = resolve_device(device) if launch is None else torch.device("cpu")
     device_type = _compute_device_type(launch, here)
     backend = _chamfer_backend(backend, device_type)
@@ -112,8 +120,7 @@ def estimate_chamfer(
     symmetric = n_b is None
     n_b = n_a if n_b is None else int(n_b)
     side = 1 if backend == "compiled" else chamfer._torch_plan(points, points, torch.device(device_type), block_size)[0]
-    tiles = plan_tiles([n_a], [n_b], symmetric=symmetric, tile_size=tile_size, block_side=lambda u, v: side)
-    pairs = sum(t.pairs for t in tiles)
+    tile_count, pairs = count_tiles(n_a, n_b, symmetric=symmetric, tile_size=tile_size, block_side=side)
     slots, threads = _slots_and_threads(launch, device_type)
     rate, calibration = None, "not run"
     calibration_device = _calibration_device(launch, here, device_type)
@@ -123,7 +130,7 @@ def estimate_chamfer(
         shape=(n_a, n_b),
         symmetric=symmetric,
         pairs=pairs,
-        tiles=len(tiles),
+        tiles=tile_count,
         tile_size=tile_size,
         matrix_bytes=4 * n_a * n_b,
         backend=backend,
@@ -176,7 +183,7 @@ def _calibrate(
     clouds = chamfer.normalize_unit_ball(rng.standard_normal((2 * h, points, 3)).astype(np.float32))
     data = clouds.reshape(-1, 3)
     offsets = np.arange(2 * h + 1, dtype=np.int64) * points
-    settings = {"block_size": block_size, "symmetric": False, "shape": [h, h]}
+    settings = {"block_size": block_size, "symmetric": False, "shape": [h, h], "normalize": True}
     manifest = Manifest(settings, [np.arange(h)], [np.arange(h)], [])
     tile = Tile(0, 0, 0, h, 0, 0, h, False)
     if backend == "compiled":

@@ -102,6 +102,17 @@ def plan_tiles(
     return tiles
 
 
+def count_tiles(n_a: int, n_b: int, *, symmetric: bool, tile_size: int, block_side: int) -> tuple[int, int]:
+    """(tiles, pairs) that :func:`plan_tiles` gives one group of ``n_a`` rows and one of ``n_b`` columns, in
+    closed form: an estimate for any N costs nothing (listing the tiles of N = 10⁹ would never end)."""
+    step = block_side * -(-tile_size // block_side)
+    rows = -(-n_a // step)
+    if not symmetric:
+        return rows * -(-n_b // step), n_a * n_b
+    lone_last = n_a - (rows - 1) * step < 2  # a last diagonal tile of one item is not planned
+    return rows * (rows + 1) // 2 - int(lone_last and rows > 0), n_a * (n_a - 1) // 2
+
+
 # --- manifest ---------------------------------------------------------------------------------------
 
 
@@ -119,6 +130,7 @@ class Manifest:
     groups_b: list[np.ndarray]
     tiles: list[Tile]
     assembled: bool = False
+    matrix: dict[str, Any] | None = None  # the assembled matrix's FileRecord (dispersion_score.artefact)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -137,6 +149,7 @@ class Manifest:
             "groups_b": None if self.symmetric else _groups_to_json(self.groups_b),
             "tiles": [tile.as_list() for tile in self.tiles],
             "assembled": self.assembled,
+            "matrix": self.matrix,
         }
         return json.dumps(document)
 
@@ -150,7 +163,8 @@ class Manifest:
         groups_a = _groups_from_json(document["groups_a"], rows)
         groups_b = groups_a if settings["symmetric"] else _groups_from_json(document["groups_b"], cols)
         tiles = [Tile(*values[:7], bool(values[7])) for values in document["tiles"]]
-        return cls(settings, groups_a, groups_b, tiles, bool(document.get("assembled", False)))
+        assembled = bool(document.get("assembled", False))
+        return cls(settings, groups_a, groups_b, tiles, assembled, document.get("matrix"))
 
 
 def _groups_to_json(groups: list[np.ndarray]) -> list[list[int]] | None:

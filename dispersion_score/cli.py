@@ -35,7 +35,8 @@ from dispersion_score._cli_tiles import (
 from dispersion_score._validation import resolve_device
 from dispersion_score.images import IMAGE_SUFFIXES
 from dispersion_score.io import FileScan, read_npy, scan_files
-from dispersion_score.launch import positive_int
+from dispersion_score.launch import non_negative_int, positive_int
+from dispersion_score.locks import DirectoryLockedError
 
 EXIT_BAD_INPUT = 2
 # k-medoids is a long chain of small operations: one thread is fastest (docs/library.md).
@@ -109,7 +110,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_ds_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=positive_int, required=True, help="number of medoids")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
                         help="k-medoids seeds; several give mean and std (default: 0)")
     _add_subsample(parser, "compute DS on a random subset")
     _add_common(parser)
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     shapes = commands.add_parser("shapes", help="DS of a directory of shapes (Chamfer distance)")
     shapes.add_argument("directory", type=Path, help="directory of shape files (sorted by path; docs/formats.md)")
     shapes.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
-    shapes.add_argument("--seed", type=int, default=0,
+    shapes.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the point sampling (k-medoids seeds: --seeds)")
     shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
     _add_format_options(shapes)
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     elbow.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
     elbow.add_argument("--k", type=k_values, required=True,
                        help="START:STOP[:STEP] (STOP included), e.g. 2:100:2, or a comma list")
-    elbow.add_argument("--seed", type=int, default=0, help="k-medoids seed")
+    elbow.add_argument("--seed", type=non_negative_int, default=0, help="k-medoids seed")
     _add_subsample(elbow, "compute the curve on one random subset")
     elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
     _add_common(elbow)
@@ -214,17 +215,30 @@ def _scan(args: argparse.Namespace, suffixes: tuple[str, ...], what: str, output
     """Scan the input directory (what it skipped goes into the summary and the settings), and refuse
     outputs that the next scan of the same directory would read as inputs."""
     scan = scan_files(args.directory, suffixes, what=what, recursive=args.recursive)
-    directory = args.directory.resolve()
-    for output in outputs:
-        if output is None or output.suffix.lower() not in suffixes:
-            continue
-        parent = output.resolve().parent
-        if parent == directory or (args.recursive and directory in parent.parents):
-            raise _UsageError(
-                f"output {output} is inside the input directory {args.directory} and would be read as one of the "
-                f"{what} next time; write it elsewhere"
-            )
+    _refuse_outputs_inside([args.directory], suffixes, what, outputs, recursive=args.recursive)
     return scan
+
+
+def _refuse_outputs_inside(
+    directories: Sequence[Path | None],
+    suffixes: tuple[str, ...],
+    what: str,
+    outputs: Sequence[Path | None],
+    *,
+    recursive: bool,
+) -> None:
+    """Refuses an output that the next scan of one of the input ``directories`` would read as one of its
+    ``suffixes`` files (every command that scans a folder calls this before any work)."""
+    for directory in (d.resolve() for d in directories if d is not None):
+        for output in outputs:
+            if output is None or output.suffix.lower() not in suffixes:
+                continue
+            parent = output.resolve().parent
+            if parent == directory or (recursive and directory in parent.parents):
+                raise _UsageError(
+                    f"output {output} is inside the input directory {directory} and would be read as one of the "
+                    f"{what} next time; write it elsewhere"
+                )
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -239,6 +253,8 @@ def _ds_settings(args: argparse.Namespace, device: str, n: int) -> dict[str, Any
 def _compute_ds(D: Any, args: argparse.Namespace, device: str) -> Any:
     from dispersion_score.score import dispersion_score, dispersion_scores
 
+    if len(set(args.seeds)) != len(args.seeds):  # a repeated seed would shrink the reported std
+        raise _UsageError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated; give distinct seeds")
     options = {"method": args.method, "device": device, "subsample": _subsample_value(args),
                "threads": KMEDOIDS_THREADS}
     if len(args.seeds) == 1:
@@ -357,6 +373,8 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
                          voxel_threshold=args.voxel_threshold, progress=_progress(args))  # fmt: skip
     try:
         D = chamfer_matrix(clouds, device=device, normalize=not args.no_normalize, progress=_progress(args), **tiles)
+    except DirectoryLockedError:
+        raise  # another process computes this matrix: bad input (exit 2), not a failed job
     except RuntimeError as exc:  # failed tile jobs: the message names their logs; a rerun resumes
         print(f"dispersion-score shapes: {exc}", file=sys.stderr)
         return 1
@@ -447,8 +465,8 @@ def _add_diagnose(commands: Any) -> None:
     diagnose.add_argument("--rotations", type=Path, default=None,
                           help="folder of <name>.npy (3, 3) world-to-camera rotations, one per test item (viewer)")
     diagnose.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
-    diagnose.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
-    diagnose.add_argument("--kmedoids-seed", type=int, default=0, help="seed of k-medoids")
+    diagnose.add_argument("--seed", type=non_negative_int, default=0, help="seed of the point sampling")
+    diagnose.add_argument("--kmedoids-seed", type=non_negative_int, default=0, help="seed of k-medoids")
     diagnose.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
     _add_format_options(diagnose)
     diagnose.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
@@ -459,10 +477,15 @@ def _add_diagnose(commands: Any) -> None:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from dispersion_score.diagnose import diagnose_folders, plot_diagnosis
     from dispersion_score.io import save_figure
+    from dispersion_score.shapes_io import SHAPE_SUFFIXES
 
     device = _device(args.device)
     if args.plot is not None:
         _check_plot_format(args.plot)
+    outputs = [args.out, args.plot]
+    inputs = [args.predictions, args.ground_truth, args.train]
+    _refuse_outputs_inside(inputs, SHAPE_SUFFIXES, "shape files", outputs, recursive=args.recursive)
+    _refuse_outputs_inside([args.rotations], (".npy",), "rotations", outputs, recursive=args.recursive)
     train_matrix = _load_matrix(args.train_matrix) if args.train_matrix is not None else None
     result, names = diagnose_folders(
         args.predictions, args.ground_truth, k=args.k, train_dir=args.train, train_matrix=train_matrix,
@@ -521,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, DirectoryLockedError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"dispersion-score {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

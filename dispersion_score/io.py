@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dispersion_score.artefact import FileRecord, check_file, record_file
 from dispersion_score.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -334,9 +335,13 @@ def save_result(
         matrix_file = Path(matrix_path)
         if not matrix_file.is_file():
             raise FileNotFoundError(f"matrix file {matrix_file} does not exist (pass matrix= to write it)")
+    record = None
     if matrix_file is not None:
+        record = record_file(matrix_file)  # what the matrix was, checked before it is read back (load_result)
         matrix_file = Path(os.path.relpath(matrix_file.resolve(), path.resolve().parent))
     document = result_document(result, settings=settings, matrix_file=matrix_file, device=device, kind=kind)
+    if record is not None:
+        document["matrix_record"] = record.to_json()
     atomic_write_text(path, dumps(document))
     return path
 
@@ -395,8 +400,18 @@ def load_result(path: str | os.PathLike, *, load_matrix: bool = True) -> dict[st
         matrix_path = path.parent / document["matrix_file"]
         if not matrix_path.is_file():
             raise FileNotFoundError(f"matrix file {matrix_path} named by {path} does not exist")
+        check_matrix(document, path)
         document["matrix"] = read_npy(matrix_path, what="matrix")
     return document
+
+
+def check_matrix(document: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Raises ValueError naming the matrix file when the matrix that the result document (read from ``path``)
+    names is not the file that was saved with it (size, shape, CRC-32: :mod:`dispersion_score.artefact`).
+    Documents written before records were kept have none and are not checked."""
+    if document.get("matrix_file") and document.get("matrix_record") is not None:
+        record = FileRecord.from_json(document["matrix_record"])
+        check_file(Path(path).parent / document["matrix_file"], record, what=f"matrix of {os.fspath(path)}")
 
 
 def figure_bytes(figure: Any, suffix: str, *, dpi: int = 150, tight: bool = True) -> bytes:

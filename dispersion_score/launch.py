@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -259,10 +260,42 @@ def _run_subprocess(job: Job, env_extra: dict[str, str], device: str, cwd: Path 
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
         log.flush()
         try:
-            return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
+            return subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=_end_with_parent()
+            ).returncode
         except OSError as error:  # e.g. the executable does not exist
             log.write(f"could not start: {error}\n")
             return 127
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _end_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the job end with the process that starts it (:func:`die_with_parent`);
+    None off Linux. Without it, killing a sweep leaves its jobs running as orphans that hold their run folders.
+
+    The signal follows the thread that forked the job; the sweep starts jobs from its pool threads, which live
+    as long as the sweep's ``run``, so a job never outlives the sweep that waits for it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    return lambda: die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """Makes this process receive SIGKILL when process ``parent`` (the one that started it) ends, however it
+    ends (SIGKILL included: no handler of the parent runs then); if ``parent`` has already ended, exits now.
+    Called in a child: a job's ``preexec_fn``, or a pool worker's set-up (:mod:`dataset.worker_pool`).
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+        os._exit(1)
 
 
 def _record(report: SweepReport, job: Job, returncode: int) -> None:
@@ -335,6 +368,14 @@ def fail_on(report: SweepReport, what: str, *, echo: Callable[[str], None] = pri
 # --- command-line options (the library's CLI and every experiment entry point) -------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``prog: error: argument --x: ... (see prog --help)``) and exit
+    status 2, instead of the usage block: scripts and logs read the last line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     return _bounded_int(text, 1, "a positive integer")
@@ -343,6 +384,25 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (seeds, GPU indices)."""
     return _bounded_int(text, 0, "a non-negative integer")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (durations, scales); NaN and infinities are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def square_int(text: str) -> int:
+    """argparse type: a positive perfect square (1, 4, 9, 16, ...): rays per pixel of the renderers."""
+    value = _bounded_int(text, 1, "a positive square (1, 4, 9, 16, ...)")
+    if math.isqrt(value) ** 2 != value:
+        raise argparse.ArgumentTypeError(f"expected a positive square (1, 4, 9, 16, ...), got {text!r}")
+    return value
 
 
 def _bounded_int(text: str, low: int, what: str) -> int:

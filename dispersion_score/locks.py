@@ -86,12 +86,14 @@ def _holder_of(fd: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def directory_lock(path: str | os.PathLike, *, what: str = "directory") -> Iterator[Path]:
+def directory_lock(path: str | os.PathLike, *, what: str = "directory", wait: bool = False) -> Iterator[Path]:
     """Hold the lock of directory ``path`` (created if missing) for the duration of the ``with`` block.
 
     Args:
         path: the directory to own.
         what: what the directory is, for messages ("training run", "dataset root", "sweep", ...).
+        wait: block until the holder releases it instead of raising (a shared cache that concurrent jobs
+            fill: the second one waits, then finds the work done).
 
     Yields:
         ``path`` as a Path.
@@ -109,7 +111,7 @@ def directory_lock(path: str | os.PathLike, *, what: str = "directory") -> Itera
         raise NotADirectoryError(f"{what} {directory} is a file, not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     lock_file = directory / LOCK_NAME
-    fd, locked = _open_and_lock(lock_file, directory, what)
+    fd, locked = _open_and_lock(lock_file, directory, what, wait)
     try:
         if locked:
             previous = _read_record(fd)
@@ -133,14 +135,14 @@ def directory_lock(path: str | os.PathLike, *, what: str = "directory") -> Itera
         os.close(fd)  # releases the flock
 
 
-def _open_and_lock(lock_file: Path, directory: Path, what: str) -> tuple[int, bool]:
+def _open_and_lock(lock_file: Path, directory: Path, what: str, wait: bool = False) -> tuple[int, bool]:
     """Open ``lock_file`` (created if missing) and lock it; (fd, locked). The holder deletes the file when it
     releases, so a process may lock a file that was just deleted: the lock then counts only if the name still
     leads to the locked file, otherwise it starts over with the new file."""
     while True:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's record stays readable
         try:
-            locked = _acquire(fd, lock_file, directory, what)
+            locked = _acquire(fd, lock_file, directory, what, wait)
             if not locked or _same_file(fd, lock_file):
                 return fd, locked
         except BaseException:
@@ -158,10 +160,11 @@ def _same_file(fd: int, path: Path) -> bool:
     return (opened.st_dev, opened.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-def _acquire(fd: int, lock_file: Path, directory: Path, what: str) -> bool:
-    """True when locked, False when the file system cannot lock (warned); raises when someone holds it."""
+def _acquire(fd: int, lock_file: Path, directory: Path, what: str, wait: bool = False) -> bool:
+    """True when locked, False when the file system cannot lock (warned); raises when someone holds it (or,
+    with ``wait``, blocks until they release it)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
         holder = _holder_of(fd)

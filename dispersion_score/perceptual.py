@@ -120,51 +120,66 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise ValueError(
-            f"VGG16 weights file {path} does not hold a state dict (a dict of tensors); got "
-            f"{type(loaded).__name__}"
+            f"VGG16 weights file {path} does not hold a state dict (a dict of tensors); got {type(loaded).__name__}"
         )
     return loaded
 
 
-def _relu3_3_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Picks the keys of features[:16] from a full VGG16 state dict or from its `features` part.
+def _vgg16_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
+    """Every key and shape of the state dicts accepted as VGG16 weights, by description: torchvision's full
+    VGG16, its ``features`` part, and features[:16] (what :func:`vgg16_relu3_3` holds), the last two with or
+    without the ``features.`` prefix. Built on the meta device: no memory, no download."""
+    from torchvision.models import vgg16
 
-    Keys of later layers (conv4_1 on, the classifier) are dropped; anything else is kept so that a wrong
-    file (VGG16-BN, another network) fails the key check instead of loading partially.
+    with torch.device("meta"):
+        full = {key: tuple(value.shape) for key, value in vgg16(weights=None).state_dict().items()}
+    features = {key.removeprefix("features."): shape for key, shape in full.items() if key.startswith("features.")}
+    relu3_3 = {key: shape for key, shape in features.items() if int(key.split(".", 1)[0]) < _NUM_LAYERS}
+    prefixed = {f"features.{key}": shape for key, shape in relu3_3.items()}
+    return {
+        "a full torchvision VGG16 state dict": full,
+        "VGG16's features part": features,
+        "VGG16's features part (features.*)": {f"features.{key}": shape for key, shape in features.items()},
+        "VGG16 features[:16] (conv1_1 … relu3_3)": relu3_3,
+        "VGG16 features[:16] (features.*)": prefixed,
+    }
+
+
+def _relu3_3_state_dict(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The features[:16] weights of a file whose every key and shape is one of :func:`_vgg16_layouts`.
+
+    A file of another network is refused, including one that shares VGG16's first layers (VGG19 differs from
+    layer 16 on, VGG16-BN from layer 1): identifying the file by its first 16 layers alone would serve VGG19's
+    features as "VGG16 relu3_3".
     """
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    if any(k.startswith("features.") for k in state):
-        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-    picked = {}
-    for key, value in state.items():
-        index = key.split(".", 1)[0]
-        if not (index.isdigit() and int(index) >= _NUM_LAYERS):
-            picked[key] = value
-    return picked
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    layouts = _vgg16_layouts()
+    if not any(shapes == layout for layout in layouts.values()):
+        closest = min(layouts.values(), key=lambda layout: len(set(layout) ^ set(shapes)))
+        missing = sorted(set(closest) - set(shapes), key=_layer_order)
+        unexpected = sorted(set(shapes) - set(closest), key=_layer_order)
+        wrong = sorted((k for k in set(closest) & set(shapes) if closest[k] != shapes[k]), key=_layer_order)
+        details = [f"missing keys {missing[:6]}"] if missing else []
+        details += [f"unexpected keys {unexpected[:6]}"] if unexpected else []
+        details += (
+            ["wrong shapes " + ", ".join(f"{k}: {shapes[k]} != {closest[k]}" for k in wrong[:4])] if wrong else []
+        )
+        raise ValueError(
+            f"VGG16 weights file {path} is not a torchvision VGG16 state dict (every key and shape is compared "
+            f"with {', '.join(layouts)}; " + "; ".join(details) + ")"
+        )
+    state = {key.removeprefix("features."): value for key, value in state.items() if not key.startswith("classifier.")}
+    return {key: value for key, value in state.items() if int(key.split(".", 1)[0]) < _NUM_LAYERS}
+
+
+def _layer_order(key: str) -> tuple[int, str]:
+    index = key.removeprefix("features.").split(".", 1)[0]
+    return (int(index), key) if index.isdigit() else (10**6, key)
 
 
 def _load_relu3_3_weights(layers: nn.Sequential, path: Path) -> None:
-    state = _relu3_3_state_dict(_read_state_dict(path))
-    expected = layers.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong_shape:
-        details = []
-        if missing:
-            details.append(f"missing keys {missing[:6]}")
-        if unexpected:
-            details.append(f"unexpected keys {unexpected[:6]}")
-        if wrong_shape:
-            details.append(
-                "wrong shapes " + ", ".join(f"{k}: {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-                                            for k in wrong_shape[:4])
-            )
-        raise ValueError(
-            f"VGG16 weights file {path} is not a torchvision VGG16 state dict (expected keys "
-            f"'features.0.weight' ... 'features.14.bias', or '0.weight' ... '14.bias' for the features part; "
-            + "; ".join(details) + ")"
-        )
+    state = _relu3_3_state_dict(_read_state_dict(path), path)
     layers.load_state_dict({k: v.float() for k, v in state.items()})
 
 
@@ -282,7 +297,7 @@ def _image_source(images: Any) -> tuple[int, Any]:
 def _batches(source: Any, batch_size: int, image_size: int):
     """Yields batches (B, 3, H, W) in [0, 1]; file lists are read one batch at a time (alpha dropped)."""
     for start in range(0, len(source), batch_size):
-        chunk = source[start:start + batch_size]
+        chunk = source[start : start + batch_size]
         yield load_images(chunk, size=image_size) if isinstance(chunk, list) else chunk
 
 
@@ -328,7 +343,7 @@ def perceptual_features(
             x = _normalize_imagenet(_resize(batch.to(device=device, dtype=torch.float32), IMAGE_SIZE))
             fmap = network(x)
             pooled = fmap.amax(dim=1) if pool == "channel_max" else fmap
-            out[row:row + len(batch)] = pooled.reshape(len(batch), -1).cpu().numpy()
+            out[row : row + len(batch)] = pooled.reshape(len(batch), -1).cpu().numpy()
             row += len(batch)
             bar.update(len(batch))
     return out

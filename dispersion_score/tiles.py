@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -64,15 +65,19 @@ from dispersion_score._tile_plan import (
     write_manifest,
 )
 from dispersion_score._tile_progress import TileProgress, format_duration
+from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.atomic import atomic_write_stream, atomic_write_text
 from dispersion_score.launch import Job, Launch
+from dispersion_score.locks import directory_lock
 
 __all__ = ["TileEstimate", "estimate_chamfer", "run_tiles", "tiled_chamfer", "tiled_feature_matrix"]
 
 DEFAULT_CHAMFER_TILE = 1024  # clouds per tile side: ~1M pairs, ~4 min on one CPU core
 DEFAULT_FEATURE_TILE = 8192  # items per tile side (a multiple of the CPU and CUDA feature blocks)
+MAX_TILES = 1_000_000  # tiles of one matrix: each is two files in the work directory
 JOBS_PER_SLOT = 2  # jobs per worker/GPU/array slot: a slow job does not leave the other slots idle
 _ASSEMBLY_ROUNDS = 3
+logger = logging.getLogger(__name__)
 
 
 # --- public entry points (called by chamfer_matrix, chamfer_cross and feature_matrix) ---------------
@@ -145,6 +150,7 @@ def tiled_chamfer(
         def side(u: int, v: int) -> int:
             return chamfer._torch_plan(padded_a[u], padded_b[v], device, block_size)[0]
 
+    _check_tile_count(n_a, n_b, len(groups_a), len(groups_b), tile_size)
     tiles = plan_tiles(
         [len(g) for g in groups_a],
         [len(g) for g in groups_b],
@@ -208,6 +214,7 @@ def tiled_feature_matrix(
         "tile_size": tile_size,
         "fingerprint": _fingerprint(_row_chunks(rows_and_mean, torch.float64), np.array([n, dim])),
     }
+    _check_tile_count(n, n, 1, 1, tile_size)
     tiles = plan_tiles([n], [n], symmetric=True, tile_size=tile_size, block_side=lambda u, v: block)
     manifest = Manifest(settings, [np.arange(n)], [np.arange(n)], tiles)
 
@@ -251,6 +258,24 @@ def _compute(
     *,
     in_process_device: torch.device,
 ) -> np.memmap:
+    with directory_lock(work, what="tile work directory"):
+        return _compute_locked(
+            manifest, write_input, input_shape, out, work, launch, progress, jobs, keep_tiles, in_process_device
+        )
+
+
+def _compute_locked(
+    manifest: Manifest,
+    write_input: Callable[[Any], None],
+    input_shape: tuple[int, int],
+    out: Path,
+    work: Path,
+    launch: Launch | None,
+    progress: bool,
+    jobs: int | None,
+    keep_tiles: bool,
+    in_process_device: torch.device,
+) -> np.memmap:
     existing = read_manifest(work)
     if existing is not None:
         differences = settings_difference(existing.settings, manifest.settings)
@@ -260,11 +285,17 @@ def _compute(
                 f"{work} holds tiles of another matrix (settings differ: {shown}); finish it with the same "
                 f"input and settings, or delete {work}"
             )
-        manifest.assembled = existing.assembled
     if out.exists():
-        if existing is not None and existing.assembled:
+        if existing is None or not existing.assembled:
+            raise ValueError(
+                f"{out} exists but {work} does not record it as this matrix; delete it or choose another out"
+            )
+        reason = mismatch(out, FileRecord.from_json(existing.matrix))
+        if reason is None:
             return np.load(out, mmap_mode="r")
-        raise ValueError(f"{out} exists but {work} does not record it as this matrix; delete it or choose another out")
+        # Recorded as assembled but not the file that was written: compute it again rather than trust it.
+        logger.warning("%s is not the matrix that was assembled (%s): computing it again", out, reason)
+        out.unlink()
     manifest.assembled = False
     input_path = work / "input.npy"
     if existing is None or not _input_is_sound(input_path, input_shape):
@@ -295,6 +326,7 @@ def _compute(
     # Recorded before the rename: a crash in between leaves a record without a matrix, which the next call
     # assembles again, never a matrix without a record (which it would refuse).
     manifest.assembled = True
+    manifest.matrix = record_file(partial).to_json()  # the same bytes as ``out`` after the rename
     write_manifest(work, manifest)
     publish(partial, out)
     if not keep_tiles:
@@ -435,6 +467,17 @@ def _tile_size(tile_size: object, default: int) -> int:
     if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer) or tile_size < 1:
         raise ValueError(f"tile_size must be a positive integer (items per tile side) or None, got {tile_size!r}")
     return int(tile_size)
+
+
+def _check_tile_count(n_a: int, n_b: int, groups_a: int, groups_b: int, tile_size: int) -> None:
+    """Refuses, before the tiles are listed, a plan of more than :data:`MAX_TILES` tiles (each a file and a
+    marker; listing 6·10⁸ tiles of N = 35,021 at ``tile_size=1`` would fill the memory), bounded in closed form."""
+    bound = (-(-n_a // tile_size) + groups_a) * (-(-n_b // tile_size) + groups_b)
+    if bound > MAX_TILES:
+        raise ValueError(
+            f"tile_size {tile_size} (--tiles) splits this {n_a} x {n_b} matrix into up to {bound:,} tiles, more than "
+            f"{MAX_TILES:,}; use a larger tile size (default {DEFAULT_CHAMFER_TILE})"
+        )
 
 
 def _compute_device_type(launch: Launch | None, here: torch.device) -> str:

@@ -49,8 +49,14 @@ import sys
 import tempfile
 import urllib.parse
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+# The project's one directory lock (standard library only, like this script): imported from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dispersion_score.locks import directory_lock  # noqa: E402
+from dispersion_score.paths import check_writable_folder  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_GDOWN, EXIT_OFFLINE, EXIT_DRIVE = 0, 1, 2, 3, 4
 MARKER = ".download_complete.json"
@@ -123,6 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
     root = Path(args.root).resolve()
+    try:
+        check_writable_folder(root, "--root")
+        if args.cache_dir:
+            check_writable_folder(args.cache_dir, "--cache-dir")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if args.command == "list":
         _print_list(root)
         return EXIT_OK
@@ -139,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DownloadFailure as failure:
         print(f"\nerror: {failure}", file=sys.stderr)
         return failure.status
+    except (OSError, RuntimeError) as error:  # an unwritable folder, a file where a folder goes, a held lock
+        print(f"\nerror: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         if args.command == "data":
             print("\n" + SHAPENET_CORE_HELP)
@@ -181,15 +197,36 @@ def run(
         _check_online(to_download)
         downloader = _gdown()
     made = []
-    with _lock(cache_dir) if to_download else contextlib.nullcontext():
-        for archive in pending:
-            path = sources[archive] or _download(archive, cache_dir, downloader)
-            ours = from_dir is None  # a file in our cache: deleted when corrupt or once unpacked
-            digest = _verify(archive, path, cached=ours)
-            made.append(_unpack(archive, path, root, digest))
-            if ours and not keep_archives:
-                path.unlink()
+    created = [folder for folder in (cache_dir, *cache_dir.parents) if not folder.exists()]
+    try:
+        # One download run at a time: it owns its cache folder (and so the targets it unpacks) until it ends.
+        with directory_lock(cache_dir, what="download cache"):
+            _fetch_all(pending, sources, root, cache_dir, downloader, from_dir, keep_archives, made)
+    finally:
+        for folder in created:  # made only for the lock and left empty (deepest first): leave nothing behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return made
+
+
+def _fetch_all(
+    pending: Sequence[Archive],
+    sources: dict[Archive, Path | None],
+    root: Path,
+    cache_dir: Path,
+    downloader: Any,
+    from_dir: Path | None,
+    keep_archives: bool,
+    made: list[Path],
+) -> None:
+    """Takes or downloads, checks and unpacks each archive in turn (appending each target made to ``made``)."""
+    for archive in pending:
+        path = sources[archive] or _download(archive, cache_dir, downloader)
+        ours = from_dir is None  # a file in our cache: deleted when corrupt or once unpacked
+        digest = _verify(archive, path, cached=ours)
+        made.append(_unpack(archive, path, root, digest))
+        if ours and not keep_archives:
+            path.unlink()
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -412,19 +449,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _lock(cache_dir: Path) -> Iterator[None]:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    import fcntl
-
-    with open(cache_dir / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise DownloadFailure(f"another download is running (lock {cache_dir / '.lock'}); wait for it") from None
-        yield
 
 
 def _log(cache_dir: Path, line: str) -> None:

@@ -41,7 +41,8 @@ from torch.utils.data import Dataset, Subset
 
 from dispersion_score import chamfer_cross, kmedoids
 from dispersion_score._validation import resolve_device
-from dispersion_score.io import atomic_save_npy, load_result, read_npy
+from dispersion_score.artefact import load_npy_recorded, save_npy_recorded
+from dispersion_score.io import load_result, read_npy
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.cluster_classifier import classify, load_classifier, train_classifier, weights_label
 from experiments.config import Preset, partial_point
@@ -228,17 +229,16 @@ def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") ->
     training splits' features come from the input image DS measurements, which store them there.
     """
     cache = feature_cache(preset, paths)
-    if cache.is_file():
-        cached = read_npy(cache, what="feature cache")
-        if cached.shape[0] == len(paths):
-            return cached
+    cached = load_npy_recorded(cache)  # None when absent or not the file that was cached
+    if cached is not None and cached.ndim == 2 and cached.shape[0] == len(paths):
+        return cached
     unique = sorted(set(paths))  # training sets often repeat images
     features = perceptual_features(
         unique, weights=preset.eval["image_weights"], device=device, batch_size=preset.eval["batch_size"], progress=True
     )
     row = {path: i for i, path in enumerate(unique)}
     out = features[[row[path] for path in paths]]
-    atomic_save_npy(cache, out)
+    save_npy_recorded(cache, out)
     return out
 
 
@@ -393,16 +393,16 @@ def cluster_training_shapes(preset: Preset, stored: ShapeMatrix, k: int, *, devi
     if not 1 <= k <= n:
         raise ValueError(f"baselines.k = {k} must lie in [1, {n}] (the training shapes of {stored.record})")
     cache = preset.runs_dir / "baselines" / "clusters" / f"{stored.record}_k{k}_{method}_seed{seed}.npy"
-    if cache.is_file():
-        saved = read_npy(cache, what="cluster cache")
+    saved = load_npy_recorded(cache)  # None when absent or not the file that was cached
+    if saved is not None and saved.shape == (2, n):
         medoids, labels = saved[0, :k], saved[1]
-        if saved.shape == (2, n) and labels.max() < k:
+        if labels.min() >= 0 and labels.max() < k:
             inertia = float(np.asarray(stored.matrix[labels, medoids[labels]], dtype=np.float64).sum())
             return Clusters(medoids, labels, inertia)
     result = kmedoids(stored.matrix, k, method=method, seed=seed, device=device, threads=DS_THREADS)
     packed = np.zeros((2, n), dtype=np.int64)
     packed[0, :k], packed[1] = result.medoids, result.labels
-    atomic_save_npy(cache, packed)
+    save_npy_recorded(cache, packed)
     return Clusters(
         np.asarray(result.medoids, dtype=np.int64), np.asarray(result.labels, dtype=np.int64), result.inertia
     )

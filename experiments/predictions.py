@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dispersion_score.artefact import FileRecord, check_file, mismatch, record_file
 from dispersion_score.io import atomic_save_npy, atomic_write_text, dumps, load_result, read_npy, result_document
 
 PREDICTIONS_KIND = "predictions"
@@ -41,7 +42,16 @@ def prediction_files(results_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def is_complete(results_dir: Path, name: str) -> bool:
-    return prediction_files(results_dir, name)[1].is_file()
+    """True when prediction ``name``'s JSON reads back and its points file is the one written with it
+    (size, shape, CRC-32); anything else (missing, truncated, edited) is predicted again."""
+    points_file, info_file = prediction_files(results_dir, name)
+    try:
+        document = load_result(info_file, load_matrix=False)
+    except (OSError, ValueError):
+        return False
+    return document.get("kind") == PREDICTIONS_KIND and (
+        mismatch(points_file, FileRecord.from_json(document.get("points_record"))) is None
+    )
 
 
 def write_predictions(
@@ -91,6 +101,7 @@ def write_predictions(
         "ids": list(ids) if ids is not None else None,
     }
     document = result_document(result, settings=dict(settings), device=device, kind=PREDICTIONS_KIND)
+    document["points_record"] = record_file(points_file).to_json()
     atomic_write_text(info_file, dumps(document))
     return info_file
 
@@ -109,6 +120,8 @@ def read_predictions(results_dir: Path, name: str) -> Predictions:
     if document.get("kind") != PREDICTIONS_KIND:
         raise ValueError(f"{info_file} is not a prediction file (kind {document.get('kind')!r})")
     info = document["result"]
+    if document.get("points_record") is not None:  # files written before records were kept are not checked
+        check_file(points_file, FileRecord.from_json(document["points_record"]), what="prediction points")
     points = read_npy(points_file, what="prediction points", mmap_mode="r")
     if points.ndim != 3 or points.shape[0] != info["n"] or points.shape[2] != 3:
         raise ValueError(f"{points_file} has shape {points.shape}; {info_file} says {info['n']} clouds of 3-D points")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dispersion_score.artefact import FileRecord, mismatch
 from dispersion_score.io import atomic_write_text, load_result, save_result
 
 RECORD_KIND = "measurement"
@@ -71,7 +72,8 @@ def read_records(records_dir: Path) -> list[dict[str, Any]]:
     """The columns of every record under ``records_dir`` (``matrix`` relative to the results folder).
 
     Raises:
-        ValueError: an unreadable record, or a file that is not a measurement record (names the file).
+        ValueError: an unreadable record, or a file that is not a measurement record (names the file; a
+            rerun of the evaluation measures such records again, see :func:`record_mismatch`).
     """
     rows = []
     for path in sorted(records_dir.glob("*.json")):
@@ -89,6 +91,25 @@ def read_records(records_dir: Path) -> list[dict[str, Any]]:
                 row[column] = float(row[column])
         rows.append(row)
     return rows
+
+
+def record_mismatch(path: Path) -> str | None:
+    """Why the record at ``path`` cannot be reused as a finished measurement (missing, unreadable or
+    truncated JSON, not a measurement, its matrix missing or not the file written with it), or None when it
+    can. A record that does not verify is measured again."""
+    if not path.is_file():
+        return "it does not exist"
+    try:
+        document = load_result(path, load_matrix=False)
+    except (OSError, ValueError) as error:
+        return str(error)
+    if document.get("kind") != RECORD_KIND or not isinstance(document.get("result"), dict):
+        return f"it is not a measurement record (kind {document.get('kind')!r})"
+    if document.get("matrix_file"):
+        reason = mismatch(path.parent / document["matrix_file"], FileRecord.from_json(document.get("matrix_record")))
+        if reason is not None:
+            return f"its matrix {document['matrix_file']}: {reason}"
+    return None
 
 
 def long_table(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> pd.DataFrame:

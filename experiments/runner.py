@@ -29,7 +29,8 @@ from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, elbow, feature_matrix, fscore
-from dispersion_score.io import atomic_save_npy, atomic_write_text, read_npy
+from dispersion_score.artefact import save_npy_recorded
+from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
@@ -41,7 +42,7 @@ from experiments.predictions import (
     rotate_to_object_frame,
     write_predictions,
 )
-from experiments.records import long_table, read_records, write_record, write_table
+from experiments.records import long_table, read_records, record_mismatch, write_record, write_table
 from models.config import load_config
 from models.data import build_dataset
 
@@ -261,6 +262,15 @@ def _representatives(preset: Preset, measure: InputMeasure) -> list[tuple[dict[s
     return list(seen.values())
 
 
+def _needs_measuring(path: Path) -> bool:
+    """True when the record at ``path`` is missing or does not verify (:func:`records.record_mismatch`); a
+    damaged one is reported and measured again."""
+    reason = record_mismatch(path)
+    if reason is not None and path.exists():
+        LOGGER.warning("record %s is measured again: %s", path, reason)
+    return reason is not None
+
+
 def input_record_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
     prefix = preset.experiment.name_of(point)
     return f"{prefix}_{measure}" if prefix else measure
@@ -281,7 +291,7 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
     for measure in preset.experiment.inputs:
         for point, run in _representatives(preset, measure):
             name = input_record_name(preset, point, measure.measure)
-            if not record_path(preset, name).exists():
+            if _needs_measuring(record_path(preset, name)):
                 todo.append((measure.measure, point, run, name))
     splits = {run.name: input_split(preset, run) for _, _, run, _ in todo}
     features = _image_features(preset, [splits[run.name] for kind, _, run, _ in todo if kind == "input_image"], device)
@@ -293,7 +303,7 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
             out = matrix_file(preset, name, len(dataset))
             paths = image_paths(dataset)
             stacked = np.stack([features[path] for path in paths])
-            atomic_save_npy(feature_cache(preset, paths), stacked)
+            save_npy_recorded(feature_cache(preset, paths), stacked)
             matrix = feature_matrix(
                 stacked,
                 device=device,
@@ -308,7 +318,7 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
         write_ds_record(
             preset, name, matrix, columns, {"run": run.name, "split": "train", "frame": dataset_frame(dataset)}, device
         )
-    if preset.experiment.predictors and preset.runs and not record_path(preset, "gt_test").exists():
+    if preset.experiment.predictors and preset.runs and _needs_measuring(record_path(preset, "gt_test")):
         run = preset.runs[0]
         external = [target for _, target in targets(preset) if target.split is not None]
         config = dict(external[0].split) if external else run_config(preset, run)
@@ -447,6 +457,8 @@ def output_jobs(preset: Preset) -> list[Job]:
             target.name,
         )
         marker = record_path(preset, f"{target.name}_output")
+        if marker.exists() and _needs_measuring(marker):
+            marker.unlink()  # the sweep skips a job whose marker exists: an unsound record must not count as one
         jobs.append(
             Job(f"eval_{target.name}", command, marker, preset.results_dir / "logs" / f"eval_{target.name}.log")
         )
@@ -510,11 +522,14 @@ def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
         "method": preset.eval["method"],
         "seed": preset.eval["ds_seed"],
         "matrix_mtime_ns": matrix_file.stat().st_mtime_ns,
+        "matrix_bytes": matrix_file.stat().st_size,
     }
-    if cache.is_file():
+    try:
         stored = json.loads(cache.read_text())
-        if stored.get("key") == key:
-            return stored["ds"]
+    except (OSError, ValueError):  # absent, or cut short by a killed run: computed again
+        stored = None
+    if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("ds"), list):
+        return stored["ds"]
     matrix = read_npy(matrix_file, what="distance matrix", mmap_mode="r")
     curve = (
         elbow(matrix, ks, method=preset.eval["method"], seed=preset.eval["ds_seed"], threads=DS_THREADS) if ks else None

@@ -386,4 +386,6 @@ def _coerce(key_path: str, value: Any, expected: type) -> Any:
             return list(value)
     elif isinstance(value, expected) and not (expected is not bool and isinstance(value, bool)):
         return value
+    if expected is float and isinstance(value, float):  # NaN or infinite: say so, "expected float" would not
+        raise ValueError(f"{key_path}: expected a finite float, got {value!r}")
     raise ValueError(f"{key_path}: expected {expected.__name__}, got {type(value).__name__} {value!r}")

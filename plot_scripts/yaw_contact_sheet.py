@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from dataset.render_yaw import IMAGE_NAME, SET_PREFIX, YAW_RANGES, render_folder
+from dispersion_score.launch import OneLineParser, positive_int
 
 
 def contact_sheet(out: Path, shapes: list[str], yaws: tuple[int, ...] = YAW_RANGES, cell: int = 112) -> Image.Image:
@@ -38,27 +38,30 @@ def contact_sheet(out: Path, shapes: list[str], yaws: tuple[int, ...] = YAW_RANG
     return sheet
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="plot_scripts/yaw_contact_sheet.py", description=__doc__.splitlines()[0])
     parser.add_argument("renders", type=Path, help="the yaw sets' root (holding ShapeNetV1RenderingSampleYaw*)")
     parser.add_argument("output", type=Path, help="PNG to write")
     parser.add_argument("--shapes", nargs="*", help="synset/id keys (default: the first --count of the r=0 set)")
-    parser.add_argument("--count", type=int, default=4)
-    parser.add_argument("--cell", type=int, default=112, help="pixels per tile")
-    args = parser.parse_args()
+    parser.add_argument("--count", type=positive_int, default=4, help="shapes (rows) when --shapes is not given")
+    parser.add_argument("--cell", type=positive_int, default=112, help="pixels per tile")
+    args = parser.parse_args(argv)
     shapes = (
         args.shapes
         or sorted(f"{p.parent.name}/{p.name}" for p in (args.renders / f"{SET_PREFIX}000" / "image").glob("*/*"))[
             : args.count
         ]
     )
+    if not shapes:
+        print(f"error: no renders of the r = 0 set under {args.renders}", file=sys.stderr)
+        return 1
     try:
         sheet = contact_sheet(args.renders, shapes, cell=args.cell)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(args.output, optimize=True)
+    except (OSError, ValueError) as error:  # a missing or unreadable render, an unwritable or odd output path
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output, optimize=True)
     print(f"wrote {args.output} ({args.output.stat().st_size // 1024} KB)")
     return 0
 

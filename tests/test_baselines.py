@@ -7,6 +7,7 @@ prediction files and the table against answers known by construction or computed
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dataset.camera import camera_rotation
+from dispersion_score.artefact import record_file
 from experiments import runner
 from experiments.baselines import (
     BASELINES,
@@ -288,6 +290,12 @@ def test_clustering_reuses_the_stored_matrix_and_predicts_medoids_with_output_ds
     tampered = np.where(group[:, None] == group[None, :], 0.01, 1.0).astype(np.float32)
     np.fill_diagonal(tampered, 0.0)
     np.save(matrix_file, tampered)
+    # Recorded as the measurement's matrix (as if the measurement had stored it): a matrix edited behind its
+    # record's back is measured again instead (dispersion_score.artefact), which this test is not about.
+    record = preset.results_dir / "records" / "a1_input_shape.json"
+    document = json.loads(record.read_text())
+    document["matrix_record"] = record_file(matrix_file).to_json()
+    record.write_text(json.dumps(document))
     table = _run(preset)
     saved = read_predictions(preset.results_dir, "clustering_a1")
     medoids = saved.settings["classifier"]["medoids"]

@@ -180,3 +180,22 @@ def test_out_of_core_matrices_give_the_same_table(preset: Preset, monkeypatch: p
     tiled = _run(preset).drop(columns=["device"])
     assert list((preset.results_dir / "matrices").glob("*.npy.tiles"))  # the tiles' work folders
     pd.testing.assert_frame_equal(tiled, in_memory)
+
+
+def test_truncated_record_and_truncated_predictions_are_measured_again(preset: Preset) -> None:
+    """Issue 22: a record JSON cut short crashed every rerun in the table step; a prediction .npy cut short (its
+    JSON intact) was never predicted again; an edited record matrix was reused. Each is now made again."""
+    first = _run(preset)
+    records = preset.results_dir / "records"
+    (records / "known_1_x_output.json").write_text((records / "known_1_x_output.json").read_text()[:40])
+    points = preset.results_dir / "predictions" / "known_2_y.npy"
+    points.write_bytes(points.read_bytes()[:100])
+    (records / "known_2_y_output.json").unlink()  # its evaluation (killed, failed) is still to be done
+    matrix_path = preset.results_dir / "matrices" / "1_input_shape.npy"
+    edited = np.load(matrix_path)
+    edited[0] = 0.0
+    np.save(matrix_path, edited)
+    second = _run(preset)
+    pd.testing.assert_frame_equal(first.drop(columns=["device"]), second.drop(columns=["device"]))
+    assert read_predictions(preset.results_dir, "known_2_y").points.shape == (4, 2, 3)
+    assert np.load(matrix_path)[0].any()  # the edited matrix was measured again

@@ -148,18 +148,39 @@ def test_weights_file_features_part_gives_identical_features(tmp_path):
     np.testing.assert_array_equal(from_file, in_memory)
 
 
+def _full_state_dict(architecture: str, first_layers: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's ``architecture`` ("vgg16", "vgg19") state dict, every key at its true shape, with
+    ``first_layers`` (features[:16]) in place; the other tensors are zeros expanded from one element, so the
+    file holds one float for each (a few MB instead of 528)."""
+    import torchvision
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in getattr(torchvision.models, architecture)(weights=None).state_dict().items()}
+    state = {key: torch.zeros(1).expand(shape) for key, shape in shapes.items()}
+    state.update({f"features.{k}": v for k, v in first_layers.items()})
+    return state
+
+
 def test_weights_file_full_vgg16_layout_gives_identical_features(tmp_path):
-    # Full torchvision VGG16 key layout; later layers and the classifier are present but small stand-ins
-    # (their values are not used), which keeps the file a few MB instead of 528 MB.
-    state = {f"features.{k}": v for k, v in _random_state_dict(seed=8).items()}
-    state["features.17.weight"] = torch.zeros(2, 2, 3, 3)
-    state["classifier.0.weight"] = torch.zeros(4, 4)
     path = tmp_path / "vgg16-full.pth"
-    torch.save(state, path)
+    torch.save(_full_state_dict("vgg16", _random_state_dict(seed=8)), path)
     images = _images(1, size=48)
     np.testing.assert_array_equal(
         perceptual_features(images, weights=str(path)), perceptual_features(images, weights="random", seed=8)
     )
+
+
+def test_vgg19_weights_are_refused_although_their_first_layers_match(tmp_path):
+    """Issue 22: a VGG19 state dict was accepted as VGG16 (the check stopped at layer 15, where VGG19 first
+    differs) and its first layers used as "VGG16 relu3_3"."""
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(_full_state_dict("vgg19", _random_state_dict(seed=8)), path)
+    with pytest.raises(ValueError, match="vgg19-dcbb9e9d.pth is not a torchvision VGG16 state dict.*unexpected keys"):
+        vgg16_relu3_3(path)
+    features = {k.removeprefix("features."): v for k, v in _full_state_dict("vgg19", {}).items() if "features" in k}
+    torch.save(features, path)  # its features part only
+    with pytest.raises(ValueError, match="not a torchvision VGG16 state dict"):
+        vgg16_relu3_3(path)
 
 
 def test_missing_imagenet_weights_explain_how_to_supply_them(tmp_path, monkeypatch):

@@ -287,9 +287,11 @@ def test_force_rebuilds_with_the_new_settings(built, tmp_path):
 
 
 def test_bad_seed_and_root_are_one_line_errors(tmp_path, capsys):
-    assert main(["--root", str(tmp_path / "x"), "--seed", "-1"]) == 2  # before: a Mitsuba RuntimeError
+    with pytest.raises(SystemExit) as exit_:  # refused by the option's type, before any work
+        main(["--root", str(tmp_path / "x"), "--seed", "-1"])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "seed must be an integer in [0, 2**32)" in err
+    assert len(err.strip().splitlines()) == 1 and "argument --seed: expected a non-negative integer" in err
     (tmp_path / "file").write_text("not a folder")
     assert main(["--root", str(tmp_path / "file"), *CLI_SMALL]) == 2
     err = capsys.readouterr().err
