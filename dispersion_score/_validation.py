@@ -105,14 +105,11 @@ def validate_point_clouds(clouds: Any, *, name: str = "clouds") -> torch.Tensor 
         bad = first_nonfinite_row(dense)
         if bad is not None:
             point = first_nonfinite_row(dense[bad])
-            raise ValueError(
-                f"{name}[{bad}] has a NaN or infinite coordinate at point {point}; expected finite values"
-            )
+            raise ValueError(f"{name}[{bad}] has a NaN or infinite coordinate at point {point}; expected finite values")
         return dense
     if not isinstance(clouds, Sequence) or isinstance(clouds, (str, bytes)):
         raise ValueError(
-            f"{name} must be an (N, P, 3) array/tensor or a list of (P_i, 3) arrays, "
-            f"got {type(clouds).__name__}"
+            f"{name} must be an (N, P, 3) array/tensor or a list of (P_i, 3) arrays, got {type(clouds).__name__}"
         )
     if len(clouds) == 0:
         raise ValueError(f"{name} holds no clouds; expected a list of N >= 1 arrays of shape (P_i, 3)")
@@ -141,9 +138,7 @@ def validate_batched_clouds(points: torch.Tensor, *, name: str, check_finite: bo
         bad = first_nonfinite_row(points)
         if bad is not None:
             point = first_nonfinite_row(points[bad])
-            raise ValueError(
-                f"{name}[{bad}] has a NaN or infinite coordinate at point {point}; expected finite values"
-            )
+            raise ValueError(f"{name}[{bad}] has a NaN or infinite coordinate at point {point}; expected finite values")
 
 
 def validate_features(features: Any, *, name: str = "features") -> torch.Tensor:

@@ -163,7 +163,10 @@ def _nearest_indices(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, to
                 count = a.shape[0]
                 idx_ab, idx_ba = kernel.nearest_pairs(
                     # The training loss runs with the caller's threads, given to the kernel explicitly.
-                    store, np.arange(count), np.arange(count, 2 * count), threads=torch.get_num_threads()
+                    store,
+                    np.arange(count),
+                    np.arange(count, 2 * count),
+                    threads=torch.get_num_threads(),
                 )
                 return torch.from_numpy(idx_ab), torch.from_numpy(idx_ba)
         return _nearest_indices_torch(a, b)
@@ -208,9 +211,7 @@ def _paired_squared_distances(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.T
     return (a - nearest_in_b).square().sum(-1), (b - nearest_in_a).square().sum(-1)
 
 
-def _validate_pair_batches(
-    a: torch.Tensor, b: torch.Tensor, names: tuple[str, str], check_finite: bool
-) -> None:
+def _validate_pair_batches(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str], check_finite: bool) -> None:
     validate_batched_clouds(a, name=names[0], check_finite=check_finite)
     validate_batched_clouds(b, name=names[1], check_finite=check_finite)
     if a.shape[0] != b.shape[0]:
@@ -218,9 +219,7 @@ def _validate_pair_batches(
             f"{names[0]} and {names[1]} must have the same batch size B, got {a.shape[0]} and {b.shape[0]}"
         )
     if a.device != b.device:
-        raise ValueError(
-            f"{names[0]} and {names[1]} must be on the same device, got {a.device} and {b.device}"
-        )
+        raise ValueError(f"{names[0]} and {names[1]} must be on the same device, got {a.device} and {b.device}")
 
 
 def chamfer_distance(
@@ -346,9 +345,7 @@ def chamfer_matrix(
         ValueError: bad shapes, an empty cloud or set, NaN/inf (naming the cloud), bad options.
     """
     threads = resolve_threads(threads)
-    prepared, dev, use_kernel, block = _prepare_sets(
-        [clouds], ("clouds",), device, normalize, block_size, backend
-    )
+    prepared, dev, use_kernel, block = _prepare_sets([clouds], ("clouds",), device, normalize, block_size, backend)
     if _tiled(out, launch, tile_size):
         return _tiled_matrix(prepared, out, launch, tile_size, backend, block, normalize, progress)
     clouds_list = prepared[0]
@@ -369,9 +366,7 @@ def chamfer_matrix(
             for u, bucket_u in enumerate(buckets):
                 for bucket_v in buckets[u:]:
                     same = bucket_v is bucket_u
-                    for rows, cols, values in _torch_bucket_pairs(
-                        bucket_u, bucket_v, dev, block, upper_only=same
-                    ):
+                    for rows, cols, values in _torch_bucket_pairs(bucket_u, bucket_v, dev, block, upper_only=same):
                         out[rows, cols] = values
                         out[cols, rows] = values
                         bar.update(len(rows))
@@ -424,9 +419,7 @@ def chamfer_cross(
         with cpu_threads(threads, dev):
             for bucket_a in _buckets(list_a, dev, centred=normalize):
                 for bucket_b in _buckets(list_b, dev, centred=normalize):
-                    for rows, cols, values in _torch_bucket_pairs(
-                        bucket_a, bucket_b, dev, block, upper_only=False
-                    ):
+                    for rows, cols, values in _torch_bucket_pairs(bucket_a, bucket_b, dev, block, upper_only=False):
                         out[rows, cols] = values
                         bar.update(len(rows))
     bar.close()
@@ -455,9 +448,17 @@ def _tiled_matrix(
     from dispersion_score.tiles import tiled_chamfer
 
     return tiled_chamfer(
-        prepared, out=out, launch=launch, tile_size=tile_size, backend=backend, block_size=block,
-        normalize=normalize, progress=progress,
+        prepared,
+        out=out,
+        launch=launch,
+        tile_size=tile_size,
+        backend=backend,
+        block_size=block,
+        normalize=normalize,
+        progress=progress,
     )
+
+
 def _check_finite_output(out: np.ndarray) -> None:
     """Squared distances of clouds with huge coordinates (normalize=False) can exceed float32: say so."""
     for start in range(0, out.shape[0], 1024):
@@ -482,9 +483,7 @@ def _prepare_sets(
     on the compute device, the device, whether to use the compiled kernel, and the block size."""
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {list(_BACKENDS)}, got {backend!r}")
-    if block_size is not None and (
-        isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1
-    ):
+    if block_size is not None and (isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
     validated = [validate_point_clouds(s, name=name) for s, name in zip(sets, names, strict=True)]
     tensors = [t for v in validated for t in ([v] if isinstance(v, torch.Tensor) else v)]
@@ -493,9 +492,7 @@ def _prepare_sets(
     if backend in ("auto", "compiled") and dev.type == "cpu":
         use_kernel = _chamfer_kernel.load_kernel() is not None
         if backend == "compiled" and not use_kernel:
-            raise RuntimeError(
-                f"the compiled Chamfer kernel is unavailable: {_chamfer_kernel.unavailable_reason()}"
-            )
+            raise RuntimeError(f"the compiled Chamfer kernel is unavailable: {_chamfer_kernel.unavailable_reason()}")
     elif backend == "compiled":
         raise ValueError(f"backend='compiled' runs on the CPU only; got device {dev}")
     shift = None

@@ -99,10 +99,13 @@ def _fraction(text: str) -> float:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", choices=("pam", "alternate"), default="pam",
-                        help="k-medoids method: pam (swap-refined, default) or alternate (the paper's)")
-    parser.add_argument("--device", default=None,
-                        help="cpu (default), cuda, cuda:0, ... (the library's device rule)")
+    parser.add_argument(
+        "--method",
+        choices=("pam", "alternate"),
+        default="pam",
+        help="k-medoids method: pam (swap-refined, default) or alternate (the paper's)",
+    )
+    parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:0, ... (the library's device rule)")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON on stdout")
     parser.add_argument("--out", type=Path, default=None, help="also save the result document to this .json file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -110,25 +113,44 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_ds_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=positive_int, required=True, help="number of medoids")
-    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
-                        help="k-medoids seeds; several give mean and std (default: 0)")
+    parser.add_argument(
+        "--seeds",
+        type=non_negative_int,
+        nargs="+",
+        default=[0],
+        help="k-medoids seeds; several give mean and std (default: 0)",
+    )
     _add_subsample(parser, "compute DS on a random subset")
     _add_common(parser)
 
 
 def _add_subsample(parser: argparse.ArgumentParser, what: str) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--subsample", type=_fraction, default=None,
-                       help=f"{what}: a fraction of the items in (0, 1], e.g. 0.1 (1 = all of them)")
-    group.add_argument("--subsample-size", type=positive_int, default=None, metavar="COUNT",
-                       help=f"{what}: this many items, e.g. 5000")
+    group.add_argument(
+        "--subsample",
+        type=_fraction,
+        default=None,
+        help=f"{what}: a fraction of the items in (0, 1], e.g. 0.1 (1 = all of them)",
+    )
+    group.add_argument(
+        "--subsample-size", type=positive_int, default=None, metavar="COUNT", help=f"{what}: this many items, e.g. 5000"
+    )
 
 
 def _add_format_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--npz-key", default=None, metavar="NAME",
-                        help="the array to read from .npz files (default: an archive's only array)")
-    parser.add_argument("--voxel-threshold", type=_threshold, default=0.5, metavar="T",
-                        help="occupancy grids: a cell is occupied when its value is >= T (default 0.5)")
+    parser.add_argument(
+        "--npz-key",
+        default=None,
+        metavar="NAME",
+        help="the array to read from .npz files (default: an archive's only array)",
+    )
+    parser.add_argument(
+        "--voxel-threshold",
+        type=_threshold,
+        default=0.5,
+        metavar="T",
+        help="occupancy grids: a cell is occupied when its value is >= T (default 0.5)",
+    )
 
 
 def _threshold(text: str) -> float:
@@ -151,14 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     images = commands.add_parser("images", help="DS of a directory of images (VGG16 relu3_3 perceptual distance)")
     images.add_argument("directory", type=Path, help="directory of .png/.jpg images (sorted by path)")
-    images.add_argument("--weights", default="imagenet",
-                        help="imagenet (torch hub cache), a VGG16 state-dict file, or random (tests only)")
-    images.add_argument("--pool", choices=("channel_max", "none"), default="channel_max",
-                        help="channel_max: 3136-d (paper); none: the 802,816-d relu3_3 map")
-    images.add_argument("--features", choices=("vgg16", "pixels"), default="vgg16",
-                        help="vgg16 (perceptual, default) or raw pixels")
-    images.add_argument("--image-size", type=positive_int, default=224,
-                        help="side of the raw-pixel features (VGG16 always uses 224)")
+    images.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet (torch hub cache), a VGG16 state-dict file, or random (tests only)",
+    )
+    images.add_argument(
+        "--pool",
+        choices=("channel_max", "none"),
+        default="channel_max",
+        help="channel_max: 3136-d (paper); none: the 802,816-d relu3_3 map",
+    )
+    images.add_argument(
+        "--features", choices=("vgg16", "pixels"), default="vgg16", help="vgg16 (perceptual, default) or raw pixels"
+    )
+    images.add_argument(
+        "--image-size", type=positive_int, default=224, help="side of the raw-pixel features (VGG16 always uses 224)"
+    )
     images.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
     images.add_argument("--recursive", action="store_true", help="also read images in subdirectories")
     images.add_argument("--save-matrix", type=Path, default=None, help="write the distance matrix (.npy)")
@@ -168,21 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     shapes = commands.add_parser("shapes", help="DS of a directory of shapes (Chamfer distance)")
     shapes.add_argument("directory", type=Path, help="directory of shape files (sorted by path; docs/formats.md)")
     shapes.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
-    shapes.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the point sampling (k-medoids seeds: --seeds)")
+    shapes.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the point sampling (k-medoids seeds: --seeds)"
+    )
     shapes.add_argument("--no-normalize", action="store_true", help="skip the unit-ball normalisation")
     _add_format_options(shapes)
     shapes.add_argument("--recursive", action="store_true", help="also read shapes in subdirectories")
     shapes.add_argument("--save-matrix", type=Path, default=None, help="write the Chamfer matrix (.npy)")
-    shapes.add_argument("--dry-run", action="store_true",
-                        help="print pairs, tiles, matrix bytes and a calibrated time estimate; compute nothing")
+    shapes.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print pairs, tiles, matrix bytes and a calibrated time estimate; compute nothing",
+    )
     _add_ds_options(shapes)
     add_launch_options(shapes)
 
     elbow = commands.add_parser("elbow", help="DS for a range of k (DS-vs-k curve) on a distance matrix")
     elbow.add_argument("matrix", type=Path, help="(N, N) distance matrix, .npy")
-    elbow.add_argument("--k", type=k_values, required=True,
-                       help="START:STOP[:STEP] (STOP included), e.g. 2:100:2, or a comma list")
+    elbow.add_argument(
+        "--k", type=k_values, required=True, help="START:STOP[:STEP] (STOP included), e.g. 2:100:2, or a comma list"
+    )
     elbow.add_argument("--seed", type=non_negative_int, default=0, help="k-medoids seed")
     _add_subsample(elbow, "compute the curve on one random subset")
     elbow.add_argument("--plot", type=Path, default=None, help="write the DS-vs-k plot (.png, .pdf, .svg)")
@@ -246,8 +282,15 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _ds_settings(args: argparse.Namespace, device: str, n: int) -> dict[str, Any]:
-    return {"command": args.command, "k": args.k, "method": args.method, "seeds": list(args.seeds),
-            "subsample": _subsample_value(args), "device": device, "n_items": n}
+    return {
+        "command": args.command,
+        "k": args.k,
+        "method": args.method,
+        "seeds": list(args.seeds),
+        "subsample": _subsample_value(args),
+        "device": device,
+        "n_items": n,
+    }
 
 
 def _compute_ds(D: Any, args: argparse.Namespace, device: str) -> Any:
@@ -255,8 +298,12 @@ def _compute_ds(D: Any, args: argparse.Namespace, device: str) -> Any:
 
     if len(set(args.seeds)) != len(args.seeds):  # a repeated seed would shrink the reported std
         raise _UsageError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated; give distinct seeds")
-    options = {"method": args.method, "device": device, "subsample": _subsample_value(args),
-               "threads": KMEDOIDS_THREADS}
+    options = {
+        "method": args.method,
+        "device": device,
+        "subsample": _subsample_value(args),
+        "threads": KMEDOIDS_THREADS,
+    }
     if len(args.seeds) == 1:
         return dispersion_score(D, args.k, seed=args.seeds[0], **options)
     return dispersion_scores(D, args.k, seeds=tuple(args.seeds), **options)
@@ -267,10 +314,11 @@ def _format_ds(result: Any, settings: dict[str, Any]) -> list[str]:
     if settings.get("subsample") is not None:
         head += f", subsample={settings['subsample']}"
     if len(settings["seeds"]) == 1:
-        return [f"dispersion score DS = {result.ds:.6g}  (inertia {result.inertia:.6g}; {head}, "
-                f"seed {result.seed})"]
-    lines = [f"dispersion score DS = {result.mean:.6g} ± {result.std:.6g}  (mean ± sample std over "
-             f"{len(result.results)} seeds; {head})"]
+        return [f"dispersion score DS = {result.ds:.6g}  (inertia {result.inertia:.6g}; {head}, seed {result.seed})"]
+    lines = [
+        f"dispersion score DS = {result.mean:.6g} ± {result.std:.6g}  (mean ± sample std over "
+        f"{len(result.results)} seeds; {head})"
+    ]
     lines += [f"  seed {r.seed}: DS = {r.ds:.6g}  inertia {r.inertia:.6g}" for r in result.results]
     return lines
 
@@ -283,15 +331,20 @@ def _medoid_line(result: Any, files: Sequence[str]) -> list[str]:
     return [f"medoids: {shown}"]
 
 
-def _emit(args: argparse.Namespace, result: Any, settings: dict[str, Any], lines: list[str],
-          matrix_file: Path | None = None) -> None:
+def _emit(
+    args: argparse.Namespace, result: Any, settings: dict[str, Any], lines: list[str], matrix_file: Path | None = None
+) -> None:
     from dispersion_score.io import dumps, result_document, save_result
 
     if args.out is not None:
         save_result(args.out, result, matrix_path=matrix_file, settings=settings)
     if args.json:
-        document = result_document(result, settings=settings, device=settings.get("device"),
-                                   matrix_file=os.fspath(matrix_file) if matrix_file else None)
+        document = result_document(
+            result,
+            settings=settings,
+            device=settings.get("device"),
+            matrix_file=os.fspath(matrix_file) if matrix_file else None,
+        )
         sys.stdout.write(dumps(document))
     else:
         print("\n".join(lines))
@@ -325,8 +378,14 @@ def _cmd_images(args: argparse.Namespace) -> int:
         features = pixel_features(files, size=args.image_size)
     else:
         label = feature_label(args.weights, args.pool)
-        features = perceptual_features(files, weights=args.weights, pool=args.pool, device=device,
-                                       batch_size=args.batch_size, progress=_progress(args))
+        features = perceptual_features(
+            files,
+            weights=args.weights,
+            pool=args.pool,
+            device=device,
+            batch_size=args.batch_size,
+            progress=_progress(args),
+        )
     if args.save_features is not None:
         atomic_save_npy(args.save_features, features)
     D = feature_matrix(features, device=device, progress=_progress(args))
@@ -334,14 +393,19 @@ def _cmd_images(args: argparse.Namespace) -> int:
         atomic_save_npy(args.save_matrix, D)
     settings = _ds_settings(args, device, len(files))
     vgg = args.features == "vgg16"
-    settings.update({"directory": os.fspath(args.directory), "features": label,
-                     "weights": os.fspath(args.weights) if vgg else None,
-                     "weights_seed": 0 if vgg and args.weights == "random" else None,
-                     "pool": args.pool if vgg else None,
-                     "image_size": 224 if vgg else args.image_size,
-                     "distance": "squared_euclidean_over_dim",
-                     "files": [p.relative_to(args.directory).as_posix() for p in files],
-                     "skipped": scan.skipped})
+    settings.update(
+        {
+            "directory": os.fspath(args.directory),
+            "features": label,
+            "weights": os.fspath(args.weights) if vgg else None,
+            "weights_seed": 0 if vgg and args.weights == "random" else None,
+            "pool": args.pool if vgg else None,
+            "image_size": 224 if vgg else args.image_size,
+            "distance": "squared_euclidean_over_dim",
+            "files": [p.relative_to(args.directory).as_posix() for p in files],
+            "skipped": scan.skipped,
+        }
+    )
     result = _compute_ds(D, args, device)
     lines = [f"{len(files)} images from {args.directory}, features {label}"] + scan.skipped_summary()
     lines += _format_ds(result, settings)
@@ -381,12 +445,18 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     if args.save_matrix is not None and not tiles:
         atomic_save_npy(args.save_matrix, D)
     settings = _ds_settings(args, device, len(files))
-    settings.update({"directory": os.fspath(args.directory), "points": args.points, "sample_seed": args.seed,
-                     "normalize": not args.no_normalize,
-                     "distance": "chamfer_squared_mean_sum" + ("_unit_ball" if not args.no_normalize else ""),
-                     "files": [p.relative_to(args.directory).as_posix() for p in files],
-                     "skipped": scan.skipped,
-                     "conversion": conversion_rules(files, npz_key=args.npz_key, voxel_threshold=args.voxel_threshold)})
+    settings.update(
+        {
+            "directory": os.fspath(args.directory),
+            "points": args.points,
+            "sample_seed": args.seed,
+            "normalize": not args.no_normalize,
+            "distance": "chamfer_squared_mean_sum" + ("_unit_ball" if not args.no_normalize else ""),
+            "files": [p.relative_to(args.directory).as_posix() for p in files],
+            "skipped": scan.skipped,
+            "conversion": conversion_rules(files, npz_key=args.npz_key, voxel_threshold=args.voxel_threshold),
+        }
+    )
     result = _compute_ds(D, args, device)
     lines = [f"{len(files)} shapes from {args.directory}, {args.points} points each"] + scan.skipped_summary()
     lines += _format_ds(result, settings)
@@ -402,17 +472,32 @@ def _cmd_elbow(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot_format(args.plot)
     D = _load_matrix(args.matrix)
-    curve = elbow(D, args.k, method=args.method, seed=args.seed, device=device, subsample=_subsample_value(args),
-                  threads=KMEDOIDS_THREADS)
+    curve = elbow(
+        D,
+        args.k,
+        method=args.method,
+        seed=args.seed,
+        device=device,
+        subsample=_subsample_value(args),
+        threads=KMEDOIDS_THREADS,
+    )
     ks, ds = [int(k) for k in curve.ks], [float(v) for v in curve.ds]
-    settings = {"command": "elbow", "matrix": os.fspath(args.matrix), "ks": ks, "method": args.method,
-                "seed": args.seed, "subsample": _subsample_value(args), "device": device,
-                "n_items": int(D.shape[0])}
+    settings = {
+        "command": "elbow",
+        "matrix": os.fspath(args.matrix),
+        "ks": ks,
+        "method": args.method,
+        "seed": args.seed,
+        "subsample": _subsample_value(args),
+        "device": device,
+        "n_items": int(D.shape[0]),
+    }
     if args.plot is not None:
         _plot_elbow(args.plot, ks, ds, title=f"{args.matrix.name}: DS vs k ({args.method}, seed {args.seed})")
         settings["plot"] = os.fspath(args.plot)
-    lines = [f"DS vs k on {args.matrix} (N={D.shape[0]}, method={args.method}, seed {args.seed})",
-             f"{'k':>6}  DS"] + [f"{k:>6}  {v:.6g}" for k, v in zip(ks, ds, strict=True)]
+    lines = [f"DS vs k on {args.matrix} (N={D.shape[0]}, method={args.method}, seed {args.seed})", f"{'k':>6}  DS"] + [
+        f"{k:>6}  {v:.6g}" for k, v in zip(ks, ds, strict=True)
+    ]
     if args.plot is not None:
         lines.append(f"plot written to {args.plot}")
     _emit(args, curve, settings, lines, matrix_file=args.matrix)
@@ -457,13 +542,25 @@ def _add_diagnose(commands: Any) -> None:
     diagnose.add_argument("--predictions", type=Path, required=True, help="folder of predicted shapes")
     diagnose.add_argument("--ground-truth", type=Path, required=True, help="folder of ground-truth shapes (same names)")
     diagnose.add_argument("--train", type=Path, default=None, help="folder of training shapes (oracle NN, medoids)")
-    diagnose.add_argument("--train-matrix", type=Path, default=None,
-                          help="the training shapes' Chamfer matrix (.npy, e.g. from shapes --save-matrix) to reuse")
+    diagnose.add_argument(
+        "--train-matrix",
+        type=Path,
+        default=None,
+        help="the training shapes' Chamfer matrix (.npy, e.g. from shapes --save-matrix) to reuse",
+    )
     diagnose.add_argument("--k", type=positive_int, required=True, help="number of medoids")
-    diagnose.add_argument("--frame", choices=("object", "viewer"), default="object",
-                          help="viewer: predictions and ground truth in each item's camera frame (needs --rotations)")
-    diagnose.add_argument("--rotations", type=Path, default=None,
-                          help="folder of <name>.npy (3, 3) world-to-camera rotations, one per test item (viewer)")
+    diagnose.add_argument(
+        "--frame",
+        choices=("object", "viewer"),
+        default="object",
+        help="viewer: predictions and ground truth in each item's camera frame (needs --rotations)",
+    )
+    diagnose.add_argument(
+        "--rotations",
+        type=Path,
+        default=None,
+        help="folder of <name>.npy (3, 3) world-to-camera rotations, one per test item (viewer)",
+    )
     diagnose.add_argument("--points", type=positive_int, default=2500, help="points per shape (default 2500)")
     diagnose.add_argument("--seed", type=non_negative_int, default=0, help="seed of the point sampling")
     diagnose.add_argument("--kmedoids-seed", type=non_negative_int, default=0, help="seed of k-medoids")
@@ -535,8 +632,14 @@ def _diagnose_conversion(args: argparse.Namespace) -> dict[str, Any]:
                             voxel_threshold=args.voxel_threshold)  # fmt: skip
 
 
-_COMMANDS = {"matrix": _cmd_matrix, "images": _cmd_images, "shapes": _cmd_shapes, "elbow": _cmd_elbow,
-             "estimate": cmd_estimate, "diagnose": _cmd_diagnose}
+_COMMANDS = {
+    "matrix": _cmd_matrix,
+    "images": _cmd_images,
+    "shapes": _cmd_shapes,
+    "elbow": _cmd_elbow,
+    "estimate": cmd_estimate,
+    "diagnose": _cmd_diagnose,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -149,8 +149,17 @@ def dispersion_score(
     indices = _subsample_indices(D.shape[0], subsample, seed)
     scored = D if indices is None else _submatrix(D, indices)
     k = _validate_k(k, scored.shape[0], D.shape[0])
-    return _score(scored, k, method=method, seed=seed, n_total=D.shape[0], subsample=subsample, indices=indices,
-                  n_init=n_init, threads=threads)
+    return _score(
+        scored,
+        k,
+        method=method,
+        seed=seed,
+        n_total=D.shape[0],
+        subsample=subsample,
+        indices=indices,
+        n_init=n_init,
+        threads=threads,
+    )
 
 
 def dispersion_scores(
@@ -180,8 +189,17 @@ def dispersion_scores(
         scored = D if indices is None else _submatrix(D, indices)
         k_checked = _validate_k(k, scored.shape[0], D.shape[0])
         results.append(
-            _score(scored, k_checked, method=method, seed=seed, n_total=D.shape[0], subsample=subsample,
-                   indices=indices, n_init=n_init, threads=threads)
+            _score(
+                scored,
+                k_checked,
+                method=method,
+                seed=seed,
+                n_total=D.shape[0],
+                subsample=subsample,
+                indices=indices,
+                n_init=n_init,
+                threads=threads,
+            )
         )
     ds = np.array([r.ds for r in results])
     inertia = np.array([r.inertia for r in results])
@@ -237,13 +255,25 @@ def elbow(
         starts = pam_starts(n_init, k) if method == "pam" else 1
         starts_per_trials[trials] = max(starts_per_trials.get(trials, 0), starts)
     seedings = {
-        trials: [kpp_seed(scored, k_max, seed, n_trials=trials, start=r, threads=threads)
-                 for r in range(starts_per_trials[trials])]
+        trials: [
+            kpp_seed(scored, k_max, seed, n_trials=trials, start=r, threads=threads)
+            for r in range(starts_per_trials[trials])
+        ]
         for trials, k_max in largest_per_trials.items()
     }
     results = tuple(
-        _score(scored, k, method=method, seed=seed, n_total=D.shape[0], subsample=subsample, indices=indices,
-               n_init=n_init, threads=threads, seedings=seedings.get(seeding_trials(k)))
+        _score(
+            scored,
+            k,
+            method=method,
+            seed=seed,
+            n_total=D.shape[0],
+            subsample=subsample,
+            indices=indices,
+            n_init=n_init,
+            threads=threads,
+            seedings=seedings.get(seeding_trials(k)),
+        )
         for k in ks
     )
     return ElbowResult(
@@ -265,8 +295,7 @@ def _validate_k(k: object, n: int, n_total: int, *, name: str = "k") -> int:
         return validate_k(k, n, name=name)
     except ValueError:
         raise ValueError(
-            f"{name} must satisfy 1 <= {name} <= n = {n}, the subsample size (of N = {n_total} items in D), "
-            f"got {k!r}"
+            f"{name} must satisfy 1 <= {name} <= n = {n}, the subsample size (of N = {n_total} items in D), got {k!r}"
         ) from None
 
 

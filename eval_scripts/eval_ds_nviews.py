@@ -1,6 +1,6 @@
 """Measure DS for the number-of-views sweep; writes results/shapenet/<preset>/nviews/ds_table.csv.
 
-    python eval_scripts/eval_ds_nviews.py --preset quick
+python eval_scripts/eval_ds_nviews.py --preset quick
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Write the ShapeNet experiments' figures as PNGs (the same ones plot_scripts/shapenet_results.ipynb draws).
 
-    python plot_scripts/plot_shapenet.py                   # the quick preset's three experiments
-    python plot_scripts/plot_shapenet.py --preset paper
+python plot_scripts/plot_shapenet.py                   # the quick preset's three experiments
+python plot_scripts/plot_shapenet.py --preset paper
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Write the synthetic experiment's figures as PNGs (the same ones the notebook draws).
 
-    python plot_scripts/plot_synthetic.py                          # the quick preset's results
-    python plot_scripts/plot_synthetic.py results/synthetic/paper
+python plot_scripts/plot_synthetic.py                          # the quick preset's results
+python plot_scripts/plot_synthetic.py results/synthetic/paper
 """
 
 import sys

@@ -147,9 +147,7 @@ def test_normalisation_invariance(backend):
     raw = chamfer_matrix(clouds, normalize=False, backend=backend)
     shifted = chamfer_matrix(clouds + np.array([30.0, -20.0, 50.0]), normalize=False, backend=backend)
     np.testing.assert_allclose(shifted, raw, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(
-        chamfer_matrix(clouds * 3, normalize=False, backend=backend), 9 * raw, rtol=1e-5
-    )
+    np.testing.assert_allclose(chamfer_matrix(clouds * 3, normalize=False, backend=backend), 9 * raw, rtol=1e-5)
 
 
 def test_matrix_falls_back_to_torch_without_kernel(monkeypatch):
@@ -192,16 +190,12 @@ def test_normalize_unit_ball():
 def test_chamfer_distance_matches_naive(dtype):
     a = torch.from_numpy(random_clouds(3, 17, seed=12)).to(dtype)
     b = torch.from_numpy(random_clouds(3, 29, seed=13)).to(dtype)
-    expected = torch.tensor(
-        [naive_chamfer(a[k].numpy(), b[k].numpy()) for k in range(3)], dtype=torch.float64
-    )
+    expected = torch.tensor([naive_chamfer(a[k].numpy(), b[k].numpy()) for k in range(3)], dtype=torch.float64)
     per_pair = chamfer_distance(a, b, reduction="none")
     assert per_pair.shape == (3,) and per_pair.dtype == dtype
     np.testing.assert_allclose(per_pair.double().numpy(), expected.numpy(), rtol=1e-5)
     np.testing.assert_allclose(float(chamfer_distance(a, b)), float(expected.mean()), rtol=1e-5)
-    np.testing.assert_allclose(
-        float(chamfer_distance(a, b, reduction="sum")), float(expected.sum()), rtol=1e-5
-    )
+    np.testing.assert_allclose(float(chamfer_distance(a, b, reduction="sum")), float(expected.sum()), rtol=1e-5)
 
 
 def test_chamfer_distance_gradcheck():

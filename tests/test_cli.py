@@ -25,7 +25,9 @@ def _run(*args: str, script: bool = False) -> subprocess.CompletedProcess:
         command = [str(console_script)]
     return subprocess.run(
         [*command, *map(str, args)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -64,8 +66,18 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -
 def test_matrix_two_clusters_analytic_ds(tmp_path, capsys):
     D, ds = _two_clusters()
     np.save(tmp_path / "D.npy", D)
-    proc = _run("matrix", tmp_path / "D.npy", "--k", "2", "--method", "alternate", "--json",
-                "--out", tmp_path / "res" / "ds.json", script=True)
+    proc = _run(
+        "matrix",
+        tmp_path / "D.npy",
+        "--k",
+        "2",
+        "--method",
+        "alternate",
+        "--json",
+        "--out",
+        tmp_path / "res" / "ds.json",
+        script=True,
+    )
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
     result = document["result"]
@@ -92,8 +104,7 @@ def test_matrix_several_seeds_mean_and_std(tmp_path, capsys):
     points = rng.normal(size=(40, 2))
     D = ((points[:, None] - points[None]) ** 2).sum(-1).astype(np.float32)
     np.save(tmp_path / "D.npy", D)
-    proc = _run("matrix", tmp_path / "D.npy", "--k", "5", "--method", "alternate", "--seeds", "1", "2", "3",
-                "--json")
+    proc = _run("matrix", tmp_path / "D.npy", "--k", "5", "--method", "alternate", "--seeds", "1", "2", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)["result"]
     expected = [dispersion_score(D, 5, method="alternate", seed=s).ds for s in (1, 2, 3)]
@@ -185,8 +196,19 @@ def test_images_with_random_weights_matches_library(tmp_path):
     from dispersion_score.score import dispersion_score
 
     paths = _write_pngs(tmp_path / "imgs", 2)
-    proc = _run("images", tmp_path / "imgs", "--k", "2", "--weights", "random", "--device", "cpu", "--json",
-                "--save-matrix", tmp_path / "D.npy")
+    proc = _run(
+        "images",
+        tmp_path / "imgs",
+        "--k",
+        "2",
+        "--weights",
+        "random",
+        "--device",
+        "cpu",
+        "--json",
+        "--save-matrix",
+        tmp_path / "D.npy",
+    )
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
     assert document["settings"]["features"] == "vgg16_relu3_3_channelmax[random-weights]"
@@ -218,8 +240,9 @@ def test_shapes_directory_matches_library(tmp_path, capsys):
         np.save(shapes / f"sphere_{i}.npy", sphere / np.linalg.norm(sphere, axis=1, keepdims=True))
         trimesh.creation.box(extents=(1.0, 1.0, 1.0 + 0.1 * i)).export(shapes / f"box_{i}.obj")
 
-    proc = _run("shapes", shapes, "--k", "2", "--points", "200", "--seed", "3", "--json",
-                "--save-matrix", tmp_path / "C.npy")
+    proc = _run(
+        "shapes", shapes, "--k", "2", "--points", "200", "--seed", "3", "--json", "--save-matrix", tmp_path / "C.npy"
+    )
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
     assert document["settings"]["files"] == ["box_0.obj", "box_1.obj", "sphere_0.npy", "sphere_1.npy"]
@@ -265,8 +288,7 @@ def test_shapes_twice_with_the_matrix_saved_in_the_input_folder(tmp_path, capsys
     assert status == 0 and "5 shapes" in out and f"skipped 1 ({skip_reason}): notes.md" in out
     status, out, _ = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50", "--json")
     document = json.loads(out)
-    assert document["settings"]["n_items"] == 5 and document["settings"]["skipped"] == {
-        skip_reason: ["notes.md"]}
+    assert document["settings"]["n_items"] == 5 and document["settings"]["skipped"] == {skip_reason: ["notes.md"]}
     # A matrix left in the folder by an older version is refused as a shape, naming it, not counted.
     np.save(shapes / "D.npy", np.load(tmp_path / "D.npy"))
     status, _, err = _main(capsys, "shapes", shapes, "--k", "2", "--points", "50")

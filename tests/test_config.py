@@ -76,9 +76,7 @@ def test_every_schema_key_resolved(base: Path) -> None:
     ],
 )
 def test_validation_names_the_key(base: Path, overrides: list[str], fragment: str) -> None:
-    with pytest.raises(
-        ValueError, match=fragment.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")
-    ):
+    with pytest.raises(ValueError, match=fragment.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
         load_config(base, overrides)
 
 
@@ -146,7 +144,4 @@ def test_quick_preset_inherits_paper() -> None:
     assert quick["data"]["train_file"] == paper["data"]["train_file"]
     assert quick["train"]["batch_size"] == paper["train"]["batch_size"]
     assert quick["train"]["epochs"] < paper["train"]["epochs"]
-    assert (
-        len(quick["train"]["milestones"]) == 3
-        and max(quick["train"]["milestones"]) < quick["train"]["epochs"]
-    )
+    assert len(quick["train"]["milestones"]) == 3 and max(quick["train"]["milestones"]) < quick["train"]["epochs"]

@@ -51,7 +51,10 @@ def test_atomic_writes_leave_only_the_target(tmp_path):
     atomic_write_bytes(tmp_path / "sub" / "b.bin", b"\x00\x01")
     atomic_save_npy(tmp_path / "c.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
-        "a.txt", "c.npy", "sub", "sub/b.bin",
+        "a.txt",
+        "c.npy",
+        "sub",
+        "sub/b.bin",
     ]
     assert (tmp_path / "a.txt").read_text() == "second"
     assert (tmp_path / "sub" / "b.bin").read_bytes() == b"\x00\x01"
@@ -87,8 +90,15 @@ def test_provenance_keys():
 
 def test_to_jsonable_converts_numpy_torch_and_non_finite():
     converted = to_jsonable(
-        {"a": np.float32(1.5), "b": torch.tensor([1, 2]), "c": (np.int64(3),), "d": float("nan"),
-         "e": -np.inf, "f": np.bool_(True), "g": torch.device("cpu")}
+        {
+            "a": np.float32(1.5),
+            "b": torch.tensor([1, 2]),
+            "c": (np.int64(3),),
+            "d": float("nan"),
+            "e": -np.inf,
+            "f": np.bool_(True),
+            "g": torch.device("cpu"),
+        }
     )
     assert converted == {"a": 1.5, "b": [1, 2], "c": [3], "d": "nan", "e": "-inf", "f": True, "g": "cpu"}
     assert type(converted["a"]) is float and type(converted["f"]) is bool
@@ -104,8 +114,14 @@ def test_save_and_load_round_trip(tmp_path):
 
     loaded = load_result(path)
     assert loaded["kind"] == "_Result"
-    assert loaded["result"] == {"ds": 0.25, "inertia": 1.0, "k": 2, "medoids": [0, 3], "labels": [0, 0, 1, 1],
-                                "method": "pam"}
+    assert loaded["result"] == {
+        "ds": 0.25,
+        "inertia": 1.0,
+        "k": 2,
+        "medoids": [0, 3],
+        "labels": [0, 0, 1, 1],
+        "method": "pam",
+    }
     assert loaded["settings"] == {"k": 2, "method": "pam", "seeds": [0], "device": "cpu"}
     assert loaded["provenance"]["device"] == "cpu"
     assert loaded["matrix_file"] == "ds.npy"
@@ -115,8 +131,12 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_save_result_references_existing_matrix_and_lists(tmp_path):
     atomic_save_npy(tmp_path / "shared" / "D.npy", np.zeros((2, 2), np.float32))
-    path = save_result(tmp_path / "r" / "elbow.json", [{"k": 1, "ds": 0.5}, _result()],
-                       matrix_path=tmp_path / "shared" / "D.npy", settings={})
+    path = save_result(
+        tmp_path / "r" / "elbow.json",
+        [{"k": 1, "ds": 0.5}, _result()],
+        matrix_path=tmp_path / "shared" / "D.npy",
+        settings={},
+    )
     loaded = load_result(path)
     assert loaded["matrix_file"] == os.path.join("..", "shared", "D.npy")
     assert loaded["matrix"].shape == (2, 2)
@@ -153,7 +173,11 @@ def test_list_shape_files_sorted_and_filtered(tmp_path):
     (tmp_path / "sub" / "e.npy").write_bytes(b"")
     assert [p.name for p in list_shape_files(tmp_path)] == ["a.obj", "b.npy", "c.off", "d.ply"]
     assert [p.name for p in list_shape_files(tmp_path, recursive=True)] == [
-        "a.obj", "b.npy", "c.off", "d.ply", "e.npy",
+        "a.obj",
+        "b.npy",
+        "c.off",
+        "d.ply",
+        "e.npy",
     ]
     with pytest.raises(ValueError, match="no shape files"):
         list_shape_files(_empty(tmp_path))

@@ -145,9 +145,7 @@ def test_atlasnet_primitives_are_independent_patches() -> None:
     after = model.predict(images)
     per_patch = 16
     torch.testing.assert_close(after[:, :per_patch], before[:, :per_patch])
-    torch.testing.assert_close(
-        after[:, per_patch : 2 * per_patch], before[:, per_patch : 2 * per_patch] + 1.0
-    )
+    torch.testing.assert_close(after[:, per_patch : 2 * per_patch], before[:, per_patch : 2 * per_patch] + 1.0)
     torch.testing.assert_close(after[:, 2 * per_patch :], before[:, 2 * per_patch :])
 
 
@@ -161,9 +159,7 @@ def test_atlasnet_latent_is_a_bias_of_the_first_layer() -> None:
     with torch.no_grad():
         first.weight.copy_(torch.cat([decoder.first.weight, torch.eye(16)[:, :, None]], dim=1))
         first.bias.copy_(decoder.first.bias)
-    stacked = torch.cat(
-        [template.expand(2, 3, -1), latent[:, :, None].expand(2, 16, template.shape[1])], dim=1
-    )
+    stacked = torch.cat([template.expand(2, 3, -1), latent[:, :, None].expand(2, 16, template.shape[1])], dim=1)
     hidden = torch.relu(decoder.first_norm(first(stacked)))
     expected = decoder.last(decoder.body(hidden)).transpose(1, 2)
     torch.testing.assert_close(model.decode(latent, regular=True), expected)
@@ -175,18 +171,14 @@ def test_foldnet_split_first_layer_equals_concatenation() -> None:
     fold = model.fold1
     concat = torch.nn.Conv1d(16 + 2, fold.point_in.out_channels, 1)
     with torch.no_grad():
-        concat.weight.copy_(
-            torch.cat([fold.code_in.weight, fold.point_in.weight[:, :, 0]], dim=1)[:, :, None]
-        )
+        concat.weight.copy_(torch.cat([fold.code_in.weight, fold.point_in.weight[:, :, 0]], dim=1)[:, :, None])
         concat.bias.copy_(fold.point_in.bias)
     grid = model.grid
     stacked = torch.cat([latent[:, :, None].expand(2, 16, grid.shape[1]), grid.expand(2, 2, -1)], dim=1)
     torch.testing.assert_close(fold(grid, latent), fold.rest(concat(stacked)))
     # The second fold reads the first fold's output, not the grid.
     folded = fold(grid, latent)
-    torch.testing.assert_close(
-        model.decode(latent, regular=True), model.fold2(folded, latent).transpose(1, 2)
-    )
+    torch.testing.assert_close(model.decode(latent, regular=True), model.fold2(folded, latent).transpose(1, 2))
 
 
 @pytest.mark.parametrize("name", ["atlasnet", "psgn", "foldnet"])

@@ -33,9 +33,9 @@ def _naive_relu3_3_channel_max(images: torch.Tensor, network: torch.nn.Sequentia
     convs = [m for m in network if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 7
     x = images.double()
-    x = (x - torch.tensor(MEAN, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
-        STD, dtype=torch.float64
-    ).view(1, 3, 1, 1)
+    x = (x - torch.tensor(MEAN, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(STD, dtype=torch.float64).view(
+        1, 3, 1, 1
+    )
     pool_after = {1, 3}  # conv1_2 and conv2_2 are followed by 2×2 max-pooling
     for i, conv in enumerate(convs):
         x = F.relu(F.conv2d(x, conv.weight.double(), conv.bias.double(), padding=1))
@@ -54,9 +54,7 @@ def test_layers_match_torchvision_vgg16_features_prefix():
         reference = torchvision.models.vgg16(weights=None).features[:16]
     ours = vgg16_relu3_3("random")
     assert [type(m) for m in ours] == [type(m) for m in reference]
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in reference.state_dict().items()
-    }
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
     assert not ours.training
 
 

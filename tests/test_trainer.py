@@ -108,9 +108,7 @@ def test_load_trained_and_predict_points(finished_run: Path) -> None:
 def test_resume_gives_identical_weights(finished_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "interrupted"
     train(_config(run={"stop_after_epochs": 2}), run)
-    assert (
-        (run / "checkpoint.pt").is_file() and not (run / "done").exists() and not (run / "final.pt").exists()
-    )
+    assert (run / "checkpoint.pt").is_file() and not (run / "done").exists() and not (run / "final.pt").exists()
     assert len(_metrics(run)) == 2
     # A kill after epoch 3 but before its checkpoint leaves a metrics line that the resume must redo.
     with open(run / "metrics.jsonl", "a") as metrics:
@@ -131,9 +129,7 @@ def test_other_seed_gives_other_weights(finished_run: Path, tmp_path: Path) -> N
     # Guards the resume test against passing trivially (e.g. weights that never change).
     run = train(_config(seed=4, train={"epochs": 1}), tmp_path / "seed4")
     first = _weights(run)
-    assert not torch.equal(
-        first["encoder.net.conv1.weight"], _weights(finished_run)["encoder.net.conv1.weight"]
-    )
+    assert not torch.equal(first["encoder.net.conv1.weight"], _weights(finished_run)["encoder.net.conv1.weight"])
 
 
 def test_finished_run_is_skipped_unless_forced(
@@ -208,10 +204,7 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     code = train_main(["--config", str(config_file), "--set", "train.epochs=1", "seed=5", "--out", str(run)])
     assert code == 0 and (run / "done").is_file()
     assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 5
-    assert (
-        train_main(["--config", str(config_file), "--set", "train.epochs=1", "seed=5", "--out", str(run)])
-        == 0
-    )
+    assert train_main(["--config", str(config_file), "--set", "train.epochs=1", "seed=5", "--out", str(run)]) == 0
     assert "skipping" in capsys.readouterr().out
     assert train_main(["--config", str(config_file), "--set", "train.epoks=1", "--out", str(run)]) == 2
     assert "train.epoks" in capsys.readouterr().err

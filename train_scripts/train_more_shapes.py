@@ -1,7 +1,7 @@
 """Train the "more dispersed shapes" sweep: object- vs viewer-centred targets × four decoders × seeds.
 
-    python train_scripts/train_more_shapes.py --preset quick
-    python train_scripts/train_more_shapes.py --preset paper --gpus 0 1 2 3
+python train_scripts/train_more_shapes.py --preset quick
+python train_scripts/train_more_shapes.py --preset paper --gpus 0 1 2 3
 """
 
 import sys

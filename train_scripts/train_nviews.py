@@ -1,6 +1,6 @@
 """Train the number-of-views sweep: viewer-centred AtlasNet with 1, 3, 6, ... training views per shape.
 
-    python train_scripts/train_nviews.py --preset quick
+python train_scripts/train_nviews.py --preset quick
 """
 
 import sys
