@@ -128,11 +128,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def _vgg16_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
     """Every key and shape of the state dicts accepted as VGG16 weights, by description: torchvision's full
     VGG16, its ``features`` part, and features[:16] (what :func:`vgg16_relu3_3` holds), the last two with or
-    without the ``features.`` prefix. Built on the meta device: no memory, no download."""
-    from torchvision.models import vgg16
-
-    with torch.device("meta"):
-        full = {key: tuple(value.shape) for key, value in vgg16(weights=None).state_dict().items()}
+    without the ``features.`` prefix. Written from the architecture (configuration D of Simonyan & Zisserman,
+    2015, in torchvision's module numbering), so it needs neither torchvision nor memory; a test compares it
+    with torchvision's own ``vgg16().state_dict()``."""
+    full = _vgg16_shapes()
     features = {key.removeprefix("features."): shape for key, shape in full.items() if key.startswith("features.")}
     relu3_3 = {key: shape for key, shape in features.items() if int(key.split(".", 1)[0]) < _NUM_LAYERS}
     prefixed = {f"features.{key}": shape for key, shape in relu3_3.items()}
@@ -143,6 +142,29 @@ def _vgg16_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
         "VGG16 features[:16] (conv1_1 … relu3_3)": relu3_3,
         "VGG16 features[:16] (features.*)": prefixed,
     }
+
+
+# VGG16 (configuration D): 3×3 convolutions with these output channels, "M" = 2×2 max-pool; then three fully
+# connected layers on the 512×7×7 pooled map. In torchvision each convolution is followed by a ReLU module and
+# the classifier is Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear: the indices below follow from that.
+_VGG16_LAYOUT: tuple[int | str, ...] = (*_VGG16_RELU3_3_LAYOUT, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+_VGG16_CLASSIFIER = ((0, 512 * 7 * 7, 4096), (3, 4096, 4096), (6, 4096, 1000))
+
+
+def _vgg16_shapes() -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    index, channels = 0, 3
+    for item in _VGG16_LAYOUT:
+        if item == "M":
+            index += 1
+            continue
+        shapes[f"features.{index}.weight"] = (int(item), channels, 3, 3)
+        shapes[f"features.{index}.bias"] = (int(item),)
+        index, channels = index + 2, int(item)
+    for index, inputs, outputs in _VGG16_CLASSIFIER:
+        shapes[f"classifier.{index}.weight"] = (outputs, inputs)
+        shapes[f"classifier.{index}.bias"] = (outputs,)
+    return shapes
 
 
 def _relu3_3_state_dict(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:

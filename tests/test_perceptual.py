@@ -58,6 +58,26 @@ def test_layers_match_torchvision_vgg16_features_prefix():
     assert not ours.training
 
 
+def test_accepted_weight_layouts_match_torchvision_vgg16():
+    """The layouts the weights check accepts are written from the architecture (no torchvision needed at run
+    time); here they are compared with torchvision's own VGG16, key by key and shape by shape."""
+    from dispersion_score.perceptual import _vgg16_layouts
+
+    with torch.device("meta"):
+        reference = {
+            key: tuple(value.shape) for key, value in torchvision.models.vgg16(weights=None).state_dict().items()
+        }
+    layouts = _vgg16_layouts()
+    assert layouts["a full torchvision VGG16 state dict"] == reference
+    features = {k.removeprefix("features."): v for k, v in reference.items() if k.startswith("features.")}
+    assert layouts["VGG16's features part"] == features
+    with torch.device("meta"):
+        relu3_3 = {
+            k: tuple(v.shape) for k, v in torchvision.models.vgg16(weights=None).features[:16].state_dict().items()
+        }
+    assert layouts["VGG16 features[:16] (conv1_1 … relu3_3)"] == relu3_3
+
+
 def test_channel_max_matches_naive_computation():
     images = _images(2)
     features = perceptual_features(images, weights="random", seed=3, batch_size=1)
