@@ -55,6 +55,7 @@ _SOURCE = r"""
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <cfloat>
 #include <cmath>
 #include <new>
 #include <vector>
@@ -330,9 +331,76 @@ int64_t alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t ma
     return max_iter;
 }
 
+// Whether a and b are within the symmetry tolerance of dispersion_score._matrix._close, in float32 and in
+// the same operations as torch (|a - b| <= atol + rtol * max(|a|, |b|); the kernel is built with
+// -ffp-contract=off, so there is no fused multiply-add to round differently).
+inline bool close_f32(float a, float b, float rtol, float atol) {
+    return std::fabs(a - b) <= atol + rtol * std::max(std::fabs(a), std::fabs(b));
+}
+
+// One pass over the square blocks of the upper triangle, each compared with its (transposed) mirror: true
+// when every entry is finite and >= 0 and every pair is close_f32. Exactly equal pairs need no tolerance:
+// a block is compared in 8-wide vectors for finiteness, sign, maximum and equality, and only a block with
+// an unequal pair is checked pair by pair. *largest: max(D) (meaningful when true is returned).
+bool check_distances(const float* D, int64_t n, float rtol, float atol, float* largest) {
+    constexpr int64_t B = 32;
+    typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
+    typedef int32_t v8i __attribute__((vector_size(8 * sizeof(int32_t))));
+    alignas(32) float mirror[B * B];
+    const v8 zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    const v8 fmax = {FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX};
+    v8 top = zero;
+    float top1 = 0.0f;
+    for (int64_t i0 = 0; i0 < n; i0 += B) {
+        const int64_t i1 = std::min(i0 + B, n), h = i1 - i0;
+        for (int64_t j0 = i0; j0 < n; j0 += B) {
+            const int64_t j1 = std::min(j0 + B, n), w = j1 - j0;
+            for (int64_t j = j0; j < j1; ++j)
+                for (int64_t i = i0; i < i1; ++i) mirror[(i - i0) * B + (j - j0)] = D[j * n + i];
+            v8i bad = {0, 0, 0, 0, 0, 0, 0, 0}, neq = bad;
+            const int64_t wv = w - w % 8;
+            for (int64_t r = 0; r < h; ++r) {
+                const float* row = D + (i0 + r) * n + j0;
+                const float* mir = mirror + r * B;
+                for (int64_t c = 0; c < wv; c += 8) {
+                    v8 a, m;
+                    std::memcpy(&a, row + c, sizeof a);
+                    std::memcpy(&m, mir + c, sizeof m);
+                    // NaN fails every comparison: !(x >= 0) catches it with the negatives.
+                    bad |= ~(a >= zero) | ~(m >= zero) | (a > fmax) | (m > fmax);
+                    neq |= a != m;
+                    top = top > a ? top : a;
+                    top = top > m ? top : m;
+                }
+                for (int64_t c = wv; c < w; ++c) {
+                    const float a = row[c], m = mir[c];
+                    if (!(a >= 0.0f) || !(m >= 0.0f) || a > FLT_MAX || m > FLT_MAX) return false;
+                    top1 = std::max(top1, std::max(a, m));
+                    if (a != m && !close_f32(a, m, rtol, atol)) return false;
+                }
+            }
+            int32_t any_bad = 0, any_neq = 0;
+            for (int l = 0; l < 8; ++l) { any_bad |= bad[l]; any_neq |= neq[l]; }
+            if (any_bad) return false;
+            if (any_neq)
+                for (int64_t r = 0; r < h; ++r)
+                    for (int64_t c = 0; c < wv; ++c)
+                        if (!close_f32(D[(i0 + r) * n + j0 + c], mirror[r * B + c], rtol, atol)) return false;
+        }
+    }
+    for (int l = 0; l < 8; ++l) top1 = std::max(top1, top[l]);
+    *largest = top1;
+    return true;
+}
+
 }  // namespace
 
 extern "C" {
+
+// 1 when D passes check_distances (largest entry in *largest), else 0.
+int ds_check_distances(const float* D, int64_t n, float rtol, float atol, float* largest) {
+    return check_distances(D, n, rtol, atol, largest) ? 1 : 0;
+}
 
 int ds_kmedoids_abi_version() { return 1; }
 
@@ -418,8 +486,9 @@ int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_
 }  // extern "C"
 """
 
-_FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
-_FALLBACK_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
+# -ffp-contract=off: the distance check must round as torch does (no fused multiply-add).
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
+_FALLBACK_FLAGS = ["-O3", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
 
 # The (N, k) copy of the distances to the medoids makes cache refreshes contiguous reads; above this many
 # elements (256 MiB) they read D's rows instead.
@@ -444,8 +513,18 @@ class KMedoidsKernel:
         self._swap = library.ds_fasterpam_swap
         self._assign = library.ds_assign
         self._assign.restype = None
+        self._check = library.ds_check_distances
+        self._check.restype = ctypes.c_int
         for function in (self._seed, self._alternate, self._swap):
             function.restype = ctypes.c_int
+
+    def check_distances(self, D: np.ndarray, *, rtol: float, atol: float) -> float | None:
+        """max(D) when every entry of the (N, N) float32 ``D`` is finite and >= 0 and every pair (i, j) is
+        within the symmetry tolerance (float32 ``|a - b| <= atol + rtol * max(|a|, |b|)``); None otherwise
+        (the caller then locates and reports the defect). One pass, no allocation."""
+        largest = np.zeros(1, dtype=np.float32)
+        ok = self._check(_ptr(D), _i64(D.shape[0]), ctypes.c_float(rtol), ctypes.c_float(atol), _ptr(largest))
+        return float(largest[0]) if ok else None
 
     def kpp_seed(self, D: np.ndarray, k: int, first: int, draws: np.ndarray) -> np.ndarray | None:
         """k-medoids++ from item ``first`` with the (k - 1, trials) float64 uniforms ``draws`` of its steps:
