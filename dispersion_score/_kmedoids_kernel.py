@@ -154,11 +154,13 @@ struct Swapper {
         int64_t o0 = 0;
         for (; o0 + VL <= n; o0 += VL) {
             const vi below = loadf(row + o0) < loadf(ds + o0);
-            int32_t any = 0;
-            for (int l = 0; l < VL; ++l) any |= below[l];
+            // Lanes OR-ed as 64-bit words: extracting 16 lanes one by one costs more than the compare.
+            uint64_t words[VL / 2], any = 0;
+            std::memcpy(words, &below, sizeof words);
+            for (int l = 0; l < VL / 2; ++l) any |= words[l];
             if (!any) continue;
             for (int l = 0; l < VL; ++l)
-                if (row[o0 + l] < ds[o0 + l]) visit(row, o0 + l, acc);
+                if (below[l]) visit(row, o0 + l, acc);
         }
         for (int64_t o = o0; o < n; ++o)
             if (row[o] < ds[o]) visit(row, o, acc);
@@ -523,11 +525,11 @@ _T_LIMIT_ELEMS = 1 << 26
 # fall below d_sec there); above it, one candidate at a time visiting only the entries below d_sec. Both
 # add the same terms in the same order: the same swaps. For N up to BATCHED_SMALL_N, where D's rows stay
 # in the cache that the batched pass reads across, batching still wins up to BATCHED_SMALL_N_MAX_K
-# (measured: N = 518-1000, k = 50-80, 0.7-0.8x the one-at-a-time time; k = 120, or N = 2000 and k = 60:
-# 1.1x).
+# (measured, batched / one at a time: N = 600, k = 60: 0.82; N = 518 and 1000, k = 50 and 80: 0.95-0.98;
+# N = 518, k = 80: 1.19; N = 2000, k = 60: 1.18).
 BATCHED_MAX_K = 48
 BATCHED_SMALL_N = 1200
-BATCHED_SMALL_N_MAX_K = 96
+BATCHED_SMALL_N_MAX_K = 64
 
 
 def batched_swap_loop(n: int, k: int) -> bool:
