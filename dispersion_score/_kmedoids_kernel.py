@@ -207,16 +207,29 @@ struct Swapper {
                 std::memcpy(target + 4 * t, &v, sizeof v);
             }
         }
-        for (int l = 0; l < W; ++l) {
-            const double shared = acc[l / 4][l % 4];
-            int32_t b = 0;
-            double best_change = pl[l] + shared;
-            for (int64_t j = 1; j < k; ++j) {
-                const double v = pl[j * W + l] + shared;
-                if (v < best_change) { best_change = v; b = (int32_t)j; }
+        // Best position of every candidate, the W candidates side by side in vectors: the first j with the
+        // lowest ploss + shared, the same comparisons as one candidate at a time (evaluate()).
+        vd best_v[V], best_j[V];
+        for (int t = 0; t < V; ++t) {
+            std::memcpy(&best_v[t], pl + 4 * t, sizeof(vd));
+            best_v[t] += acc[t];
+            best_j[t] = zero;
+        }
+        for (int64_t j = 1; j < k; ++j) {
+            const double jd = (double)j;
+            const vd jv = {jd, jd, jd, jd};
+            for (int t = 0; t < V; ++t) {
+                vd v;
+                std::memcpy(&v, pl + j * W + 4 * t, sizeof v);
+                v += acc[t];
+                const auto lower = v < best_v[t];
+                best_v[t] = lower ? v : best_v[t];
+                best_j[t] = lower ? jv : best_j[t];
             }
-            change[l] = best_change;
-            best[l] = b;
+        }
+        for (int l = 0; l < W; ++l) {
+            change[l] = best_v[l / 4][l % 4];
+            best[l] = (int32_t)best_j[l / 4][l % 4];
         }
     }
 
