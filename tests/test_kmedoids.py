@@ -475,6 +475,32 @@ def test_every_start_and_path_ends_one_swap_optimal_and_the_best_is_kept():
             assert improving_swaps(D, medoids.tolist()) == 0
 
 
+def test_start_zero_alternates_and_later_starts_swap_from_their_seeding(monkeypatch):
+    """The kept result is the best of: start 0 = swaps from the alternate result of kpp_seed(seed); start r >= 1
+    = swaps straight from kpp_seed(seed, start=r) (no alternate step), recomposed here from the steps."""
+    D = clustered_distance_matrix(300, clusters=8, seed=5)
+    Dt = as_distance_tensor(D)
+    alternated = []
+    alternate = km_module._alternate
+    monkeypatch.setattr(km_module, "_alternate", lambda D, m, it: alternated.append(m.clone()) or alternate(D, m, it))
+    kmedoids(D, 9, seed=3, n_init=3)
+    assert len(alternated) == 1 and alternated[0].tolist() == km_module.kpp_seed(Dt, 9, 3).tolist()
+    kept = set()
+    for seed in range(8):
+        expected = []
+        for r in range(3):
+            medoids = km_module.kpp_seed(Dt, 9, seed, start=r)
+            if r == 0:
+                medoids, _ = km_module._alternate_torch(Dt, medoids, 300)
+            medoids, _, _ = km_module._swap_torch(Dt, medoids, 300)
+            expected.append(float(D[:, medoids.numpy()].min(axis=1).astype(np.float64).sum()))
+        result = kmedoids(D, 9, seed=seed, n_init=3)
+        assert result.start == int(np.argmin(expected))
+        assert result.inertia == pytest.approx(min(expected), rel=1e-12)
+        kept.add(result.start)
+    assert kept != {0}  # the later starts do win sometimes: they are compared, not only run
+
+
 def test_default_starts_and_alternate_has_one():
     D = clustered_distance_matrix(400, clusters=10, seed=2)
     assert kmedoids(D, 5).n_init == 2 and kmedoids(D, 150).n_init == 2
