@@ -26,6 +26,9 @@ second-nearest distances at once and visits only the few entries below them, so 
 Memory: O(N) per step, plus the (N, k) float32 distances to the medoids while swapping when N·k <= 2^26
 (contiguous cache refreshes; above that they read D's rows).
 
+The same library holds the CPU check of distance matrices (``ds_check_distances``, used by
+:mod:`dispersion_score._matrix`): one pass over 32×32 blocks of the upper triangle and their mirrors.
+
 Building and caching follow :mod:`dispersion_score._chamfer_kernel` (same compiler search, cache
 directory, ``DISPERSION_SCORE_NO_COMPILE``, self-test before first use): without a compiler
 :func:`load_kmedoids_kernel` returns None and k-medoids runs the torch path, with the same result. The
