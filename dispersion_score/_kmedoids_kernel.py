@@ -26,6 +26,9 @@ second-nearest distances at once and visits only the few entries below them, so 
 Memory: O(N) per step, plus the (N, k) float32 distances to the medoids while swapping when N·k <= 2^26
 (contiguous cache refreshes; above that they read D's rows).
 
+The same library holds the CPU check of distance matrices (``ds_check_distances``, used by
+:mod:`dispersion_score._matrix`): one pass over 32×32 blocks of the upper triangle and their mirrors.
+
 Building and caching follow :mod:`dispersion_score._chamfer_kernel` (same compiler search, cache
 directory, ``DISPERSION_SCORE_NO_COMPILE``, self-test before first use): without a compiler
 :func:`load_kmedoids_kernel` returns None and k-medoids runs the torch path, with the same result. The
@@ -55,6 +58,7 @@ _SOURCE = r"""
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <cfloat>
 #include <cmath>
 #include <new>
 #include <vector>
@@ -153,11 +157,13 @@ struct Swapper {
         int64_t o0 = 0;
         for (; o0 + VL <= n; o0 += VL) {
             const vi below = loadf(row + o0) < loadf(ds + o0);
-            int32_t any = 0;
-            for (int l = 0; l < VL; ++l) any |= below[l];
+            // Lanes OR-ed as 64-bit words: extracting 16 lanes one by one costs more than the compare.
+            uint64_t words[VL / 2], any = 0;
+            std::memcpy(words, &below, sizeof words);
+            for (int l = 0; l < VL / 2; ++l) any |= words[l];
             if (!any) continue;
             for (int l = 0; l < VL; ++l)
-                if (row[o0 + l] < ds[o0 + l]) visit(row, o0 + l, acc);
+                if (below[l]) visit(row, o0 + l, acc);
         }
         for (int64_t o = o0; o < n; ++o)
             if (row[o] < ds[o]) visit(row, o, acc);
@@ -204,16 +210,29 @@ struct Swapper {
                 std::memcpy(target + 4 * t, &v, sizeof v);
             }
         }
-        for (int l = 0; l < W; ++l) {
-            const double shared = acc[l / 4][l % 4];
-            int32_t b = 0;
-            double best_change = pl[l] + shared;
-            for (int64_t j = 1; j < k; ++j) {
-                const double v = pl[j * W + l] + shared;
-                if (v < best_change) { best_change = v; b = (int32_t)j; }
+        // Best position of every candidate, the W candidates side by side in vectors: the first j with the
+        // lowest ploss + shared, the same comparisons as one candidate at a time (evaluate()).
+        vd best_v[V], best_j[V];
+        for (int t = 0; t < V; ++t) {
+            std::memcpy(&best_v[t], pl + 4 * t, sizeof(vd));
+            best_v[t] += acc[t];
+            best_j[t] = zero;
+        }
+        for (int64_t j = 1; j < k; ++j) {
+            const double jd = (double)j;
+            const vd jv = {jd, jd, jd, jd};
+            for (int t = 0; t < V; ++t) {
+                vd v;
+                std::memcpy(&v, pl + j * W + 4 * t, sizeof v);
+                v += acc[t];
+                const auto lower = v < best_v[t];
+                best_v[t] = lower ? v : best_v[t];
+                best_j[t] = lower ? jv : best_j[t];
             }
-            change[l] = best_change;
-            best[l] = b;
+        }
+        for (int l = 0; l < W; ++l) {
+            change[l] = best_v[l / 4][l % 4];
+            best[l] = (int32_t)best_j[l / 4][l % 4];
         }
     }
 
@@ -224,14 +243,27 @@ struct Swapper {
         is_med[x] = 1;
         const float* row = D + x * n;
         if (!T.empty()) for (int64_t o = 0; o < n; ++o) T[o * k + b] = row[o];
+        // Order (distance, position), as top_two ranks; every other medoid ranks after the old top two.
         for (int64_t o = 0; o < n; ++o) {
-            if (c.near[o] == b || c.sec[o] == b) {
-                rescan(o);  // lost one of its two nearest: any other medoid may take its place
+            const float d = row[o];
+            if (c.near[o] == b) {
+                // Its nearest was replaced: position b stays nearest if it ranks before the second.
+                if (d < c.dsec[o] || (d == c.dsec[o] && b < c.sec[o])) c.dnear[o] = d;
+                else rescan(o);  // the third-ranked medoid, unknown here, may now be second
+                continue;
+            }
+            if (c.sec[o] == b) {
+                if (d < c.dnear[o] || (d == c.dnear[o] && b < c.near[o])) {
+                    c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = b; c.dnear[o] = d;
+                } else if (d <= c.dsec[o]) {
+                    c.dsec[o] = d;  // still ranks before every other medoid (they ranked after (d_sec, b))
+                } else {
+                    rescan(o);
+                }
                 continue;
             }
             // Position b ranked third or later before: the new top two are the best two of the old top
-            // two and (row[o], b), in the order (distance, position) that top_two gives.
-            const float d = row[o];
+            // two and (row[o], b).
             if (d < c.dnear[o] || (d == c.dnear[o] && b < c.near[o])) {
                 c.sec[o] = c.near[o]; c.dsec[o] = c.dnear[o]; c.near[o] = b; c.dnear[o] = d;
             } else if (d < c.dsec[o] || (d == c.dsec[o] && b < c.sec[o])) {
@@ -247,6 +279,7 @@ struct Swapper {
 bool kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double* draws, int64_t t, int64_t* med) {
     std::vector<double> closest(n), cumulative(n);
     std::vector<char> is_med(n, 0);
+    std::vector<int64_t> candidates;
     const float* row = D + first * n;
     for (int64_t o = 0; o < n; ++o) closest[o] = (double)row[o] * (double)row[o];
     closest[first] = 0.0;
@@ -257,19 +290,30 @@ bool kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double*
         for (int64_t o = 0; o < n; ++o) { run += closest[o]; cumulative[o] = run; }
         int64_t best = -1;
         double best_total = INFINITY;
+        candidates.clear();
         for (int64_t trial = 0; trial < t; ++trial) {
             const double v = draws[(j - 1) * t + trial] * run;
             // side="right": the first item whose cumulative weight exceeds v
             int64_t c = std::upper_bound(cumulative.begin(), cumulative.end(), v) - cumulative.begin();
             if (c > n - 1) c = n - 1;
-            if (is_med[c]) continue;
-            const float* rc = D + c * n;
-            double total = 0.0;
+            if (!is_med[c]) candidates.push_back(c);
+        }
+        // The potentials of four candidates in one pass over the items: four independent chains of float64
+        // additions, each still summed in item order (the same totals as one candidate at a time).
+        for (size_t g = 0; g < candidates.size(); g += 4) {
+            const float* rows[4];
+            for (size_t q = 0; q < 4; ++q)
+                rows[q] = D + candidates[g + q < candidates.size() ? g + q : g] * n;
+            double total[4] = {0.0, 0.0, 0.0, 0.0};
             for (int64_t o = 0; o < n; ++o) {
-                const double d2 = (double)rc[o] * (double)rc[o];
-                total += d2 < closest[o] ? d2 : closest[o];
+                const double cl = closest[o];
+                for (int q = 0; q < 4; ++q) {
+                    const double d2 = (double)rows[q][o] * (double)rows[q][o];
+                    total[q] += d2 < cl ? d2 : cl;
+                }
             }
-            if (total < best_total) { best_total = total; best = c; }
+            for (size_t q = 0; q < 4 && g + q < candidates.size(); ++q)
+                if (total[q] < best_total) { best_total = total[q]; best = candidates[g + q]; }
         }
         if (best < 0) return false;
         const float* rb = D + best * n;
@@ -330,9 +374,76 @@ int64_t alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t ma
     return max_iter;
 }
 
+// Whether a and b are within the symmetry tolerance of dispersion_score._matrix._close, in float32 and in
+// the same operations as torch (|a - b| <= atol + rtol * max(|a|, |b|); the kernel is built with
+// -ffp-contract=off, so there is no fused multiply-add to round differently).
+inline bool close_f32(float a, float b, float rtol, float atol) {
+    return std::fabs(a - b) <= atol + rtol * std::max(std::fabs(a), std::fabs(b));
+}
+
+// One pass over the square blocks of the upper triangle, each compared with its (transposed) mirror: true
+// when every entry is finite and >= 0 and every pair is close_f32. Exactly equal pairs need no tolerance:
+// a block is compared in 8-wide vectors for finiteness, sign, maximum and equality, and only a block with
+// an unequal pair is checked pair by pair. *largest: max(D) (meaningful when true is returned).
+bool check_distances(const float* D, int64_t n, float rtol, float atol, float* largest) {
+    constexpr int64_t B = 32;
+    typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
+    typedef int32_t v8i __attribute__((vector_size(8 * sizeof(int32_t))));
+    alignas(32) float mirror[B * B];
+    const v8 zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    const v8 fmax = {FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX};
+    v8 top = zero;
+    float top1 = 0.0f;
+    for (int64_t i0 = 0; i0 < n; i0 += B) {
+        const int64_t i1 = std::min(i0 + B, n), h = i1 - i0;
+        for (int64_t j0 = i0; j0 < n; j0 += B) {
+            const int64_t j1 = std::min(j0 + B, n), w = j1 - j0;
+            for (int64_t j = j0; j < j1; ++j)
+                for (int64_t i = i0; i < i1; ++i) mirror[(i - i0) * B + (j - j0)] = D[j * n + i];
+            v8i bad = {0, 0, 0, 0, 0, 0, 0, 0}, neq = bad;
+            const int64_t wv = w - w % 8;
+            for (int64_t r = 0; r < h; ++r) {
+                const float* row = D + (i0 + r) * n + j0;
+                const float* mir = mirror + r * B;
+                for (int64_t c = 0; c < wv; c += 8) {
+                    v8 a, m;
+                    std::memcpy(&a, row + c, sizeof a);
+                    std::memcpy(&m, mir + c, sizeof m);
+                    // NaN fails every comparison: !(x >= 0) catches it with the negatives.
+                    bad |= ~(a >= zero) | ~(m >= zero) | (a > fmax) | (m > fmax);
+                    neq |= a != m;
+                    top = top > a ? top : a;
+                    top = top > m ? top : m;
+                }
+                for (int64_t c = wv; c < w; ++c) {
+                    const float a = row[c], m = mir[c];
+                    if (!(a >= 0.0f) || !(m >= 0.0f) || a > FLT_MAX || m > FLT_MAX) return false;
+                    top1 = std::max(top1, std::max(a, m));
+                    if (a != m && !close_f32(a, m, rtol, atol)) return false;
+                }
+            }
+            int32_t any_bad = 0, any_neq = 0;
+            for (int l = 0; l < 8; ++l) { any_bad |= bad[l]; any_neq |= neq[l]; }
+            if (any_bad) return false;
+            if (any_neq)
+                for (int64_t r = 0; r < h; ++r)
+                    for (int64_t c = 0; c < wv; ++c)
+                        if (!close_f32(D[(i0 + r) * n + j0 + c], mirror[r * B + c], rtol, atol)) return false;
+        }
+    }
+    for (int l = 0; l < 8; ++l) top1 = std::max(top1, top[l]);
+    *largest = top1;
+    return true;
+}
+
 }  // namespace
 
 extern "C" {
+
+// 1 when D passes check_distances (largest entry in *largest), else 0.
+int ds_check_distances(const float* D, int64_t n, float rtol, float atol, float* largest) {
+    return check_distances(D, n, rtol, atol, largest) ? 1 : 0;
+}
 
 int ds_kmedoids_abi_version() { return 1; }
 
@@ -418,8 +529,9 @@ int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_
 }  // extern "C"
 """
 
-_FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
-_FALLBACK_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
+# -ffp-contract=off: the distance check must round as torch does (no fused multiply-add).
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
+_FALLBACK_FLAGS = ["-O3", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
 
 # The (N, k) copy of the distances to the medoids makes cache refreshes contiguous reads; above this many
 # elements (256 MiB) they read D's rows instead.
@@ -427,8 +539,19 @@ _T_LIMIT_ELEMS = 1 << 26
 
 # Up to this k, 16 candidates are evaluated in one branch-free pass over the items (most entries of a row
 # fall below d_sec there); above it, one candidate at a time visiting only the entries below d_sec. Both
-# add the same terms in the same order: the same swaps.
+# add the same terms in the same order: the same swaps. For N up to BATCHED_SMALL_N, where D's rows stay
+# in the cache that the batched pass reads across, batching still wins up to BATCHED_SMALL_N_MAX_K
+# (measured, batched / one at a time: N = 600, k = 60: 0.82; N = 518 and 1000, k = 50 and 80: 0.95-0.98;
+# N = 518, k = 80: 1.19; N = 2000, k = 60: 1.18).
 BATCHED_MAX_K = 48
+BATCHED_SMALL_N = 1200
+BATCHED_SMALL_N_MAX_K = 64
+
+
+def batched_swap_loop(n: int, k: int) -> bool:
+    """Whether the swap step evaluates 16 candidates per pass for an (n, n) matrix and k medoids."""
+    return k <= BATCHED_MAX_K or (n <= BATCHED_SMALL_N and k <= BATCHED_SMALL_N_MAX_K)
+
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -444,8 +567,18 @@ class KMedoidsKernel:
         self._swap = library.ds_fasterpam_swap
         self._assign = library.ds_assign
         self._assign.restype = None
+        self._check = library.ds_check_distances
+        self._check.restype = ctypes.c_int
         for function in (self._seed, self._alternate, self._swap):
             function.restype = ctypes.c_int
+
+    def check_distances(self, D: np.ndarray, *, rtol: float, atol: float) -> float | None:
+        """max(D) when every entry of the (N, N) float32 ``D`` is finite and >= 0 and every pair (i, j) is
+        within the symmetry tolerance (float32 ``|a - b| <= atol + rtol * max(|a|, |b|)``); None otherwise
+        (the caller then locates and reports the defect). One pass, no allocation."""
+        largest = np.zeros(1, dtype=np.float32)
+        ok = self._check(_ptr(D), _i64(D.shape[0]), ctypes.c_float(rtol), ctypes.c_float(atol), _ptr(largest))
+        return float(largest[0]) if ok else None
 
     def kpp_seed(self, D: np.ndarray, k: int, first: int, draws: np.ndarray) -> np.ndarray | None:
         """k-medoids++ from item ``first`` with the (k - 1, trials) float64 uniforms ``draws`` of its steps:
@@ -480,7 +613,7 @@ class KMedoidsKernel:
         self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float, batched: bool | None = None
     ) -> tuple[np.ndarray, int, int]:
         """Eager swaps from (k,) int64 ``medoids``: (medoids, candidates examined, swaps applied).
-        ``batched``: which evaluation loop (None: batched for k <= ``BATCHED_MAX_K``); both give the same swaps.
+        ``batched``: which evaluation loop (None: :func:`batched_swap_loop`); both give the same swaps.
 
         Raises:
             MemoryError: the kernel could not allocate its O(N·k) caches.
@@ -490,7 +623,7 @@ class KMedoidsKernel:
         med = np.array(medoids, dtype=np.int64, copy=True)
         stats = np.zeros(2, dtype=np.int64)
         use_t = ctypes.c_int(int(n * k <= _T_LIMIT_ELEMS))
-        batched_loop = ctypes.c_int(int(k <= BATCHED_MAX_K if batched is None else batched))
+        batched_loop = ctypes.c_int(int(batched_swap_loop(n, k) if batched is None else batched))
         code = self._swap(
             _ptr(D),
             _i64(n),

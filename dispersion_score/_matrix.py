@@ -2,8 +2,8 @@
 
 A distance matrix here is a square (N, N) array or tensor: finite, non-negative, symmetric within a
 relative tolerance and with a zero diagonal (within a tolerance relative to the largest entry). The
-library works on one float32 copy of it; every check below streams over square tiles so that no second
-N×N array is ever allocated.
+library works on one float32 copy of it; every check below streams over square tiles (on the CPU in one
+compiled pass) so that no second N×N array is ever allocated.
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ def _tiles(n: int, side: int = 512) -> list[tuple[int, int, int, int]]:
 def validate_distance_tensor(D: torch.Tensor, *, name: str = "D") -> None:
     """Check that a float (N, N) tensor is finite, non-negative, symmetric and has a zero diagonal.
 
-    Streams over square tiles (each upper tile compared with its mirror), so the extra memory is at most
-    one tile; exactly symmetric matrices take the fast path (one min/max and one equality per tile).
+    One pass over square blocks of the upper triangle, each compared with its mirror, so the extra memory
+    is at most one tile: compiled on the CPU, torch tiles elsewhere (or without a C++ compiler); both
+    accept exactly the same matrices. Only a matrix that fails is scanned again, to name its first defect.
     Symmetry tolerance: |D[i, j] - D[j, i]| <= ATOL + RTOL * max(D[i, j], D[j, i]); diagonal tolerance:
     |D[i, i]| <= ATOL + RTOL * max(D).
 
@@ -130,6 +131,31 @@ def validate_distance_tensor(D: torch.Tensor, *, name: str = "D") -> None:
         ValueError: naming the kind of defect and the first offending (i, j) in row-major order.
     """
     _check_shape(tuple(D.shape), name)
+    largest = _largest_if_valid(D)
+    if largest is None:
+        _raise_first_defect(D, name)
+    diag = torch.diagonal(D)
+    if bool((diag.abs() > ATOL + RTOL * largest).any()):
+        _raise_first_defect(D, name)
+
+
+def _largest_if_valid(D: torch.Tensor) -> float | None:
+    """max(D) when every entry is finite and >= 0 and every pair is within the symmetry tolerance, else
+    None. On the CPU, one compiled pass (dispersion_score._kmedoids_kernel; the torch tiles cost more than
+    the k-medoids itself at small N); elsewhere, or without a compiler, torch over tiles."""
+    if D.device.type == "cpu" and D.dtype == torch.float32 and D.is_contiguous():
+        # Imported here: the kernel module is only needed (and built) when a CPU matrix is checked.
+        from dispersion_score._kmedoids_kernel import load_kmedoids_kernel
+
+        kernel = load_kmedoids_kernel()
+        if kernel is not None:
+            return kernel.check_distances(D.numpy(), rtol=RTOL, atol=ATOL)
+    return _largest_if_valid_torch(D)
+
+
+def _largest_if_valid_torch(D: torch.Tensor) -> float | None:
+    """:func:`_largest_if_valid` in torch operations over square tiles (at most one tile of extra memory);
+    exactly symmetric tiles take the fast path (one min/max and one equality per tile)."""
     n = D.shape[0]
     largest = 0.0
     for i0, i1, j0, j1 in _tiles(n):
@@ -137,18 +163,16 @@ def validate_distance_tensor(D: torch.Tensor, *, name: str = "D") -> None:
         mirror = D[j0:j1, i0:i1].t()
         low, high = (float(v) for v in torch.aminmax(tile))
         if not (low >= 0.0 and math.isfinite(high)):  # also catches NaN, which fails every comparison
-            _raise_first_defect(D, name)
+            return None
         largest = max(largest, high)
         if i0 != j0 and not torch.equal(tile, mirror):
             low, high = (float(v) for v in torch.aminmax(mirror))
             if not (low >= 0.0 and math.isfinite(high)) or not bool(_close(tile, mirror).all()):
-                _raise_first_defect(D, name)
+                return None
             largest = max(largest, high)  # so that `largest` is max(D), as in _raise_first_defect
         elif i0 == j0 and not torch.equal(tile, mirror) and not bool(_close(tile, mirror).all()):
-            _raise_first_defect(D, name)
-    diag = torch.diagonal(D)
-    if bool((diag.abs() > ATOL + RTOL * largest).any()):
-        _raise_first_defect(D, name)
+            return None
+    return largest
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

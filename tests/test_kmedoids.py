@@ -475,6 +475,32 @@ def test_every_start_and_path_ends_one_swap_optimal_and_the_best_is_kept():
             assert improving_swaps(D, medoids.tolist()) == 0
 
 
+def test_start_zero_alternates_and_later_starts_swap_from_their_seeding(monkeypatch):
+    """The kept result is the best of: start 0 = swaps from the alternate result of kpp_seed(seed); start r >= 1
+    = swaps straight from kpp_seed(seed, start=r) (no alternate step), recomposed here from the steps."""
+    D = clustered_distance_matrix(300, clusters=8, seed=5)
+    Dt = as_distance_tensor(D)
+    alternated = []
+    alternate = km_module._alternate
+    monkeypatch.setattr(km_module, "_alternate", lambda D, m, it: alternated.append(m.clone()) or alternate(D, m, it))
+    kmedoids(D, 9, seed=3, n_init=3)
+    assert len(alternated) == 1 and alternated[0].tolist() == km_module.kpp_seed(Dt, 9, 3).tolist()
+    kept = set()
+    for seed in range(8):
+        expected = []
+        for r in range(3):
+            medoids = km_module.kpp_seed(Dt, 9, seed, start=r)
+            if r == 0:
+                medoids, _ = km_module._alternate_torch(Dt, medoids, 300)
+            medoids, _, _ = km_module._swap_torch(Dt, medoids, 300)
+            expected.append(float(D[:, medoids.numpy()].min(axis=1).astype(np.float64).sum()))
+        result = kmedoids(D, 9, seed=seed, n_init=3)
+        assert result.start == int(np.argmin(expected))
+        assert result.inertia == pytest.approx(min(expected), rel=1e-12)
+        kept.add(result.start)
+    assert kept != {0}  # the later starts do win sometimes: they are compared, not only run
+
+
 def test_default_starts_and_alternate_has_one():
     D = clustered_distance_matrix(400, clusters=10, seed=2)
     assert kmedoids(D, 5).n_init == 2 and kmedoids(D, 150).n_init == 2
@@ -694,3 +720,45 @@ def test_pam_reaches_the_brute_force_optimum_on_tiny_matrices():
         hits += result.inertia <= optimum * (1 + 1e-6) + 1e-9
         cases += 1
     assert hits >= 0.9 * cases
+
+
+@pytest.mark.parametrize("n", [1, 7, 33, 64, 100])
+def test_compiled_distance_check_accepts_exactly_what_the_torch_tiles_accept(n):
+    """The compiled one-pass check and the torch tiles agree on valid matrices and on matrices with one
+    defect (NaN, inf, negative, a pair just inside or just outside the symmetry tolerance), at block edges
+    and inside blocks; and the error names the same first entry either way."""
+    from dispersion_score._kmedoids_kernel import load_kmedoids_kernel
+    from dispersion_score._matrix import ATOL, RTOL, _largest_if_valid, _largest_if_valid_torch
+
+    if load_kmedoids_kernel() is None:
+        pytest.skip("no C++ compiler: the torch tiles are the only path")
+    rng = np.random.default_rng(n)
+    outcomes = set()
+    for trial in range(60):
+        X = (rng.random((n, n)) * rng.choice([1e-3, 1.0, 1e4])).astype(np.float32)
+        D = np.triu(X, 1)
+        D = D + D.T
+        i, j = (int(v) for v in rng.integers(0, n, 2))
+        kind = trial % 6
+        if kind == 1 and i != j:  # relative difference around RTOL: some pairs pass, some fail
+            D[i, j] = D[j, i] * np.float32(1 + RTOL * rng.uniform(0.5, 1.5)) + np.float32(ATOL * rng.uniform(0, 2))
+        elif kind == 2:
+            D[i, j] = rng.choice([np.nan, np.inf, -1e-3])
+        elif kind == 3 and i != j:  # one ulp apart: within the tolerance
+            D[i, j] = np.nextafter(D[j, i], np.float32(np.inf))
+        elif kind == 4 and i != j:  # far apart
+            D[i, j] = D[j, i] * 2 + 1
+        tensor = torch.from_numpy(D)
+        compiled, tiles = _largest_if_valid(tensor), _largest_if_valid_torch(tensor)
+        assert compiled == tiles, (kind, i, j)
+        outcomes.add(compiled is None)
+        if compiled is None:
+            with pytest.raises(ValueError) as compiled_error:
+                as_distance_tensor(D)
+            with pytest.MonkeyPatch.context() as patch, pytest.raises(ValueError) as torch_error:
+                patch.setattr("dispersion_score._kmedoids_kernel.load_kmedoids_kernel", lambda: None)
+                as_distance_tensor(D)
+            assert str(compiled_error.value) == str(torch_error.value)
+        else:
+            assert compiled == float(D.max())
+    assert outcomes == {True, False} or n == 1
