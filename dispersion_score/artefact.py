@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,26 @@ def load_npy_recorded(path: str | os.PathLike, *, mmap_mode: str | None = None) 
     if record is None or mismatch(path, record) is not None:
         return None
     return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+
+
+def made_from(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """The records of the files an artefact is computed from, to keep in the artefact's own record: each
+    ``{"path": absolute path, "record": FileRecord}``. :func:`inputs_mismatch` tells later whether they are
+    still the same files (a retrained model, re-made predictions): an artefact of changed inputs is stale."""
+    return [{"path": os.fspath(Path(path).resolve()), "record": record_file(path).to_json()} for path in paths]
+
+
+def inputs_mismatch(entries: Any) -> str | None:
+    """Why the inputs listed by :func:`made_from` are no longer the files the artefact was computed from, or
+    None when they all are (or nothing was listed: artefacts made before inputs were recorded)."""
+    if not entries:
+        return None
+    if not isinstance(entries, list):
+        return "its list of inputs is unreadable"
+    for entry in entries:
+        if not isinstance(entry, dict) or "path" not in entry:
+            return "its list of inputs is unreadable"
+        reason = mismatch(entry["path"], FileRecord.from_json(entry.get("record")))
+        if reason is not None:
+            return f"its input {entry['path']} changed since ({reason})"
+    return None

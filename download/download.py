@@ -458,6 +458,8 @@ def _log(cache_dir: Path, line: str) -> None:
 
 
 def _print_list(root: Path) -> None:
+    if not root.is_dir():
+        print(f"--root {root} does not exist yet: nothing has been downloaded there\n")
     for group in GROUPS:
         print(f"{group} (bash download/download_{'data' if group == 'data' else 'checkpts'}.sh):")
         for archive in (a for a in ARCHIVES if a.group == group):

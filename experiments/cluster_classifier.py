@@ -26,6 +26,7 @@ bit-identical to an uninterrupted run); a folder holding other settings is refus
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,17 +39,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from dispersion_score.io import atomic_write_text, provenance
+from dispersion_score.io import provenance
 from dispersion_score.perceptual import IMAGENET_MEAN, IMAGENET_STD
 from models.engine import (
     CheckpointError,
     atomic_torch_save,
+    final_model_problem,
     load_checkpoint_file,
     make_optimizer,
     resolve_device,
     rng_state,
     seed_everything,
     set_rng_state,
+    write_done,
 )
 
 CLASSIFIER_FORMAT = "dispersion-score-classifier/1"
@@ -214,8 +217,14 @@ def train_classifier(
     if labels.min() < 0 or labels.max() >= settings["num_classes"]:
         raise ValueError(f"labels must lie in [0, {settings['num_classes']}), got [{labels.min()}, {labels.max()}]")
     if (out_dir / DONE_FILE).exists():
-        _check_settings(load_checkpoint_file(out_dir / FINAL_FILE), settings, out_dir / FINAL_FILE)
-        return out_dir
+        problem = final_model_problem(out_dir, FINAL_FILE)
+        if problem is None:
+            _check_settings(load_checkpoint_file(out_dir / FINAL_FILE), settings, out_dir / FINAL_FILE)
+            return out_dir
+        # The only copy of the trained weights is damaged (its checkpoint is gone): train it again.
+        print(f"{problem}; training the classifier again", file=sys.stderr)
+        (out_dir / DONE_FILE).unlink()
+        (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     seed_everything(settings["seed"])
@@ -279,7 +288,7 @@ def train_classifier(
         }
         atomic_torch_save(final, out_dir / FINAL_FILE)
         _log(log, f"finished; wrote {FINAL_FILE}")
-    atomic_write_text(out_dir / DONE_FILE, time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    write_done(out_dir, FINAL_FILE)
     checkpoint.unlink(missing_ok=True)
     return out_dir
 
@@ -333,6 +342,9 @@ def load_classifier(out_dir: str | Path, *, device: str = "cpu") -> tuple[nn.Mod
     path = Path(out_dir) / FINAL_FILE
     if not (Path(out_dir) / DONE_FILE).exists():
         raise FileNotFoundError(f"{out_dir} holds no finished classifier (no {DONE_FILE})")
+    problem = final_model_problem(out_dir, FINAL_FILE)
+    if problem is not None:
+        raise CheckpointError(f"{problem}; rerun to train it again")
     content = load_checkpoint_file(path)
     settings = dict(content["settings"])
     model = build_classifier(settings["arch"], NO_WEIGHTS, settings["num_classes"], seed=settings["seed"])

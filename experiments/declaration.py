@@ -130,12 +130,15 @@ class PredictedClouds:
         ids: the N items' ids (None if the dataset has none).
         info: small facts for the prediction file (frame the predictor worked in, weights, ...).
         settings: everything that made them (run config, classifier settings, ...).
+        sources: files the predictions are computed from (a network's weights): when one of them changes
+            (e.g. a damaged model trained again) the predictions and their measurements are made again.
     """
 
     points: Any
     ids: list[str] | None
     info: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

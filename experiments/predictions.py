@@ -11,13 +11,13 @@ JSON is written last, atomically: its presence marks a complete prediction file.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dispersion_score.artefact import FileRecord, check_file, mismatch, record_file
+from dispersion_score.artefact import FileRecord, check_file, inputs_mismatch, made_from, mismatch, record_file
 from dispersion_score.io import atomic_save_npy, atomic_write_text, dumps, load_result, read_npy, result_document
 
 PREDICTIONS_KIND = "predictions"
@@ -33,6 +33,7 @@ class Predictions:
     settings: dict[str, Any]
     points_file: Path
     info_file: Path
+    made_from: list[dict[str, Any]] = field(default_factory=list)
 
 
 def prediction_files(results_dir: Path, name: str) -> tuple[Path, Path]:
@@ -42,15 +43,18 @@ def prediction_files(results_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def is_complete(results_dir: Path, name: str) -> bool:
-    """True when prediction ``name``'s JSON reads back and its points file is the one written with it
-    (size, shape, CRC-32); anything else (missing, truncated, edited) is predicted again."""
+    """True when prediction ``name``'s JSON reads back, its points file is the one written with it (size,
+    shape, CRC-32) and the files it was computed from (a network's weights) are unchanged; anything else
+    (missing, truncated, edited, a model trained again) is predicted again."""
     points_file, info_file = prediction_files(results_dir, name)
     try:
         document = load_result(info_file, load_matrix=False)
     except (OSError, ValueError):
         return False
-    return document.get("kind") == PREDICTIONS_KIND and (
-        mismatch(points_file, FileRecord.from_json(document.get("points_record"))) is None
+    return (
+        document.get("kind") == PREDICTIONS_KIND
+        and mismatch(points_file, FileRecord.from_json(document.get("points_record"))) is None
+        and inputs_mismatch(document.get("made_from")) is None
     )
 
 
@@ -63,6 +67,7 @@ def write_predictions(
     settings: Mapping[str, Any],
     ids: Sequence[str] | None = None,
     device: str | None = None,
+    sources: Sequence[Path] = (),
 ) -> Path:
     """Writes prediction ``name`` atomically (points first, the JSON last).
 
@@ -74,6 +79,8 @@ def write_predictions(
         settings: everything that made them (preset, run config, weights, ...).
         ids: the N test items' ids, in order.
         device: where they were computed.
+        sources: files they were computed from (a network's weights), recorded so that predictions of a
+            changed source are not reused (:func:`is_complete`).
 
     Returns:
         The JSON path.
@@ -102,6 +109,7 @@ def write_predictions(
     }
     document = result_document(result, settings=dict(settings), device=device, kind=PREDICTIONS_KIND)
     document["points_record"] = record_file(points_file).to_json()
+    document["made_from"] = made_from(list(sources))
     atomic_write_text(info_file, dumps(document))
     return info_file
 
@@ -125,7 +133,9 @@ def read_predictions(results_dir: Path, name: str) -> Predictions:
     points = read_npy(points_file, what="prediction points", mmap_mode="r")
     if points.ndim != 3 or points.shape[0] != info["n"] or points.shape[2] != 3:
         raise ValueError(f"{points_file} has shape {points.shape}; {info_file} says {info['n']} clouds of 3-D points")
-    return Predictions(points, info, document.get("settings", {}), points_file, info_file)
+    return Predictions(
+        points, info, document.get("settings", {}), points_file, info_file, list(document.get("made_from") or [])
+    )
 
 
 def rotate_to_object_frame(points: np.ndarray, rotations: np.ndarray) -> np.ndarray:

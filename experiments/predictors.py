@@ -13,7 +13,7 @@ from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
 from experiments.predictions import rotate_to_object_frame
 from experiments.runner import dataset_frame, evaluation_split, item_ids, item_rotations
-from models.engine import load_trained, predict_points
+from models.engine import FINAL_FILE, load_trained, predict_points
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,9 @@ class NetworkPredictor:
         frame = dataset_frame(test_set)
         if frame == "viewer":
             points = rotate_to_object_frame(points, item_rotations(test_set))
-        info = {"predicted_frame": frame, "weights": str(run.directory / "final.pt")}
-        return PredictedClouds(points, item_ids(test_set), info, {"run_config": config})
+        weights = run.directory / FINAL_FILE
+        info = {"predicted_frame": frame, "weights": str(weights)}
+        return PredictedClouds(points, item_ids(test_set), info, {"run_config": config}, sources=(weights,))
 
 
 def network_predictor(preset: Preset) -> NetworkPredictor:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dispersion_score.artefact import FileRecord, mismatch
+from dispersion_score.artefact import FileRecord, inputs_mismatch, mismatch
 from dispersion_score.io import atomic_write_text, load_result, save_result
 
 RECORD_KIND = "measurement"
@@ -95,8 +95,9 @@ def read_records(records_dir: Path) -> list[dict[str, Any]]:
 
 def record_mismatch(path: Path) -> str | None:
     """Why the record at ``path`` cannot be reused as a finished measurement (missing, unreadable or
-    truncated JSON, not a measurement, its matrix missing or not the file written with it), or None when it
-    can. A record that does not verify is measured again."""
+    truncated JSON, not a measurement, its matrix missing or not the file written with it, or the files it was
+    measured from changed since: ``settings.made_from``), or None when it can. A record that does not verify
+    is measured again."""
     if not path.is_file():
         return "it does not exist"
     try:
@@ -109,7 +110,8 @@ def record_mismatch(path: Path) -> str | None:
         reason = mismatch(path.parent / document["matrix_file"], FileRecord.from_json(document.get("matrix_record")))
         if reason is not None:
             return f"its matrix {document['matrix_file']}: {reason}"
-    return None
+    settings = document.get("settings")
+    return inputs_mismatch(settings.get("made_from")) if isinstance(settings, dict) else None
 
 
 def long_table(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, elbow, feature_matrix, fscore
-from dispersion_score.artefact import save_npy_recorded
+from dispersion_score.artefact import made_from, save_npy_recorded
 from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
@@ -45,6 +45,7 @@ from experiments.predictions import (
 from experiments.records import long_table, read_records, record_mismatch, write_record, write_table
 from models.config import load_config
 from models.data import build_dataset
+from models.engine import DONE_FILE, final_model_problem
 
 LOGGER = logging.getLogger("experiments.runner")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"
@@ -141,7 +142,13 @@ def training_jobs(preset: Preset) -> list[Job]:
             str(run.directory),
             *[item for override in run.overrides for item in ("--set", override)],
         )
-        jobs.append(Job(run.name, command, run.directory / "done", run.directory / "job.log"))
+        done = run.directory / DONE_FILE
+        problem = final_model_problem(run.directory)
+        if problem is not None:
+            # The sweep skips a job whose marker exists: a run whose weights are damaged must not count as one.
+            LOGGER.warning("run %s is trained again: %s", run.name, problem)
+            done.unlink()
+        jobs.append(Job(run.name, command, done, run.directory / "job.log"))
     return jobs
 
 
@@ -204,6 +211,7 @@ def ensure_predictions(preset: Preset, predictor: Predictor, target: Target, *, 
             **made.info,
         },
         settings={"preset": preset.as_dict(), **made.settings},
+        sources=made.sources,
     )
 
 
@@ -423,6 +431,8 @@ def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[s
         "run": target.run,
         "prediction_info": predictions.info,
         "prediction_settings": predictions.settings,
+        # The measurement is stale once its predictions (or the weights that made them) change.
+        "made_from": [*made_from([predictions.points_file]), *predictions.made_from],
     }
     return write_ds_record(preset, f"{name}_output", matrix, columns, settings, device)
 

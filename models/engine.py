@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from dispersion_score._validation import resolve_device
+from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.chamfer import chamfer_distance, fscore
 from dispersion_score.io import atomic_write_bytes, atomic_write_text, provenance
 from dispersion_score.locks import directory_lock
@@ -96,8 +97,13 @@ def train(
     with directory_lock(out_dir, what="training run"):
         if not force and (out_dir / DONE_FILE).exists():
             _check_same_config(out_dir, config)
-            print(f"{out_dir}: finished run (found {DONE_FILE}); skipping. Use --force to train again.")
-            return out_dir
+            problem = final_model_problem(out_dir)
+            if problem is None:
+                print(f"{out_dir}: finished run (found {DONE_FILE}); skipping. Use --force to train again.")
+                return out_dir
+            # The weights of a finished run are the only copy (its checkpoint is gone): train it again.
+            print(f"{out_dir}: {problem}; training the run again", file=sys.stderr)
+            force = True
         if not force:
             _check_same_config(out_dir, config)
         run = _Run(config, out_dir, torch_device)  # builds the model and the data: may still refuse
@@ -114,6 +120,9 @@ def load_trained(
     path = Path(run_dir) / FINAL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the run in {run_dir} has not finished")
+    problem = final_model_problem(run_dir)
+    if problem is not None:
+        raise CheckpointError(f"{problem}; rerun the training to make it again")
     content = _torch_load(path)
     try:
         config = resolve_config(content["config"])
@@ -461,10 +470,44 @@ class _Run:
         }
         _atomic_torch_save(final, self.out_dir / FINAL_FILE)
         _log(log, f"finished after epoch {self.epoch}; wrote {FINAL_FILE}")
-        atomic_write_text(self.out_dir / DONE_FILE, time.strftime("%Y-%m-%d %H:%M:%S\n"))
+        write_done(self.out_dir, FINAL_FILE)
         if not self.run_cfg["keep_checkpoint"]:
             # The resumable state is 3× the model's size and useless once final.pt exists.
             (self.out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------- finished-run records
+
+
+def write_done(out_dir: Path, final_name: str) -> None:
+    """Marks a run finished: ``done`` holds the finish time and the record (size, CRC-32) of its final model
+    file ``final_name``, written after that file, so a rerun can tell the weights it made from any others."""
+    document = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "final": record_file(out_dir / final_name).to_json()}
+    atomic_write_text(out_dir / DONE_FILE, json.dumps(document) + "\n")
+
+
+def final_record(out_dir: str | Path) -> FileRecord | None:
+    """The final model's record kept in ``out_dir/done``, or None for a run without one (not finished, or
+    finished by a version that wrote only the time into ``done``)."""
+    try:
+        document = json.loads((Path(out_dir) / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return FileRecord.from_json(document.get("final")) if isinstance(document, dict) else None
+
+
+def final_model_problem(out_dir: str | Path, final_name: str = FINAL_FILE) -> str | None:
+    """Why the final model of the finished run in ``out_dir`` is not the file its training wrote (missing,
+    truncated, replaced or edited), or None when it is. Runs finished before ``done`` held a record are
+    taken as they are (their file is still checked when it is loaded)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / DONE_FILE).exists():
+        return None
+    record = final_record(out_dir)
+    if record is None:
+        return None
+    reason = mismatch(out_dir / final_name, record)
+    return None if reason is None else f"final model {out_dir / final_name} is not the one its training wrote: {reason}"
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -606,11 +649,14 @@ __all__ = [
     "RunDirectoryError",
     "atomic_torch_save",
     "clear_run",
+    "final_model_problem",
+    "final_record",
     "load_checkpoint_file",
     "make_optimizer",
     "rng_state",
     "seed_everything",
     "set_rng_state",
+    "write_done",
     "load_trained",
     "predict_points",
     "resolve_device",

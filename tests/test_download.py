@@ -227,3 +227,12 @@ def test_targets_agree_with_the_loaders() -> None:
         assert by_top[experiment].target == target
         assert (by_top[experiment].filename, by_top[experiment].drive_id) == CHECKPOINT_ARCHIVES[experiment]
     assert by_top["cubesphere_1000"].target == ORIGINAL_SYNTHETIC_ROOT != "dataset/synthetic_data/cubesphere_1000"
+
+
+def test_list_says_when_the_root_does_not_exist(tmp_path: Path, capsys) -> None:
+    assert download.main(["list", "--root", str(tmp_path / "nowhere")]) == 0
+    out = capsys.readouterr().out
+    assert "does not exist yet" in out and "nowhere" in out
+    assert not (tmp_path / "nowhere").exists()  # listing creates nothing
+    assert download.main(["list", "--root", str(tmp_path)]) == 0
+    assert "does not exist yet" not in capsys.readouterr().out

@@ -199,3 +199,46 @@ def test_truncated_record_and_truncated_predictions_are_measured_again(preset: P
     pd.testing.assert_frame_equal(first.drop(columns=["device"]), second.drop(columns=["device"]))
     assert read_predictions(preset.results_dir, "known_2_y").points.shape == (4, 2, 3)
     assert np.load(matrix_path)[0].any()  # the edited matrix was measured again
+
+
+def test_predictions_and_measurements_of_changed_weights_are_made_again(
+    preset: Preset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A network trained again (its damaged final model replaced) makes other weights: the predictions made
+    from the old weights and the measurements of those predictions are made again, nothing else."""
+    weights = tmp_path / "final.pt"
+    weights.write_bytes(b"first training")
+    known = KnownPredictor.predict
+
+    def predict_from_weights(self, preset, target, *, device):
+        made = known(self, preset, target, device=device)
+        sources = (weights,) if target.name == "known_1_y" else ()
+        return PredictedClouds(made.points, made.ids, made.info, made.settings, sources=sources)
+
+    monkeypatch.setattr(KnownPredictor, "predict", predict_from_weights)
+    first = _run(preset)
+    files = sorted((preset.results_dir / "records").glob("*.json")) + sorted(
+        (preset.results_dir / "predictions").glob("*")
+    )
+    before = {path: path.stat().st_mtime_ns for path in files}
+    weights.write_bytes(b"second training")
+    second = _run(preset)
+    changed = sorted(path.name for path in files if path.stat().st_mtime_ns != before[path])
+    assert changed == ["known_1_y.json", "known_1_y.npy", "known_1_y_output.json"]
+    pd.testing.assert_frame_equal(first.drop(columns=["device"]), second.drop(columns=["device"]))
+
+
+def test_a_run_with_damaged_weights_is_trained_again_by_the_sweep(preset: Preset) -> None:
+    """The sweep skips a training job whose ``done`` marker exists: a run whose final model no longer matches
+    the record in ``done`` loses the marker, so the job runs (and trains it again); intact runs keep theirs."""
+    from models.engine import DONE_FILE, FINAL_FILE, write_done
+
+    damaged, intact = preset.runs[0].directory, preset.runs[1].directory
+    for directory in (damaged, intact):
+        directory.mkdir(parents=True)
+        (directory / FINAL_FILE).write_bytes(b"trained weights")
+        write_done(directory, FINAL_FILE)
+    (damaged / FINAL_FILE).write_bytes(b"trained weighTs")
+    jobs = {job.name: job for job in runner.training_jobs(preset)}
+    assert not (damaged / DONE_FILE).exists() and not jobs[preset.runs[0].name].done_marker.exists()
+    assert (intact / DONE_FILE).exists()
