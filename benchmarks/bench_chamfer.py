@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from benchmarks._inputs import random_clouds, surface_clouds
-from dispersion_score import _chamfer_kernel, chamfer_matrix, normalize_unit_ball
+from dispersion_score import _chamfer_kernel, _native, chamfer_matrix, normalize_unit_ball
 from dispersion_score.io import atomic_write_text, provenance
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_chamfer.json"
@@ -216,9 +216,7 @@ def _kernel_variants(clouds: np.ndarray, *, variants: list[str], pairs: int, rep
     kernels = {v: _chamfer_kernel.load_variant(v) for v in variants}
     peak_text = PEAK_SOURCE.read_text(encoding="utf-8")
     peaks = {
-        v: ctypes.CDLL(
-            str(_chamfer_kernel.build_library(peak_text, _chamfer_kernel.VARIANT_FLAGS[v], stem="kernel_peak"))
-        )
+        v: ctypes.CDLL(str(_native.build_library(peak_text, _chamfer_kernel.VARIANT_FLAGS[v], stem="kernel_peak")))
         for v in variants
     }
     clock = peaks[variants[0]]

@@ -29,27 +29,20 @@ left out of every mean.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from dispersion_score._native import CSRC, CompileError, build_library, cpu_has
+
 logger = logging.getLogger(__name__)
 
 PAD = 16  # clouds are padded to a multiple of this: a multiple of every variant's lanes and query block
 _ABI_VERSION = 2
-SOURCE = Path(__file__).resolve().parent / "csrc" / "chamfer_kernel.cpp"
-
-_COMMON_FLAGS = ("-O3", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC")
+SOURCE = CSRC / "chamfer_kernel.cpp"
 # Flags that pick the instruction set (the source chooses its body from the target macros). load_kernel
 # builds "native", or "baseline" (the compiler's default target) where -march=native is refused; the
 # others let tests and benchmarks build every body on one machine.
@@ -167,90 +160,6 @@ def _run_split(run, count: int, threads: int) -> None:
         raise MemoryError("the Chamfer kernel could not allocate its scratch buffer")
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("DISPERSION_SCORE_CACHE")
-    if root:
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "dispersion_score"
-
-
-def _find_compiler() -> str | None:
-    for candidate in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return None
-
-
-def _machine_tag() -> str:
-    """CPU identity for the cache key: -march=native code must not run on a different CPU type."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features", "model name")):
-                    flags += line
-    except OSError:
-        flags = platform.processor()
-    return platform.machine() + flags
-
-
-class CompileError(RuntimeError):
-    """The compiler rejected the source with the given flags."""
-
-
-def _compiler_version(compiler: str) -> str:
-    versions = _state.setdefault("versions", {})
-    if compiler not in versions:  # type: ignore[operator]
-        result = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
-        versions[compiler] = result.stdout.strip()  # type: ignore[index]
-    return versions[compiler]  # type: ignore[index]
-
-
-def _compile(compiler: str, source_text: str, flags: Sequence[str], target: Path) -> None:
-    """Compile ``source_text`` (its ``#include "..."`` resolve in ``csrc/``) into the shared library
-    ``target``; CompileError with the compiler's message if it fails, OSError if ``target``'s folder is
-    not writable."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        source = Path(tmp) / "source.cpp"
-        source.write_text(source_text, encoding="utf-8")
-        built = Path(tmp) / target.name
-        command = [compiler, *_COMMON_FLAGS, *flags, "-I", str(SOURCE.parent), str(source), "-o", str(built)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        if result.returncode != 0:
-            first_line = _compiler_version(compiler).splitlines()[:1]
-            raise CompileError(
-                f"compiling with {compiler} ({first_line}) and {' '.join(flags) or 'default flags'} failed: "
-                f"{result.stderr[-2000:]}"
-            )
-        os.replace(built, target)  # atomic: concurrent builders never load a half-written file
-
-
-def build_library(source_text: str, flags: Sequence[str], *, stem: str) -> Path:
-    """The shared library of ``source_text`` built with ``flags`` (plus -O3 etc.), from the cache or
-    compiled into it. The cache key covers the source, the kernel source it may include, the flags, the
-    compiler and its version and the CPU identity (-march=native code must not run on another CPU)."""
-    if os.environ.get("DISPERSION_SCORE_NO_COMPILE", "") not in ("", "0"):
-        raise RuntimeError("disabled by DISPERSION_SCORE_NO_COMPILE")
-    compiler = _find_compiler()
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set $CXX or install g++/clang++)")
-    parts = [source_text, SOURCE.read_text(encoding="utf-8"), " ".join(_COMMON_FLAGS + tuple(flags))]
-    parts += [compiler, _compiler_version(compiler), _machine_tag(), str(_ABI_VERSION)]
-    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
-    target = _cache_dir() / f"{stem}_{key}.so"
-    if not target.exists():
-        try:
-            _compile(compiler, source_text, flags, target)
-        except OSError:  # unwritable cache directory: build in a per-user temporary one instead
-            user = getattr(os, "getuid", lambda: 0)()
-            target = Path(tempfile.gettempdir()) / f"dispersion_score-{user}" / target.name
-            if not target.exists():
-                _compile(compiler, source_text, flags, target)
-    return target
-
-
 def load_variant(variant: str) -> ChamferKernel:
     """Build (or take from the cache) and load one variant of :data:`VARIANT_FLAGS`, self-tested.
 
@@ -263,20 +172,15 @@ def load_variant(variant: str) -> ChamferKernel:
         raise ValueError(f"variant must be one of {list(VARIANT_FLAGS)}, got {variant!r}")
     if not cpu_has(VARIANT_CPU_FLAG[variant]):
         raise RuntimeError(f"this CPU lacks {VARIANT_CPU_FLAG[variant]}, which the {variant!r} variant needs")
-    target = build_library(SOURCE.read_text(encoding="utf-8"), VARIANT_FLAGS[variant], stem="chamfer_kernel")
+    target = build_library(
+        SOURCE.read_text(encoding="utf-8"), VARIANT_FLAGS[variant], stem="chamfer_kernel", key=(str(_ABI_VERSION),)
+    )
     library = ctypes.CDLL(str(target))
     if library.ds_abi_version() != _ABI_VERSION:
         raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
     kernel = ChamferKernel(library, target)
     _self_test(kernel)
     return kernel
-
-
-def cpu_has(flag: str | None) -> bool:
-    """Whether /proc/cpuinfo lists ``flag`` (None: True); False where /proc/cpuinfo is unreadable."""
-    if flag is None:
-        return True
-    return flag in _machine_tag().split()
 
 
 def _self_test(kernel: ChamferKernel) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dispersion_score import _chamfer_kernel
+from dispersion_score import _chamfer_kernel, _native
 
-COMPILER = _chamfer_kernel._find_compiler()
+COMPILER = _native.find_compiler()
 pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler")
 
 # Variants this CPU can run; "portable" (-march=native -DDS_PORTABLE) and "baseline" (the compiler's
@@ -130,7 +130,7 @@ def test_native_kernel_equals_an_exact_model_of_its_arithmetic(kernels):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_compiles_without_warnings(variant):
-    command = [COMPILER, *_chamfer_kernel._COMMON_FLAGS, *_chamfer_kernel.VARIANT_FLAGS[variant]]
+    command = [COMPILER, *_native.COMMON_FLAGS, *_chamfer_kernel.VARIANT_FLAGS[variant]]
     command += ["-Wall", "-Wextra", "-fsyntax-only", str(_chamfer_kernel.SOURCE)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
@@ -147,12 +147,12 @@ def test_unknown_or_unsupported_variants_are_refused(monkeypatch):
 def test_cache_key_changes_with_the_flags_and_the_source(tmp_path, monkeypatch):
     monkeypatch.setenv("DISPERSION_SCORE_CACHE", str(tmp_path))
     source = _chamfer_kernel.SOURCE.read_text(encoding="utf-8")
-    first = _chamfer_kernel.build_library(source, (), stem="k")
-    assert _chamfer_kernel.build_library(source, (), stem="k") == first  # cached
-    assert _chamfer_kernel.build_library(source, ("-DDS_PORTABLE",), stem="k") != first
-    assert _chamfer_kernel.build_library(source + "\n// changed\n", (), stem="k") != first
-    monkeypatch.setattr(_chamfer_kernel, "_machine_tag", lambda: "another CPU")
-    assert _chamfer_kernel.build_library(source, (), stem="k") != first
+    first = _native.build_library(source, (), stem="k")
+    assert _native.build_library(source, (), stem="k") == first  # cached
+    assert _native.build_library(source, ("-DDS_PORTABLE",), stem="k") != first
+    assert _native.build_library(source + "\n// changed\n", (), stem="k") != first
+    monkeypatch.setattr(_native, "machine_tag", lambda: "another CPU")
+    assert _native.build_library(source, (), stem="k") != first
 
 
 CROSS = {"compiler": shutil.which("aarch64-linux-gnu-g++"), "emulator": shutil.which("qemu-aarch64-static")}
@@ -182,7 +182,7 @@ def test_aarch64_builds_give_identical_results(kernels, tmp_path, flags, isa):
         array.tofile(tmp_path / name)
     program = tmp_path / "driver"
     driver = Path(__file__).resolve().parent / "csrc" / "kernel_driver.cpp"
-    build = [CROSS["compiler"], *_chamfer_kernel._COMMON_FLAGS[:3], *flags, "-static", "-Wall", "-Wextra"]
+    build = [CROSS["compiler"], *_native.COMMON_FLAGS[:3], *flags, "-static", "-Wall", "-Wextra"]
     build += ["-I", str(_chamfer_kernel.SOURCE.parent), str(driver), "-o", str(program)]
     result = subprocess.run(build, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]

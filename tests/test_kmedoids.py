@@ -692,13 +692,13 @@ def test_memory_mapped_input_is_used_in_place_and_gives_the_same_result(tmp_path
 
 
 def test_kernel_disabled_by_environment_and_cached_build(monkeypatch, tmp_path):
-    from dispersion_score import _kmedoids_kernel
+    from dispersion_score import _kmedoids_kernel, _native
 
     monkeypatch.setenv("DISPERSION_SCORE_NO_COMPILE", "1")
     with pytest.raises(RuntimeError, match="DISPERSION_SCORE_NO_COMPILE"):
         _kmedoids_kernel._build_and_load()
     monkeypatch.delenv("DISPERSION_SCORE_NO_COMPILE")
-    if _kmedoids_kernel._find_compiler() is None:
+    if _native.find_compiler() is None:
         pytest.skip("no C++ compiler")
     monkeypatch.setenv("DISPERSION_SCORE_CACHE", str(tmp_path))
     kernel = _kmedoids_kernel._build_and_load()  # compiles into the new cache and passes the self-test

@@ -1,0 +1,120 @@
+"""Building the library's optional C++ kernels (``csrc/*.cpp``) once per machine, and caching them.
+
+Both compiled kernels (Chamfer distances, k-medoids) are built here with the system compiler (``$CXX``,
+``c++``, ``g++`` or ``clang++``) into a cache directory (``$DISPERSION_SCORE_CACHE``, else
+``$XDG_CACHE_HOME/dispersion_score`` or ``~/.cache/dispersion_score``; a per-user temporary folder when that
+is not writable), keyed by everything that changes the binary: the source, every file of ``csrc/`` it may
+include, the flags, the compiler and its version, and the CPU identity (``-march=native`` code must not run
+on another CPU). ``DISPERSION_SCORE_NO_COMPILE=1`` disables every build; callers then use their torch path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+# -ffp-contract=off: no fused multiply-add the source does not write, so every build rounds the same way.
+COMMON_FLAGS = ("-O3", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC")
+
+_versions: dict[str, str] = {}
+
+
+class CompileError(RuntimeError):
+    """The compiler rejected the source with the given flags."""
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept (see the module docstring)."""
+    root = os.environ.get("DISPERSION_SCORE_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "dispersion_score"
+
+
+def find_compiler() -> str | None:
+    """The C++ compiler to use, or None."""
+    for candidate in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+def machine_tag() -> str:
+    """CPU identity for the cache key: architecture, model and instruction-set flags."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features", "model name")):
+                    flags += line
+    except OSError:
+        flags = platform.processor()
+    return platform.machine() + flags
+
+
+def cpu_has(flag: str | None) -> bool:
+    """Whether /proc/cpuinfo lists ``flag`` (None: True); False where /proc/cpuinfo is unreadable."""
+    if flag is None:
+        return True
+    return flag in machine_tag().split()
+
+
+def compiler_version(compiler: str) -> str:
+    if compiler not in _versions:
+        result = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
+        _versions[compiler] = result.stdout.strip()
+    return _versions[compiler]
+
+
+def build_library(source_text: str, flags: Sequence[str], *, stem: str, key: Sequence[str] = ()) -> Path:
+    """The shared library of ``source_text`` (its ``#include "..."`` resolve in ``csrc/``) built with
+    :data:`COMMON_FLAGS` + ``flags``, from the cache or compiled into it; ``key`` adds strings to the cache
+    key (e.g. an ABI version).
+
+    Raises:
+        RuntimeError: builds disabled by ``DISPERSION_SCORE_NO_COMPILE``, or no compiler.
+        CompileError: the compiler rejected the source (its message included).
+    """
+    if os.environ.get("DISPERSION_SCORE_NO_COMPILE", "") not in ("", "0"):
+        raise RuntimeError("disabled by DISPERSION_SCORE_NO_COMPILE")
+    compiler = find_compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set $CXX or install g++/clang++)")
+    included = [path.read_text(encoding="utf-8") for path in sorted(CSRC.glob("*.cpp"))]
+    parts = [source_text, *included, " ".join((*COMMON_FLAGS, *flags)), compiler, compiler_version(compiler)]
+    digest = hashlib.sha256("\n".join([*parts, machine_tag(), *key]).encode()).hexdigest()[:20]
+    target = cache_dir() / f"{stem}_{digest}.so"
+    if not target.exists():
+        try:
+            _compile(compiler, source_text, flags, target)
+        except OSError:  # unwritable cache directory: build in a per-user temporary one instead
+            user = getattr(os, "getuid", lambda: 0)()
+            target = Path(tempfile.gettempdir()) / f"dispersion_score-{user}" / target.name
+            if not target.exists():
+                _compile(compiler, source_text, flags, target)
+    return target
+
+
+def _compile(compiler: str, source_text: str, flags: Sequence[str], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        source = Path(tmp) / "source.cpp"
+        source.write_text(source_text, encoding="utf-8")
+        built = Path(tmp) / target.name
+        command = [compiler, *COMMON_FLAGS, *flags, "-I", str(CSRC), str(source), "-o", str(built)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            first_line = compiler_version(compiler).splitlines()[:1]
+            raise CompileError(
+                f"compiling with {compiler} ({first_line}) and {' '.join(flags) or 'default flags'} failed: "
+                f"{result.stderr[-2000:]}"
+            )
+        os.replace(built, target)  # atomic: concurrent builders never load a half-written file
