@@ -107,7 +107,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:0, ... (the library's device rule)")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON on stdout")
-    parser.add_argument("--out", type=Path, default=None, help="also save the result document to this .json file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also save the result document to this .json file (shapes: a .npy name is the distance matrix "
+        "file instead, as --save-matrix)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

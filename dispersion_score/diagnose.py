@@ -199,7 +199,10 @@ def diagnose(
         if train_matrix is None:
             train_matrix = chamfer_matrix(train_clouds, device=device, normalize=False, progress=progress)
         elif np.shape(train_matrix) != (len(train_clouds), len(train_clouds)):
-            raise ValueError(f"train_matrix has shape {np.shape(train_matrix)}, expected {(len(train_clouds),) * 2}")
+            raise ValueError(
+                f"train_matrix (--train-matrix) has shape {np.shape(train_matrix)}, expected "
+                f"{(len(train_clouds),) * 2}: one row and column per training shape"
+            )
         medoids = kmedoids(train_matrix, k, **options).medoids
         medoid_clouds, source = train_clouds[medoids], "training medoids"
         oracle = train_clouds[_nearest(gt, train_clouds, device, progress)]
@@ -366,9 +369,12 @@ def diagnose_folders(
     ``options`` go to :func:`diagnose` (method, seed, normalize, device, progress). Returns the diagnosis and the
     matched names."""
     if frame == "viewer" and rotations_dir is None:
-        raise ValueError("frame 'viewer' needs a rotations folder (<name>.npy: each test item's (3, 3) rotation)")
+        raise ValueError(
+            "frame 'viewer' needs a rotations folder (rotations_dir= / --rotations DIR: <name>.npy, each test "
+            "item's (3, 3) rotation)"
+        )
     if frame != "viewer" and rotations_dir is not None:
-        raise ValueError("a rotations folder is only used with frame 'viewer'")
+        raise ValueError("a rotations folder (--rotations) is only used with frame 'viewer' (--frame viewer)")
     names, pred_files, gt_files = match_shape_files(predictions_dir, ground_truth_dir, recursive=recursive)
     reading = {"num_points": points, "seed": sample_seed, "npz_key": npz_key, "voxel_threshold": voxel_threshold,
                "progress": bool(options.get("progress", False))}  # fmt: skip

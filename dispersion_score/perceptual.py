@@ -68,8 +68,9 @@ def _resolve_weights(weights: Any) -> tuple[str, Any]:
         if isinstance(weights, str) and weights in _TORCHVISION_NAMES:
             raise ValueError(
                 f"weights={weights!r} names torchvision's VGG16 weights, and torchvision is not installed: install "
-                "the torchvision built for your torch (pip install 'dispersion-score[imagenet]'), or pass the "
-                "weights file itself (weights='/path/to/vgg16-397923af.pth', --weights on the command line)"
+                "the torchvision built for your torch (or this library with its extra: pip install "
+                "'/path/to/dispersion-score[imagenet]'), or pass the weights file itself "
+                "(weights='/path/to/vgg16-397923af.pth', --weights on the command line)"
             ) from None
         if isinstance(weights, str | os.PathLike):
             return "file", Path(weights)

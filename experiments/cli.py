@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -92,15 +93,41 @@ def owning(parser: argparse.ArgumentParser, presets: Sequence[Preset], *, runs: 
     """Holds the sweep folders (runs and/or results) of ``presets`` for the block: one sweep process at a time
     per folder. A folder held by another process exits with status 2 and one line naming the holder."""
     with contextlib.ExitStack() as stack:
+        held = []
         try:
             for preset in presets:
                 if runs:
-                    stack.enter_context(directory_lock(preset.runs_dir, what="sweep (runs)"))
+                    held.append(stack.enter_context(directory_lock(preset.runs_dir, what="sweep (runs)")))
                 if results:
-                    stack.enter_context(directory_lock(preset.results_dir, what="sweep (results)"))
+                    held.append(stack.enter_context(directory_lock(preset.results_dir, what="sweep (results)")))
         except (DirectoryLockedError, NotADirectoryError) as error:
             parser.exit(EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
+        # The sweep's own jobs (local processes, SLURM jobs: both inherit the environment) write into these
+        # folders under this process's lock; anything else that writes there must take the lock itself.
+        stack.enter_context(_environment(SWEEP_LOCKS_VARIABLE, os.pathsep.join(str(p.resolve()) for p in held)))
         yield
+
+
+SWEEP_LOCKS_VARIABLE = "DISPERSION_SCORE_SWEEP_LOCKS"
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _held_by_sweep(folder: Path) -> bool:
+    """Whether ``folder`` is held by the sweep that started this process (see :func:`owning`)."""
+    held = os.environ.get(SWEEP_LOCKS_VARIABLE, "")
+    return str(folder.resolve()) in held.split(os.pathsep)
 
 
 def print_summary(preset: Preset, table: pd.DataFrame) -> None:
@@ -205,8 +232,11 @@ def main_job(argv: Sequence[str] | None = None) -> int:
         parser.exit(EXIT_BAD_INPUT, f"error: {error}\n")
     if args.runs is not None:
         preset = _with_original_runs(preset, args.runs, parser)
-    setup_logging(preset.results_dir / "logs" / "evaluate_target.log")
-    record = runner.evaluate_target(preset, args.target, device=args.device)
+    with contextlib.ExitStack() as stack:
+        if not _held_by_sweep(preset.results_dir):  # run by hand: one writer per results folder
+            stack.enter_context(owning(parser, [preset], runs=False, results=True))
+        setup_logging(preset.results_dir / "logs" / "evaluate_target.log")
+        record = runner.evaluate_target(preset, args.target, device=args.device)
     print(f"{args.target}: output DS {record['ds']:.5g}, chamfer {record['chamfer']:.5g}")
     return 0
 

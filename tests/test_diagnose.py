@@ -119,7 +119,7 @@ def test_a_saved_training_matrix_is_reused(tmp_path, capsys, shapes) -> None:
     np.save(tmp_path / "wrong.npy", np.zeros((3, 3), dtype=np.float32))
     status, _, err = _cli(capsys, "diagnose", "--predictions", pred, "--ground-truth", gt, "--k", 2,
                           "--train", train, "--train-matrix", tmp_path / "wrong.npy")  # fmt: skip
-    assert status == 2 and "train_matrix has shape (3, 3), expected (10, 10)" in err
+    assert status == 2 and "train_matrix (--train-matrix) has shape (3, 3), expected (10, 10)" in err
 
 
 def test_noise_on_the_ground_truth_moves_position_away_from_one_with_the_noise(tmp_path, capsys, shapes) -> None:

@@ -242,3 +242,35 @@ def test_a_run_with_damaged_weights_is_trained_again_by_the_sweep(preset: Preset
     jobs = {job.name: job for job in runner.training_jobs(preset)}
     assert not (damaged / DONE_FILE).exists() and not jobs[preset.runs[0].name].done_marker.exists()
     assert (intact / DONE_FILE).exists()
+
+
+def test_an_evaluation_run_by_hand_is_refused_while_a_sweep_holds_the_results(
+    preset: Preset, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22, kind 2: ``python -m experiments.evaluate`` by hand takes the results folder's lock; the jobs of
+    the sweep holding it (which pass its folders on in the environment) run under the sweep's lock."""
+    from dispersion_score.locks import directory_lock
+    from experiments import cli
+
+    monkeypatch.delenv(cli.SWEEP_LOCKS_VARIABLE, raising=False)
+    argv = ["--config", str(preset.source), "--target", "known_1_x"]
+    with directory_lock(preset.results_dir, what="sweep (results)"):
+        with pytest.raises(SystemExit) as refused:
+            cli.main_job(argv)
+        assert refused.value.code == 2 and "sweep (results)" in capsys.readouterr().err
+        monkeypatch.setenv(cli.SWEEP_LOCKS_VARIABLE, str(preset.results_dir.resolve()))
+        assert cli.main_job(argv) == 0  # a job of the sweep that holds the lock
+    monkeypatch.delenv(cli.SWEEP_LOCKS_VARIABLE)
+    assert cli.main_job(argv) == 0  # by hand, nobody else writing: takes the lock and runs
+
+
+def test_a_sweep_passes_its_locked_folders_to_its_jobs(preset: Preset) -> None:
+    import argparse
+    import os
+
+    from experiments import cli
+
+    with cli.owning(argparse.ArgumentParser(), [preset], runs=True, results=True):
+        held = os.environ[cli.SWEEP_LOCKS_VARIABLE].split(os.pathsep)
+        assert held == [str(preset.runs_dir.resolve()), str(preset.results_dir.resolve())]
+    assert cli.SWEEP_LOCKS_VARIABLE not in os.environ
