@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from dispersion_score._native import CSRC, CompileError, build_library, cpu_has
+from dispersion_score._native import CSRC, CompileError, LazyKernel, build_library, cpu_has
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +60,6 @@ VARIANT_CPU_FLAG: dict[str, str | None] = {
     "portable": None,
     "baseline": None,
 }
-
-_lock = threading.Lock()
-_state: dict[str, object] = {}
 
 
 class ChamferKernel:
@@ -219,22 +215,12 @@ def fill_store_entry(data: np.ndarray, offset: int, padded: int, cloud: np.ndarr
 
 def load_kernel() -> ChamferKernel | None:
     """The compiled kernel, building it on first use; None (with the reason logged once) if unavailable."""
-    with _lock:
-        if "kernel" in _state:
-            return _state["kernel"]  # type: ignore[return-value]
-        kernel = None
-        try:
-            kernel = _build_and_load()
-        except Exception as error:  # noqa: BLE001 - any build/load failure means "use the torch path"
-            _state["reason"] = str(error)
-            logger.warning("dispersion_score: compiled Chamfer kernel unavailable, using torch (%s)", error)
-        _state["kernel"] = kernel
-        return kernel
+    return KERNEL.get()
 
 
 def unavailable_reason() -> str | None:
     """Why :func:`load_kernel` returned None (None when the kernel loaded or was not tried yet)."""
-    return _state.get("reason")  # type: ignore[return-value]
+    return KERNEL.reason
 
 
 def _build_and_load() -> ChamferKernel:
@@ -243,3 +229,6 @@ def _build_and_load() -> ChamferKernel:
     except CompileError:
         logger.info("dispersion_score: -march=native build failed, using the compiler's default target")
         return load_variant("baseline")
+
+
+KERNEL: LazyKernel[ChamferKernel] = LazyKernel(_build_and_load, "Chamfer kernel")

@@ -40,12 +40,11 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import threading
 from pathlib import Path
 
 import numpy as np
 
-from dispersion_score._native import CSRC, CompileError, build_library
+from dispersion_score._native import CSRC, CompileError, LazyKernel, build_library
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +74,6 @@ BATCHED_SMALL_N_MAX_K = 64
 def batched_swap_loop(n: int, k: int) -> bool:
     """Whether the swap step evaluates 16 candidates per pass for an (n, n) matrix and k medoids."""
     return k <= BATCHED_MAX_K or (n <= BATCHED_SMALL_N and k <= BATCHED_SMALL_N_MAX_K)
-
-
-_lock = threading.Lock()
-_state: dict[str, object] = {}
 
 
 class KMedoidsKernel:
@@ -186,17 +181,7 @@ def _self_test(kernel: KMedoidsKernel) -> None:
 
 def load_kmedoids_kernel() -> KMedoidsKernel | None:
     """The compiled kernel, building it on first use; None (with the reason logged once) if unavailable."""
-    with _lock:
-        if "kernel" in _state:
-            return _state["kernel"]  # type: ignore[return-value]
-        kernel = None
-        try:
-            kernel = _build_and_load()
-        except Exception as error:  # noqa: BLE001 - any build/load failure means "use the torch path"
-            _state["reason"] = str(error)
-            logger.warning("dispersion_score: compiled k-medoids kernel unavailable, using torch (%s)", error)
-        _state["kernel"] = kernel
-        return kernel
+    return KERNEL.get()
 
 
 def _build_and_load() -> KMedoidsKernel:
@@ -211,3 +196,6 @@ def _build_and_load() -> KMedoidsKernel:
     kernel = KMedoidsKernel(library, target)
     _self_test(kernel)
     return kernel
+
+
+KERNEL: LazyKernel[KMedoidsKernel] = LazyKernel(_build_and_load, "k-medoids kernel")

@@ -11,13 +11,19 @@ on another CPU). ``DISPERSION_SCORE_NO_COMPILE=1`` disables every build; callers
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+K = TypeVar("K")
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 # -ffp-contract=off: no fused multiply-add the source does not write, so every build rounds the same way.
@@ -118,3 +124,32 @@ def _compile(compiler: str, source_text: str, flags: Sequence[str], target: Path
                 f"{result.stderr[-2000:]}"
             )
         os.replace(built, target)  # atomic: concurrent builders never load a half-written file
+
+
+class LazyKernel(Generic[K]):
+    """A compiled kernel built and loaded on first use, once per process (thread-safe). :meth:`get` returns
+    None when it is unavailable (no compiler, disabled, the build or its self-test failed), logging the
+    reason once, and the callers use their torch path."""
+
+    def __init__(self, build: Callable[[], K], what: str) -> None:
+        self._build, self._what = build, what
+        self._lock = threading.Lock()
+        self._tried = False
+        self._kernel: K | None = None
+        self.reason: str | None = None  # why get() returned None
+
+    def get(self) -> K | None:
+        with self._lock:
+            if not self._tried:
+                try:
+                    self._kernel = self._build()
+                except Exception as error:  # noqa: BLE001 - any build/load failure means "use the torch path"
+                    self.reason = str(error)
+                    logger.warning("dispersion_score: compiled %s unavailable, using torch (%s)", self._what, error)
+                self._tried = True
+            return self._kernel
+
+    def disable(self, reason: str) -> None:
+        """Behave as if the kernel were unavailable (tests of the torch path)."""
+        with self._lock:
+            self._tried, self._kernel, self.reason = True, None, reason

@@ -9,6 +9,7 @@ import torch
 from benchmarks._inputs import ragged_clouds, random_clouds, surface_clouds
 from dispersion_score import (
     _chamfer_kernel,
+    _native,
     chamfer_cross,
     chamfer_distance,
     chamfer_matrix,
@@ -151,7 +152,9 @@ def test_normalisation_invariance(backend):
 
 
 def test_matrix_falls_back_to_torch_without_kernel(monkeypatch):
-    monkeypatch.setattr(_chamfer_kernel, "_state", {"kernel": None, "reason": "disabled by the test"})
+    kernel = _native.LazyKernel(lambda: None, "Chamfer kernel")
+    kernel.disable("disabled by the test")
+    monkeypatch.setattr(_chamfer_kernel, "KERNEL", kernel)
     clouds = random_clouds(4, 10, seed=9)
     expected = naive_cross(list(clouds), list(clouds))
     np.fill_diagonal(expected, 0.0)
