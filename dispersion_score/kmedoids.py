@@ -228,17 +228,8 @@ def _run(
             best = (inertia, labels, medoids, n_iter, n_swaps, start)
     assert best is not None
     inertia, labels, medoids, n_iter, n_swaps, start = best
-    return KMedoidsResult(
-        medoids=medoids.cpu().numpy().astype(np.int64),
-        labels=labels,
-        inertia=inertia,
-        n_iter=int(n_iter),
-        method=method,
-        seed=seed,
-        n_swaps=int(n_swaps),
-        start=start,
-        n_init=n_init,
-    )
+    return _packed(medoids, labels, inertia, method=method, seed=seed, n_iter=n_iter, n_swaps=n_swaps,
+                   start=start, n_init=n_init)  # fmt: skip
 
 
 def _result(
@@ -253,6 +244,12 @@ def _result(
     n_init: int,
 ) -> KMedoidsResult:
     labels, inertia = _assignment(D, medoids)
+    return _packed(medoids, labels, inertia, method=method, seed=seed, n_iter=n_iter, n_swaps=n_swaps,
+                   start=start, n_init=n_init)  # fmt: skip
+
+
+def _packed(medoids: torch.Tensor, labels: np.ndarray, inertia: float, *, method: str, seed: int, n_iter: int,
+            n_swaps: int, start: int, n_init: int) -> KMedoidsResult:  # fmt: skip
     return KMedoidsResult(
         medoids=medoids.cpu().numpy().astype(np.int64),
         labels=labels,
