@@ -78,6 +78,7 @@ from dataset.worker_pool import WorkerStartError, imap_unordered
 from dispersion_score.atomic import atomic_write_text
 from dispersion_score.launch import OneLineParser, non_negative_int, positive_int
 from dispersion_score.locks import DirectoryLockedError, directory_lock
+from dispersion_score.paths import check_writable_folder
 
 JOURNAL_NAME = ".build_journal.jsonl"
 LOG_NAME = "build.log"
@@ -373,7 +374,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.verify:
+        try:
+            check_writable_folder(args.root, "--root")
+        except ValueError as error:
+            parser.exit(2, f"error: {error}\n")
     if args.verify:
         report = verify(args.root)
         print(report.summary())

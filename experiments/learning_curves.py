@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from dispersion_score.io import save_figure
 from dispersion_score.launch import Job, fail_on, python_command
+from dispersion_score.paths import check_writable_folder
 from experiments import cli, runner
 from experiments.config import REPO_ROOT, Preset, Run
 from experiments.runner import LONG_TABLE, TRAIN_SCRIPT
@@ -126,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.build_parser(__doc__.splitlines()[0])
     parser.add_argument("--figure", type=Path, default=None, help="PNG path (default: <results>/figures/...)")
     args, preset, launch = cli.parse(experiment, parser, rest)
+    path = args.figure or preset.results_dir / "figures" / f"learning_curves_{preset.name}.png"
+    try:  # before hours of training: the figure must be writable
+        check_writable_folder(path.parent, "--figure's folder")
+    except ValueError as error:
+        parser.exit(cli.EXIT_BAD_INPUT, f"error: {error}\n")
     with cli.owning(parser, [preset], runs=True, results=False):
         runner.build_data(preset, launch)
         report = launch.run(
@@ -139,7 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     curves = read_curves(preset)
     if curves.empty:
         return status or 1
-    path = args.figure or preset.results_dir / "figures" / f"learning_curves_{preset.name}.png"
     save_figure(curves_figure(curves, baseline_chamfer(preset), f"{experiment} ({preset.name})"), path)
     curves.to_csv(path.with_suffix(".csv"), index=False)
     print(f"figure: {path}")

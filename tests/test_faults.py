@@ -338,8 +338,10 @@ def _script(relative: str):  # noqa: ANN202 - the module of a script that is not
 def _entry_points(tmp_path: Path) -> dict[str, tuple]:
     """name → (main, argv with the bad path, argv with the bad number, option named in the message); the folder
     arguments are otherwise valid, so that only the bad value can be the culprit."""
+    from benchmarks.gpu import run as gpu_run
     from dataset import render_yaw, shapenet, shapenet_standin, synthetic
     from experiments import cli as experiments_cli
+    from experiments import learning_curves
 
     download, train = _script("download/download.py"), _script("train_scripts/train.py")
     sheet = _script("plot_scripts/yaw_contact_sheet.py")
@@ -389,13 +391,16 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
         "plot_scripts/yaw_contact_sheet.py": (sheet.main, lambda p: [p, str(tmp_path / "sheet.png")],
                                               lambda n: [str(tmp_path), str(tmp_path / "s.png"), "--cell", n],
                                               "--cell"),
+        "experiments.learning_curves": (learning_curves.main, lambda p: ["synthetic", "--preset", "quick",
+                                         "--figure", f"{p}/curves.png"], None, None),
+        "benchmarks.gpu.run": (gpu_run.main, lambda p: ["--dry", "--out", p], None, None),
     }  # fmt: skip
 
 
 ENTRY_POINTS = ("shapes", "shapes --out", "images", "matrix", "elbow", "estimate", "diagnose", "dataset.synthetic",
                 "dataset.shapenet_standin", "dataset.render_yaw", "dataset.shapenet", "download",
                 "download --cache-dir", "experiments", "experiments --workers", "train_scripts/train.py",
-                "plot_scripts/yaw_contact_sheet.py")  # fmt: skip
+                "plot_scripts/yaw_contact_sheet.py", "experiments.learning_curves", "benchmarks.gpu.run")  # fmt: skip
 
 
 def _one_line_error(capsys, main, argv: list[str]) -> str:

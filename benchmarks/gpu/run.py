@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 from benchmarks.gpu._step import MODES, read_figures
 from dispersion_score.atomic import atomic_write_text
+from dispersion_score.paths import check_writable_folder
 
 REPO = Path(__file__).resolve().parents[2]
 FORMAT = "dispersion-score-gpu-run/1"
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", nargs="+", default=[], metavar="STEP=SECONDS", help="replace a step's budget")
     args = parser.parse_args(argv)
     try:
+        check_writable_folder(args.out, "--out")
         document = run(
             args.out, dry=args.dry, only=tuple(args.only), deadline=args.deadline, budgets=_parse_budgets(args.budget)
         )
