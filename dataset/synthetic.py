@@ -374,18 +374,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not args.verify:
-        try:
-            check_writable_folder(args.root, "--root")
-        except ValueError as error:
-            parser.exit(2, f"error: {error}\n")
+    args = _parser().parse_args(argv)
     if args.verify:
         report = verify(args.root)
         print(report.summary())
         return 0 if report.ok else 1
     try:
+        check_writable_folder(args.root, "--root")
         config = BuildConfig(
             root=args.root,
             image_size=args.image_size,

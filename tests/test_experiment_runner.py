@@ -8,6 +8,8 @@ medoid of [A, A, B, B] leaves two items at distance 4: inertia 8, DS 8 / 4 = 2.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +246,20 @@ def test_a_run_with_damaged_weights_is_trained_again_by_the_sweep(preset: Preset
     assert (intact / DONE_FILE).exists()
 
 
+@pytest.fixture
+def root_logger_restored() -> Iterator[None]:
+    """A command's main run in this process logs to a file in its results folder through the root logger (as
+    the command does): its handlers are closed and removed afterwards, so that no later test writes there."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logger_restored")
 def test_an_evaluation_run_by_hand_is_refused_while_a_sweep_holds_the_results(
     preset: Preset, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
