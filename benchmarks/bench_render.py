@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._meshes import ObjPart, chair_parts, lamp_parts, write_checker, write_mesh_tree, write_obj
-from dataset.camera import (
+from dataset.shapenet.camera import (
     View,
     field_of_view_degrees,
     format_disn_line,
@@ -28,9 +28,9 @@ from dataset.camera import (
     sample_r2n2_views,
     sample_yaw_view,
 )
-from dataset.mesh_render import BLENDER_LIGHTING, MeshRenderer
-from dataset.render_yaw import YAW_RANGES, YawRenderConfig, YawSettings, candidate_views, render_yaw_sets
-from dataset.shapenet_mesh import Mesh, load_mesh
+from dataset.shapenet.mesh import Mesh, load_mesh
+from dataset.shapenet.render.renderer import BLENDER_LIGHTING, MeshRenderer
+from dataset.shapenet.render.yaw_sets import YAW_RANGES, YawRenderConfig, YawSettings, candidate_views, render_yaw_sets
 
 REAL_SHAPES = 43_783
 NODE_CORES = 64
@@ -197,7 +197,7 @@ def moderngl_time(mesh: Mesh, size: int, repeat: int) -> float | None:
 def bench_runner(root: Path, shapes: int, size: int, spp: int) -> tuple[float, float, int]:
     """(plain loop s, runner s, renders): the same shapes, 7 sets, first draws, files written plainly vs the
     runner (workers=1: checks, atomic writes, hashes, manifest, log)."""
-    from dataset.render_yaw import _encode_png
+    from dataset.shapenet.render.yaw_sets import _encode_png
 
     meshes = root / "ShapeNetCore.v1"
     written = write_mesh_tree(meshes, shapes)
@@ -231,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes")
     args = parser.parse_args()
-    logging.getLogger("dataset.shapenet_mesh").setLevel(logging.ERROR)  # the fixtures' missing textures
+    logging.getLogger("dataset.shapenet.mesh").setLevel(logging.ERROR)  # the fixtures' missing textures
     repeat = 3 if args.quick else 7
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -264,7 +264,7 @@ def main() -> None:
             renderer = MeshRenderer(224, samples_per_pixel=9)
             rng = np.random.default_rng(0)
             views = [sample_yaw_view(rng, 90) for _ in range(7)]
-            from dataset.render_yaw import _encode_png
+            from dataset.shapenet.render.yaw_sets import _encode_png
 
             def render_all(renderer=renderer, mesh=mesh, views=views) -> None:
                 for view in views:

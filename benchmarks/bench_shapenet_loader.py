@@ -35,10 +35,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dataset.shapenet import ShapeNet, category_ids, split_files
-from dataset.shapenet_cache import load_split_clouds
-from dataset.shapenet_layout import r2n2_dir
-from dataset.shapenet_standin import DEFAULT_ROOT, ensure_standin
+from dataset.shapenet.cache import load_split_clouds
+from dataset.shapenet.dataset import ShapeNet, category_ids, split_files
+from dataset.shapenet.layout import r2n2_dir
+from dataset.shapenet.standin.build import DEFAULT_ROOT, ensure_standin
 from dispersion_score.io import atomic_write_text, provenance
 
 REPO = Path(__file__).resolve().parents[1]

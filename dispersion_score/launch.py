@@ -286,7 +286,7 @@ def _end_with_parent() -> Callable[[], None] | None:
 def die_with_parent(parent: int) -> None:
     """Makes this process receive SIGKILL when process ``parent`` (the one that started it) ends, however it
     ends (SIGKILL included: no handler of the parent runs then); if ``parent`` has already ended, exits now.
-    Called in a child: a job's ``preexec_fn``, or a pool worker's set-up (:mod:`dataset.worker_pool`).
+    Called in a child: a job's ``preexec_fn``, or a pool worker's set-up (:mod:`dataset.build.worker_pool`).
     Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere it does nothing."""
     if not sys.platform.startswith("linux"):
         return

@@ -112,7 +112,7 @@ def build_standin(preset: Preset, launch: Launch) -> None:
     if not settings["standin"]:
         return
     _run_module(
-        "dataset.shapenet_standin",
+        "dataset.shapenet.standin",
         "--root",
         str(_data_root(preset)),
         "--per-category",
@@ -144,8 +144,8 @@ def build_yaw_renders(preset: Preset, launch: Launch, yaws: Sequence[int]) -> No
         str(launch.workers or preset.workers),
         *_categories(settings),
     ]
-    _run_module("dataset.render_yaw", *common, "--split", "train", "--yaw", *map(str, yaws))
-    _run_module("dataset.render_yaw", *common, "--split", "test", "--yaw", str(TEST_YAW))
+    _run_module("dataset.shapenet.render", *common, "--split", "train", "--yaw", *map(str, yaws))
+    _run_module("dataset.shapenet.render", *common, "--split", "test", "--yaw", str(TEST_YAW))
 
 
 def _build_more_imgs(preset: Preset, launch: Launch) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from dataset.training_sets import CLUSTER_SIZES, KINDS, training_set_name
+from dataset.synthetic.training_sets import CLUSTER_SIZES, KINDS, training_set_name
 from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
 from experiments.cli import main_all

@@ -5,7 +5,7 @@ A registered dataset is a callable
 (a dataset with its own config section ``data.<name>``, like ``shapenet``, is called with the split name instead
 of an index file and gets that section's options as keywords)
 whose items are dicts with at least ``image`` (FloatTensor (3, H, W), RGB in [0, 1]) and ``points``
-(FloatTensor (num_points, 3)); ``dataset.cubesphere.CubeSphereDataset`` is one. Tests and new experiments
+(FloatTensor (num_points, 3)); ``dataset.synthetic.dataset.CubeSphereDataset`` is one. Tests and new experiments
 add their own with ``register_dataset``; ``toy`` is a procedural in-memory one (``models.toy_data``).
 """
 
@@ -25,7 +25,7 @@ DatasetFactory = Callable[..., Dataset]
 
 
 def _cubesphere(root: Path, index_file: str, **options: Any) -> Dataset:
-    from dataset.cubesphere import CubeSphereDataset  # imported here: the data package is optional for models
+    from dataset.synthetic.dataset import CubeSphereDataset  # imported here: the data package is optional for models
 
     return CubeSphereDataset(root, index_file, **options)
 
@@ -33,7 +33,7 @@ def _cubesphere(root: Path, index_file: str, **options: Any) -> Dataset:
 def _shapenet(
     root: Path, split: str, *, yaw: int | None = None, test_yaw: int | None = None, **options: Any
 ) -> Dataset:
-    from dataset.shapenet import shapenet_dataset
+    from dataset.shapenet.dataset import shapenet_dataset
 
     # ShapeNet has no validation split (docs/shapenet.md): validation during training uses the test split, as AtlasNet.
     if split != "train":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from dataset.render_yaw import IMAGE_NAME, SET_PREFIX, YAW_RANGES, render_folder
+from dataset.shapenet.render.yaw_sets import IMAGE_NAME, SET_PREFIX, YAW_RANGES, render_folder
 from dispersion_score.launch import OneLineParser, positive_int
 
 

@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 from torch.utils.data import Dataset
 
-from dataset.camera import camera_rotation
+from dataset.shapenet.camera import camera_rotation
 from dispersion_score.artefact import record_file
 from experiments import runner
 from experiments.baselines import (

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from dataset import camera
-from dataset.camera import View
+from dataset.shapenet import camera
+from dataset.shapenet.camera import View
 
 
 def _rotation_by_construction(azimuth: float, elevation: float) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_bad_metadata_names_file_and_line(tmp_path) -> None:
 
 
 def test_split_and_categories() -> None:
-    from dataset.shapenet_categories import SHAPENET13, resolve_categories, split_ids
+    from dataset.shapenet.categories import SHAPENET13, resolve_categories, split_ids
 
     ids = [f"{i:032x}" for i in (7, 3, 9, 1, 5)]
     assert split_ids(ids, "train") == sorted(ids)[:4] and split_ids(ids, "test") == sorted(ids)[4:]

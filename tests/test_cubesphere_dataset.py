@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset.cubesphere import CubeSphereDataset
+from dataset.synthetic.dataset import CubeSphereDataset
 
 H, W = 6, 8
 

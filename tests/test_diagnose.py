@@ -3,7 +3,7 @@ construction: predictions equal to the ground truth (position 1), predictions th
 prototypes of the synthetic data (pure recognition, position 0), the ground truth plus noise (more dispersed
 than the ground truth: position above 1, growing with the noise), and the viewer-frame counterparts.
 
-Shapes are synthetic cube↔sphere clouds (dataset.cubesphere_geometry) written as .npy files in the real
+Shapes are synthetic cube↔sphere clouds (dataset.synthetic.geometry) written as .npy files in the real
 formats. Every file holds exactly ``POINTS`` points and the command samples ``POINTS`` of them without
 replacement, so a file and its copy give the same point set (no sampling noise floor).
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset.camera import camera_rotation
-from dataset.cubesphere_geometry import cubesphere_mesh, sample_surface_points
+from dataset.shapenet.camera import camera_rotation
+from dataset.synthetic.geometry import cubesphere_mesh, sample_surface_points
 from dispersion_score import chamfer_matrix, dispersion_score, normalize_unit_ball
 from dispersion_score.cli import main
 from dispersion_score.diagnose import (

@@ -184,9 +184,9 @@ def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Pat
     meshes.mkdir()
     repo = Path(__file__).resolve().parents[1]
     command = {
-        "shapenet_standin": ["-m", "dataset.shapenet_standin", "--root", str(root), "--per-category", "1",
+        "shapenet_standin": ["-m", "dataset.shapenet.standin", "--root", str(root), "--per-category", "1",
                              "--categories", "chair", "--no-progress", "--workers", "1"],
-        "render_yaw": ["-m", "dataset.render_yaw", "--meshes", str(meshes), "--out", str(root), "--no-progress"],
+        "render_yaw": ["-m", "dataset.shapenet.render", "--meshes", str(meshes), "--out", str(root), "--no-progress"],
         "synthetic": ["-m", "dataset.synthetic", "--root", str(root), "--no-progress"],
         "download": [str(repo / "download" / "download.py"), "data", "--root", str(tmp_path),
                      "--cache-dir", str(root), "--from-dir", str(tmp_path)],
@@ -212,7 +212,7 @@ def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Pat
 
 
 def test_a_worker_that_cannot_start_stops_the_pool_with_its_error() -> None:
-    from dataset.worker_pool import WorkerStartError, imap_unordered
+    from dataset.build.worker_pool import WorkerStartError, imap_unordered
 
     # int("not a number") raises in every worker's initializer: the plain Pool restarted them forever.
     with pytest.raises(WorkerStartError, match="could not start: ValueError: invalid literal"):
@@ -225,13 +225,13 @@ def test_standin_spp_3_stops_at_once_naming_the_option(tmp_path: Path) -> None:
 
     repo = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, "-m", "dataset.shapenet_standin", "--root", str(tmp_path / "r"), "--spp", "3",
+        [sys.executable, "-m", "dataset.shapenet.standin", "--root", str(tmp_path / "r"), "--spp", "3",
          "--per-category", "1", "--categories", "chair", "--no-progress"],
         capture_output=True, text=True, timeout=120, cwd=repo,
     )  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--spp" in result.stderr
     assert not (tmp_path / "r").exists()
-    from dataset.shapenet_standin import BuildConfig
+    from dataset.shapenet.standin.build import BuildConfig
 
     with pytest.raises(ValueError, match="samples_per_pixel must be a positive square"):
         BuildConfig(root=tmp_path / "r", samples_per_pixel=3)
@@ -270,8 +270,8 @@ def _zero_area_obj(folder: Path) -> None:
 
 def test_render_yaw_counts_a_blank_render_as_a_failure_and_all_failed_exits_non_zero(tmp_path: Path) -> None:
     from benchmarks._meshes import write_mesh_tree
-    from dataset.render_yaw import main as render_main
-    from dataset.render_yaw import set_name
+    from dataset.shapenet.render.yaw_sets import main as render_main
+    from dataset.shapenet.render.yaw_sets import set_name
 
     chair = "03001627"
     meshes = tmp_path / "ShapeNetCore.v1"
@@ -290,7 +290,7 @@ def test_render_yaw_counts_a_blank_render_as_a_failure_and_all_failed_exits_non_
 
 
 def test_render_yaw_negative_seed_is_refused(tmp_path: Path, capsys) -> None:
-    from dataset.render_yaw import main as render_main
+    from dataset.shapenet.render.yaw_sets import main as render_main
 
     assert _status(render_main, ["--meshes", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "-1"]) == 2
     assert "--seed" in capsys.readouterr().err
@@ -339,7 +339,10 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
     """name → (main, argv with the bad path, argv with the bad number, option named in the message); the folder
     arguments are otherwise valid, so that only the bad value can be the culprit."""
     from benchmarks.gpu import run as gpu_run
-    from dataset import render_yaw, shapenet, shapenet_standin, synthetic
+    from dataset.shapenet import dataset as shapenet
+    from dataset.shapenet.render import yaw_sets as render_yaw
+    from dataset.shapenet.standin import build as shapenet_standin
+    from dataset.synthetic import build as synthetic
     from experiments import cli as experiments_cli
     from experiments import learning_curves
 
@@ -372,10 +375,10 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
                                 "--points", n], "--points"),
         "dataset.synthetic": (synthetic.main, lambda p: ["--root", p, "--no-progress"],
                               lambda n: ["--root", str(tmp_path / "syn"), "--points", n], "--points"),
-        "dataset.shapenet_standin": (shapenet_standin.main, lambda p: ["--root", p, "--no-progress"],
+        "dataset.shapenet.standin": (shapenet_standin.main, lambda p: ["--root", p, "--no-progress"],
                                      lambda n: ["--root", str(tmp_path / "si"), "--per-category", n],
                                      "--per-category"),
-        "dataset.render_yaw": (render_yaw.main, lambda p: ["--meshes", str(shapes), "--out", p, "--no-progress"],
+        "dataset.shapenet.render": (render_yaw.main, lambda p: ["--meshes", str(shapes), "--out", p, "--no-progress"],
                                lambda n: ["--meshes", str(shapes), "--out", str(tmp_path / "yaw"), "--max-draws", n],
                                "--max-draws"),
         "dataset.shapenet": (shapenet.main, lambda p: ["--summary", "--root", p, "--no-progress"], None, None),
@@ -398,7 +401,7 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
 
 
 ENTRY_POINTS = ("shapes", "shapes --out", "images", "matrix", "elbow", "estimate", "diagnose", "dataset.synthetic",
-                "dataset.shapenet_standin", "dataset.render_yaw", "dataset.shapenet", "download",
+                "dataset.shapenet.standin", "dataset.shapenet.render", "dataset.shapenet", "download",
                 "download --cache-dir", "experiments", "experiments --workers", "train_scripts/train.py",
                 "plot_scripts/yaw_contact_sheet.py", "experiments.learning_curves", "benchmarks.gpu.run")  # fmt: skip
 
@@ -429,8 +432,8 @@ def test_every_entry_point_answers_bad_paths_and_numbers_in_one_line(entry: str,
 
 def test_render_yaw_rerun_renders_again_a_render_edited_since_it_was_recorded(tmp_path: Path) -> None:
     from benchmarks._meshes import write_mesh_tree
-    from dataset.render_yaw import main as render_main
-    from dataset.render_yaw import set_name
+    from dataset.shapenet.render.yaw_sets import main as render_main
+    from dataset.shapenet.render.yaw_sets import set_name
 
     meshes = tmp_path / "ShapeNetCore.v1"
     write_mesh_tree(meshes, 2, synsets=("03001627",))
@@ -455,7 +458,7 @@ def test_repeated_kmedoids_seeds_are_refused(tmp_path: Path, capsys) -> None:
 _POOL = """
 import os, sys, time
 from pathlib import Path
-from dataset.worker_pool import imap_unordered
+from dataset.build.worker_pool import imap_unordered
 
 
 def work(index):
@@ -494,7 +497,7 @@ def test_sigkill_of_a_build_ends_its_pool_workers(tmp_path: Path) -> None:
 
 
 def test_render_yaw_refuses_an_output_inside_its_mesh_folder(tmp_path: Path, capsys) -> None:
-    from dataset.render_yaw import main as render_main
+    from dataset.shapenet.render.yaw_sets import main as render_main
 
     meshes = tmp_path / "ShapeNetCore.v1"
     meshes.mkdir()

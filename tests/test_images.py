@@ -133,7 +133,7 @@ def test_resize_is_the_antialiased_bilinear_filter_at_every_depth(tmp_path):
 def test_dataset_reads_images_with_the_same_reader(tmp_path):
     import json
 
-    from dataset.cubesphere import CubeSphereDataset
+    from dataset.synthetic.dataset import CubeSphereDataset
 
     _grey16(tmp_path / "img.png", 32768, (8, 8))
     np.save(tmp_path / "pts.npy", np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32))

@@ -116,7 +116,7 @@ def test_a_file_is_not_a_directory(tmp_path):
 
 def test_lock_module_does_not_import_torch():
     # The dataset builder (and its worker processes) use the lock and the atomic writes without torch.
-    code = "import sys, dispersion_score.locks, dispersion_score.atomic, dataset.synthetic; "
+    code = "import sys, dispersion_score.locks, dispersion_score.atomic, dataset.synthetic.build; "
     code += "print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

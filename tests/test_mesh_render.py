@@ -13,9 +13,9 @@ from matplotlib.path import Path as PolygonPath
 from scipy.spatial import ConvexHull
 
 from benchmarks._meshes import ObjPart, box, chair_parts, lamp_parts, write_checker, write_obj
-from dataset.camera import View, project
-from dataset.mesh_render import BLENDER_LIGHTING, MeshRenderer, touches_border
-from dataset.shapenet_mesh import DEFAULT_COLOR, MeshError, as_mesh, load_mesh
+from dataset.shapenet.camera import View, project
+from dataset.shapenet.mesh import DEFAULT_COLOR, MeshError, as_mesh, load_mesh
+from dataset.shapenet.render.renderer import BLENDER_LIGHTING, MeshRenderer, touches_border
 
 SIZE = 64
 
@@ -166,7 +166,7 @@ def test_load_multi_material_obj_with_texture_and_missing_texture(tmp_path, capl
 
     lamp = tmp_path / "lamp"
     write_obj(lamp, lamp_parts(rng, texture="nowhere.jpg"))
-    with caplog.at_level(logging.WARNING, logger="dataset.shapenet_mesh"):
+    with caplog.at_level(logging.WARNING, logger="dataset.shapenet.mesh"):
         mesh = load_mesh(lamp / "model.obj")
     assert len(mesh.warnings) == 1 and "nowhere.jpg" in mesh.warnings[0] and str(lamp) in mesh.warnings[0]
     assert "nowhere.jpg" in caplog.text

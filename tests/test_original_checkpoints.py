@@ -407,7 +407,7 @@ def test_original_image_reading(tmp_path) -> None:
 
 def test_miniature_release_through_our_dataset(tmp_path) -> None:
     """Our CubeSphereDataset (RGB) + the converted model = the original pipeline: cv2 (BGR) + its network."""
-    from dataset.cubesphere import CubeSphereDataset
+    from dataset.synthetic.dataset import CubeSphereDataset
     from models.engine import predict_points
     from tests.original_release import write_original_release
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataset.cubesphere import CubeSphereDataset
+from dataset.synthetic.dataset import CubeSphereDataset
 from dispersion_score import chamfer_matrix, dispersion_score
 from experiments.config import REPO_ROOT
 from models.engine import predict_points

@@ -17,8 +17,10 @@ import trimesh
 from PIL import Image
 
 from benchmarks._meshes import ObjPart, box, write_mesh_tree, write_obj
-from dataset.camera import project, read_yaw_metadata
-from dataset.render_yaw import (
+from dataset.shapenet.camera import project, read_yaw_metadata
+from dataset.shapenet.categories import split_ids
+from dataset.shapenet.mesh import load_mesh
+from dataset.shapenet.render.yaw_sets import (
     YAW_RANGES,
     YawRenderConfig,
     YawSettings,
@@ -28,8 +30,6 @@ from dataset.render_yaw import (
     render_yaw_sets,
     set_name,
 )
-from dataset.shapenet_categories import split_ids
-from dataset.shapenet_mesh import load_mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 96
@@ -141,7 +141,7 @@ def test_other_seed_moves_the_cameras(meshes, reference, tmp_path) -> None:
 def test_resume_after_sigkill_gives_the_same_files(meshes, reference, tmp_path) -> None:
     out, _ = reference
     resumed = tmp_path / "resumed"
-    command = [sys.executable, "-m", "dataset.render_yaw", "--meshes", str(meshes), "--out", str(resumed),
+    command = [sys.executable, "-m", "dataset.shapenet.render", "--meshes", str(meshes), "--out", str(resumed),
                "--categories", "chair", "lamp", "--image-size", str(SIZE), "--spp", "9", "--workers", "1",
                "--no-progress"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

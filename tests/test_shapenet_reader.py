@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from dataset import shapenet
-from dataset.camera import camera_rotation
-from dataset.shapenet import ShapeNet, split_clouds, split_image_paths
-from dataset.shapenet_cache import CACHE_ENV
+from dataset.shapenet import dataset as shapenet
+from dataset.shapenet.cache import CACHE_ENV
+from dataset.shapenet.camera import camera_rotation
+from dataset.shapenet.dataset import ShapeNet, split_clouds, split_image_paths
 
 CHAIR, SPEAKER, TABLE = "03001627", "03691459", "04379243"
 # ShapeNet's taxonomy.json: lemma strings as ShapeNet writes them, sub-categories as their own entries.

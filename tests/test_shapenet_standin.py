@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset import shapenet_parts as sp
-from dataset import shapenet_standin as standin
-from dataset.camera import project, read_r2n2_metadata
-from dataset.shapenet import ShapeNet, read_taxonomy
-from dataset.shapenet_categories import SHAPENET13
-from dataset.shapenet_families import FAMILIES
+from dataset.shapenet.camera import project, read_r2n2_metadata
+from dataset.shapenet.categories import SHAPENET13
+from dataset.shapenet.dataset import ShapeNet, read_taxonomy
+from dataset.shapenet.standin import build as standin
+from dataset.shapenet.standin import parts as sp
+from dataset.shapenet.standin.families import FAMILIES
 
 CATEGORIES = ("chair", "airplane")
 CHAIR_ID = "03001627"
@@ -216,8 +216,8 @@ def test_camera_check_points_land_in_the_alpha_mask(tiny: Path) -> None:
 
 
 def test_the_mesh_as_written_renders_like_the_stored_view(tiny: Path) -> None:
-    from dataset.mesh_render import MeshRenderer
-    from dataset.shapenet_mesh import load_mesh
+    from dataset.shapenet.mesh import load_mesh
+    from dataset.shapenet.render.renderer import MeshRenderer
 
     synset = "03001627"
     model_id = sorted(p.name for p in (tiny / "ShapeNetCore.v1" / synset).iterdir())[0]
@@ -333,7 +333,7 @@ def test_refuses_a_root_with_foreign_shapes(tmp_path: Path) -> None:
 
 
 def test_default_point_count_is_the_real_one() -> None:
-    from dataset.mesh_render import MeshRenderer
+    from dataset.shapenet.render.renderer import MeshRenderer
 
     assert standin.NUM_POINTS == 30000 and standin.BuildConfig().num_points == 30000
     shape = standin.plan(0, 1, ["04379243"])[0]

@@ -15,12 +15,12 @@ import pytest
 import trimesh
 from PIL import Image
 
-from dataset.cubesphere import CubeSphereDataset
-from dataset.cubesphere_geometry import blend_vertices, cubesphere_mesh, sample_surface_points
-from dataset.instance import points_seed
-from dataset.manifest import MANIFEST_NAME, BuildSettingsError, read_manifest, verify
-from dataset.synthetic import JOURNAL_NAME, BuildConfig, build, main
-from dataset.training_sets import CLUSTER_CENTRES, CLUSTER_SIZES, Instance, referenced_pool_indices
+from dataset.build.manifest import MANIFEST_NAME, BuildSettingsError, read_manifest, verify
+from dataset.synthetic.build import JOURNAL_NAME, BuildConfig, build, main
+from dataset.synthetic.dataset import CubeSphereDataset
+from dataset.synthetic.geometry import blend_vertices, cubesphere_mesh, sample_surface_points
+from dataset.synthetic.instance import points_seed
+from dataset.synthetic.training_sets import CLUSTER_CENTRES, CLUSTER_SIZES, Instance, referenced_pool_indices
 
 IMAGE_SIZE = 24
 POINTS = 600

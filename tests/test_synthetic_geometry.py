@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dataset.cubesphere_geometry import (
+from dataset.synthetic.geometry import (
     CUBE_HALF_EDGE,
     blend_vertices,
     cubesphere_mesh,

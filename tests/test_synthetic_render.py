@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset.cubesphere_geometry import blend_vertices, uv_sphere
-from dataset.render import MeshRenderer, RenderSettings, corner_normals, encode_png, linear_to_srgb8
+from dataset.synthetic.geometry import blend_vertices, uv_sphere
+from dataset.synthetic.render import MeshRenderer, RenderSettings, corner_normals, encode_png, linear_to_srgb8
 
 SIZE = 48
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dataset.training_sets import (
+from dataset.synthetic.training_sets import (
     CLUSTER_CENTRES,
     CLUSTER_SIZES,
     POOL_SIZE,

@@ -234,7 +234,7 @@ def test_dataset_registry(tmp_path: Path) -> None:
 
 
 def test_cubesphere_is_wired(tmp_path: Path) -> None:
-    pytest.importorskip("dataset.cubesphere")
+    pytest.importorskip("dataset.synthetic.dataset")
     from PIL import Image
 
     entries = []

@@ -9,7 +9,7 @@ What the run imports beyond the GPU machine's packages (torch, torchvision, nump
 matplotlib, pillow, pyyaml, tqdm, tensorboard, pytest, threadpoolctl, filelock, ...):
 
 * trimesh: ``models.templates`` (every network's templates) and ``tests/test_cli.py`` at import;
-* embreex: the ShapeNet stand-in's renderer (``dataset.mesh_render``), built there for the ShapeNet step.
+* embreex: the ShapeNet stand-in's renderer (``dataset.shapenet.render.renderer``), built there for the ShapeNet step.
 
 Not carried, because the run never imports them: mitsuba (the synthetic data's renderer: the synthetic
 steps train on the procedural toy data), submitit (SLURM only), kmedoids and faiss (benchmark references).

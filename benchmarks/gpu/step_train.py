@@ -171,7 +171,7 @@ def _build_standin(sizes: Sizes, root: Path, record: Recorder) -> None:
     command = [
         sys.executable,
         "-m",
-        "dataset.shapenet_standin",
+        "dataset.shapenet.standin",
         "--root",
         str(root),
         "--per-category",

@@ -10,7 +10,7 @@ Method (see docs/rendering.md for the library comparison):
   cell of an s×s grid over the pixel, jittered inside its cell by a generator seeded with ``seed`` (the same
   pattern for every render of a renderer, so a render is a pure function of mesh, view and settings).
   Anti-aliasing only: alpha is the fraction of a pixel's rays that hit the mesh.
-* Camera: docs/shapenet.md exactly (:mod:`dataset.camera`): centre C, rotation R, f = 35/32·W pixels, principal
+* Camera: docs/shapenet.md exactly (:mod:`dataset.shapenet.camera`): centre C, rotation R, f = 35/32·W pixels, principal
   point at the image centre; pixel (i, j) covers u ∈ [j, j + 1), v ∈ [i, i + 1).
 * Shading: Lambertian, flat (face normals turned toward the viewer: ShapeNet surfaces are often one-sided
   and inconsistently oriented, and Blender renders both sides), no shadows, no specular. Diffuse colour is
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from dataset.camera import View, focal_length_pixels, project
-from dataset.render import linear_to_srgb8
-from dataset.shapenet_mesh import Mesh, as_mesh
+from dataset.shapenet.camera import View, focal_length_pixels, project
+from dataset.shapenet.mesh import Mesh, as_mesh
+from dataset.synthetic.render import linear_to_srgb8
 
 RENDERER_VERSION = "embree-flat-1"
 
@@ -128,15 +128,15 @@ class MeshRenderer:
         """Render ``mesh`` seen from ``view``.
 
         Args:
-            mesh: a :class:`~dataset.shapenet_mesh.Mesh`, a ``trimesh.Trimesh``/``Scene``, or a sequence of
-                ``(vertices (V, 3), faces (F, 3), rgb)`` parts (see :func:`dataset.shapenet_mesh.as_mesh`).
+            mesh: a :class:`~dataset.shapenet.mesh.Mesh`, a ``trimesh.Trimesh``/``Scene``, or a sequence of
+                ``(vertices (V, 3), faces (F, 3), rgb)`` parts (see :func:`dataset.shapenet.mesh.as_mesh`).
             view: the camera (azimuth, elevation in degrees, distance ratio; in-plane rotation must be 0).
 
         Returns:
             (W, W, 4) uint8 RGBA, straight alpha; background pixels are (0, 0, 0, 0).
 
         Raises:
-            MeshError: a mesh that cannot be rendered (see :mod:`dataset.shapenet_mesh`).
+            MeshError: a mesh that cannot be rendered (see :mod:`dataset.shapenet.mesh`).
             ValueError: a view with in-plane rotation.
         """
         if view.in_plane != 0:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.camera import MetadataError, View, read_r2n2_metadata, read_yaw_metadata
-from dataset.shapenet_categories import SHAPENET13
+from dataset.shapenet.camera import MetadataError, View, read_r2n2_metadata, read_yaw_metadata
+from dataset.shapenet.categories import SHAPENET13
 
 TAXONOMY_NAME = "taxonomy.json"
 POINT_CLOUD_DIR = "ShapeNetV1PointCloud"

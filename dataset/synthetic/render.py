@@ -1,6 +1,6 @@
 """Headless CPU renderer for the synthetic shapes: Mitsuba 3, variant ``scalar_rgb`` (docs/dataset.md).
 
-Scene (all in the object frame, z up, the frame of :mod:`dataset.cubesphere_geometry`):
+Scene (all in the object frame, z up, the frame of :mod:`dataset.synthetic.geometry`):
 
 * Camera: perspective, at (−1.5, 1.5, 1.5), looking at the origin, up = +z, horizontal field of view 50°.
   The unit sphere (the largest shape) then spans about 89% of the image width; the cube (t = 1) about 84%.

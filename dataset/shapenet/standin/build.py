@@ -1,4 +1,4 @@
-"""Builds the ShapeNet-13 stand-in (docs/shapenet.md): ``python -m dataset.shapenet_standin --root DIR``.
+"""Builds the ShapeNet-13 stand-in (docs/shapenet.md): ``python -m dataset.shapenet.standin --root DIR``.
 
 A small dataset in exactly the real formats of docs/shapenet.md, so every ShapeNet reader, renderer, experiment
 and baseline runs on it unchanged::
@@ -11,14 +11,14 @@ and baseline runs on it unchanged::
                                                             renderings.txt, rendering_metadata.txt
     DIR/manifest.json, DIR/build.log                        ours (readers ignore them)
 
-Shapes: the 13 part-based families of :mod:`dataset.shapenet_families`, in ShapeNetCore.v1's conventions
+Shapes: the 13 part-based families of :mod:`dataset.shapenet.standin.families`, in ShapeNetCore.v1's conventions
 (Y up, front +X, bounding box centred at the origin with diagonal 1). Shape ``index`` of a category has id
 ``sha256("shapenet-standin/<seed>/<synset>/<index>")[:32]`` (32 hex digits, so sorted order, which decides
 the split, does not follow the parameters) and draws its geometry, points and cameras from generators seeded
 by (seed, synset, index, stream). Points: 30,000 area-uniform samples of the outer surface
-(:func:`dataset.shapenet_parts.sample_outer_surface`). R2N2 views: 3D-R2N2's sampling (azimuth U[0, 360),
+(:func:`dataset.shapenet.standin.parts.sample_outer_surface`). R2N2 views: 3D-R2N2's sampling (azimuth U[0, 360),
 elevation U[25, 30), distance ratio U[0.65, 0.95)) and metadata lines, rendered by
-:class:`dataset.mesh_render.MeshRenderer` (the renderer of the yaw sets) from the mesh as written.
+:class:`dataset.shapenet.render.renderer.MeshRenderer` (the renderer of the yaw sets) from the mesh as written.
 
 Deterministic (same seed and settings → byte-identical files, whatever ``--workers``), atomic per shape
 (mesh and render folders are written under temporary names and renamed; the point cloud, which makes a
@@ -48,9 +48,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dataset.camera import format_r2n2_line, sample_r2n2_views
-from dataset.log_file import log_to_file
-from dataset.manifest import (
+from dataset.build.log_file import log_to_file
+from dataset.build.manifest import (
     MANIFEST_NAME,
     canonical_json,
     files_intact,
@@ -61,9 +60,11 @@ from dataset.manifest import (
     verify,
     write_manifest,
 )
-from dataset.shapenet_categories import SHAPENET13, resolve_categories, split_ids
-from dataset.shapenet_families import FAMILIES
-from dataset.shapenet_layout import (
+from dataset.build.worker_pool import WorkerStartError, imap_unordered
+from dataset.locations import DATASET_DIR
+from dataset.shapenet.camera import format_r2n2_line, sample_r2n2_views
+from dataset.shapenet.categories import SHAPENET13, resolve_categories, split_ids
+from dataset.shapenet.layout import (
     MESH_DIR,
     METADATA_NAME,
     POINT_CLOUD_DIR,
@@ -76,8 +77,8 @@ from dataset.shapenet_layout import (
     YAW_ROOT_DIR,
     taxonomy_document,
 )
-from dataset.shapenet_parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
-from dataset.worker_pool import WorkerStartError, imap_unordered
+from dataset.shapenet.standin.families import FAMILIES
+from dataset.shapenet.standin.parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 from dispersion_score.launch import OneLineParser, non_negative_int, positive_int, square_int
 from dispersion_score.locks import DirectoryLockedError, directory_lock
@@ -85,14 +86,14 @@ from dispersion_score.locks import DirectoryLockedError, directory_lock
 # Bump when a change to the generator changes the files it writes (families, sampling, file formats).
 GENERATOR_VERSION = "2"
 MANIFEST_FORMAT = "shapenet-standin-manifest/1"
-DEFAULT_ROOT = Path(__file__).resolve().parent / "shapenet_data" / "standin"
+DEFAULT_ROOT = DATASET_DIR / "shapenet_data" / "standin"
 QUICK_PER_CATEGORY = 20  # 16 train / 4 test shapes per category
 NUM_POINTS = 30000
 JOURNAL_NAME = ".build_journal.jsonl"
 LOG_NAME = "build.log"
 TMP_PREFIX = ".tmp-"
 _STREAMS = {"geometry": 0, "points": 1, "views": 2}
-logger = logging.getLogger("dataset.shapenet_standin")
+logger = logging.getLogger("dataset.shapenet.standin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +106,7 @@ class ShapeSettings:
     samples_per_pixel: int = 16
 
     def to_dict(self) -> dict[str, Any]:
-        from dataset.mesh_render import RENDERER_VERSION
+        from dataset.shapenet.render.renderer import RENDERER_VERSION
 
         return {**dataclasses.asdict(self), "generator_version": GENERATOR_VERSION, "renderer": RENDERER_VERSION}
 
@@ -156,9 +157,9 @@ def relative_paths(shape: Shape) -> dict[str, str]:
 
 def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
     """Every file of a shape, as bytes keyed by its path relative to the root."""
-    from dataset.mesh_render import check_not_blank, render_views
-    from dataset.render import encode_png
-    from dataset.shapenet_mesh import as_mesh
+    from dataset.shapenet.mesh import as_mesh
+    from dataset.shapenet.render.renderer import check_not_blank, render_views
+    from dataset.synthetic.render import encode_png
 
     parts, colors = shape_geometry(settings.seed, shape)
     where = relative_paths(shape)
@@ -215,7 +216,7 @@ _WORKER: dict[str, Any] = {}
 
 def init_worker(root: str, settings: ShapeSettings) -> None:
     """Pool initializer: one renderer per process."""
-    from dataset.mesh_render import MeshRenderer
+    from dataset.shapenet.render.renderer import MeshRenderer
 
     _WORKER.update(
         root=Path(root),
@@ -256,7 +257,7 @@ class BuildConfig:
             raise ValueError(f"num_points must be >= 1, got {self.num_points}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-        from dataset.mesh_render import MeshRenderer
+        from dataset.shapenet.render.renderer import MeshRenderer
 
         MeshRenderer(1, samples_per_pixel=self.samples_per_pixel)  # validates the rays per pixel before any work
 
@@ -449,7 +450,8 @@ def _build(config: BuildConfig, root: Path) -> BuildSummary:
         outdated = _remove_yaw_renders(root, stale + [(s.synset, s.id) for s in todo])
         if outdated:
             logger.info(
-                "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.render_yaw)", outdated
+                "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.shapenet.render.yaw_sets)",
+                outdated,
             )
         journal_path = root / JOURNAL_NAME
         # The plan goes first: a killed build's half-written shapes are then known as ours on the next run.
@@ -537,9 +539,9 @@ def contact_sheet(
     rendered from one front-right camera, on white, one row per category with its name."""
     from PIL import Image, ImageDraw
 
-    from dataset.camera import View
-    from dataset.mesh_render import MeshRenderer
-    from dataset.shapenet_mesh import load_mesh
+    from dataset.shapenet.camera import View
+    from dataset.shapenet.mesh import load_mesh
+    from dataset.shapenet.render.renderer import MeshRenderer
 
     root = Path(root)
     manifest = read_manifest(root, MANIFEST_FORMAT)
@@ -567,7 +569,7 @@ def contact_sheet(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m dataset.shapenet_standin", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m dataset.shapenet.standin", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"output folder (default {DEFAULT_ROOT})")
     parser.add_argument(
         "--per-category",

@@ -5,7 +5,7 @@ Root layout::
     DIR/instances/<split>_<index:04d>/{model.obj, points.npy, Isometric.png}   split ∈ train, test, val
     DIR/train_pool.json, DIR/test.json, DIR/val.json                           plain index files
     DIR/cluster_image_aug_2by10_cltsizeNN.json, DIR/cluster_shape_aug_2by10_cltsizeNN.json
-                                                  NN ∈ 01 05 10 15 20 25 30 35 (see dataset.training_sets)
+                                                  NN ∈ 01 05 10 15 20 25 30 35 (see dataset.synthetic.training_sets)
     DIR/manifest.json                             generator version, settings, SHA-256 of every file
     DIR/build.log
 
@@ -43,10 +43,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dataset import instance as instance_module
-from dataset.instance import GENERATOR_VERSION, TMP_PREFIX, InstanceSettings
-from dataset.log_file import log_to_file
-from dataset.manifest import (
+from dataset.build.log_file import log_to_file
+from dataset.build.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     canonical_json,
@@ -58,8 +56,11 @@ from dataset.manifest import (
     verify,
     write_manifest,
 )
-from dataset.render import RenderSettings
-from dataset.training_sets import (
+from dataset.build.worker_pool import WorkerStartError, imap_unordered
+from dataset.synthetic import instance as instance_module
+from dataset.synthetic.instance import GENERATOR_VERSION, TMP_PREFIX, InstanceSettings
+from dataset.synthetic.render import RenderSettings
+from dataset.synthetic.training_sets import (
     INDEX_FILES,
     POOL_SIZE,
     TEST_SIZE,
@@ -74,7 +75,6 @@ from dataset.training_sets import (
     training_set_items,
     training_set_name,
 )
-from dataset.worker_pool import WorkerStartError, imap_unordered
 from dispersion_score.atomic import atomic_write_text
 from dispersion_score.launch import OneLineParser, non_negative_int, positive_int
 from dispersion_score.locks import DirectoryLockedError, directory_lock

@@ -2,8 +2,8 @@
 
 ``ShapeNet(root, split="train", images="r2n2", views=1)`` reads the real formats (AtlasNet's
 ``ShapeNetV1PointCloud`` and ``ShapeNetV1Renderings``, the paper's yaw-limited renders) and the stand-in
-written in the same formats (``dataset.shapenet_standin``). Layout: :mod:`dataset.shapenet_layout`; the
-normalised-cloud cache: :mod:`dataset.shapenet_cache`; the camera: :mod:`dataset.camera`.
+written in the same formats (``dataset.shapenet.standin.build``). Layout: :mod:`dataset.shapenet.layout`; the
+normalised-cloud cache: :mod:`dataset.shapenet.cache`; the camera: :mod:`dataset.shapenet.camera`.
 
 Items are dicts:
 
@@ -42,10 +42,11 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from dataset.camera import View, camera_rotation
-from dataset.shapenet_cache import Skipped, SplitClouds, load_split_clouds
-from dataset.shapenet_categories import SHAPENET13, SPLITS, resolve_categories, split_ids
-from dataset.shapenet_layout import (
+from dataset.locations import DATASET_DIR
+from dataset.shapenet.cache import Skipped, SplitClouds, load_split_clouds
+from dataset.shapenet.camera import View, camera_rotation
+from dataset.shapenet.categories import SHAPENET13, SPLITS, resolve_categories, split_ids
+from dataset.shapenet.layout import (
     MESH_DIR,
     POINT_CLOUD_DIR,
     R2N2_DIR,
@@ -71,7 +72,7 @@ FRAMES = ("object", "viewer")
 NORMALIZATIONS = ("unit_ball",)
 R2N2_CROP = 127
 TEST_VIEW = 0
-DEFAULT_ROOT = Path(__file__).resolve().parent / "data"
+DEFAULT_ROOT = DATASET_DIR / "data"
 logger = logging.getLogger("dataset.shapenet")
 
 
@@ -82,7 +83,7 @@ def category_ids(root: str | os.PathLike, categories: Iterable[str] | None = Non
     """Synset ids of ``categories`` (names or ids; None = the 13), names resolved with the root's taxonomy.json.
 
     Raises:
-        FileNotFoundError: no taxonomy.json (see :func:`dataset.shapenet_layout.read_taxonomy`).
+        FileNotFoundError: no taxonomy.json (see :func:`dataset.shapenet.layout.read_taxonomy`).
         ValueError: an unknown category (the message lists the known ones).
     """
     names = read_taxonomy(root)
@@ -117,10 +118,10 @@ def split_clouds(
         root: data root (holds taxonomy.json and ShapeNetV1PointCloud/).
         split: "train" or "test".
         categories: names or synset ids; None = ShapeNet-13.
-        cache_dir: cache directory (see :mod:`dataset.shapenet_cache`).
+        cache_dir: cache directory (see :mod:`dataset.shapenet.cache`).
 
     Returns:
-        A :class:`~dataset.shapenet_cache.SplitClouds`: ``.open()`` gives the (N, P, 3) float32 read-only
+        A :class:`~dataset.shapenet.cache.SplitClouds`: ``.open()`` gives the (N, P, 3) float32 read-only
         memory map (row r = shape (``.synsets[r]``, ``.ids[r]``)), ``.skipped`` the unusable files. Every
         readable cloud of the split has a row, whether or not it has renders; ``ShapeNet.shape_rows`` selects
         the shapes of a dataset.
@@ -180,7 +181,7 @@ class ShapeNet(Dataset):
         num_points: points per item, drawn with replacement from the dense cloud.
         image_size: H = W of the returned images.
         seed: base seed of the per-item point draws.
-        cache_dir: where the normalised-cloud cache lives (default: see :mod:`dataset.shapenet_cache`).
+        cache_dir: where the normalised-cloud cache lives (default: see :mod:`dataset.shapenet.cache`).
         progress: show a progress bar while checking renders and building the cache.
 
     Raises:
@@ -626,7 +627,7 @@ def format_summary(summary: Summary, *, limit: int | None = 10) -> str:
         "cells: shapes with complete files / shapes ('r2n2': 24 views + metadata; 'yawRRR': one view + metadata)"
     )
     if not summary.yaw_sets:
-        lines.append("yaw-limited renders: none (make them with python -m dataset.render_yaw)")
+        lines.append("yaw-limited renders: none (make them with python -m dataset.shapenet.render)")
     if summary.extra_folders:
         lines.append(f"other category folders in {POINT_CLOUD_DIR} (not checked): {', '.join(summary.extra_folders)}")
     if not any(c.meshes for c in summary.categories):

@@ -9,7 +9,7 @@ coordinates and the texture image. Build one with
 * :func:`as_mesh` from what a generator has in memory: a ``trimesh.Trimesh``/``trimesh.Scene`` or a sequence of
   ``(vertices, faces, rgb)`` tuples.
 
-Fallbacks (never fatal, logged on the ``dataset.shapenet_mesh`` logger naming the model and recorded in
+Fallbacks (never fatal, logged on the ``dataset.shapenet.mesh`` logger naming the model and recorded in
 ``Mesh.warnings`` so batch runners can count them): a missing MTL file or a part without material gets the
 default grey :data:`DEFAULT_COLOR` (Blender's default material); a declared texture that is missing or
 unreadable falls back to the material's ``Kd``. Fatal problems raise :class:`MeshError` naming the file: an
@@ -35,7 +35,7 @@ import numpy as np
 
 DEFAULT_COLOR = (0.8, 0.8, 0.8)
 OBJ_NAME = "model.obj"
-logger = logging.getLogger("dataset.shapenet_mesh")
+logger = logging.getLogger("dataset.shapenet.mesh")
 
 
 class MeshError(ValueError):

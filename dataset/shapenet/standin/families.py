@@ -1,6 +1,6 @@
 """The 13 part-based shape families of the ShapeNet-13 stand-in (docs/shapenet.md).
 
-Each family maps a random generator to parts (:mod:`dataset.shapenet_parts`) and part colours, in a design
+Each family maps a random generator to parts (:mod:`dataset.shapenet.standin.parts`) and part colours, in a design
 frame with ShapeNetCore.v1's axes (Y up, front +X, Z to the side); the builder then centres the bounding box
 and scales its diagonal to 1. Every family has continuous parameters (proportions, thicknesses, angles,
 colours) and discrete variants (listed in each docstring), so the set has category clusters and
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dataset.shapenet_parts import Part, box, cylinder, ellipsoid, lathe, prism, rotation
+from dataset.shapenet.standin.parts import Part, box, cylinder, ellipsoid, lathe, prism, rotation
 
 Colors = dict[str, tuple[float, float, float]]
 Family = Callable[[np.random.Generator], tuple[list[Part], Colors]]

@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dataset.manifest import canonical_json
-from dataset.shapenet_layout import CloudFile, check_point_cloud_header
+from dataset.build.manifest import canonical_json
+from dataset.locations import DATASET_DIR
+from dataset.shapenet.layout import CloudFile, check_point_cloud_header
 from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.atomic import atomic_write_text
 from dispersion_score.locks import directory_lock
@@ -52,7 +53,6 @@ CACHE_FORMAT = "shapenet-clouds/1"
 # Bump when the stored values change for the same inputs (normalisation, dtype, column choice).
 NORMALIZATION_VERSION = "unit_ball-mean-maxnorm-float64/1"
 _BATCH = 32  # clouds normalised together: large enough to amortise the torch call, small in memory
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("dataset.shapenet")
 
 
@@ -111,7 +111,7 @@ class SplitClouds:
 def default_cache_dir() -> Path:
     """``$DISPERSION_SCORE_CACHE`` if set, else ``<repository>/dataset/shapenet_data/cache``."""
     configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else _REPO_ROOT / "dataset" / "shapenet_data" / "cache"
+    return Path(configured).expanduser() if configured else DATASET_DIR / "shapenet_data" / "cache"
 
 
 def _digest(document: object) -> str:

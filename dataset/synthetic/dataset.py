@@ -1,6 +1,6 @@
 """Torch dataset over the synthetic cube↔sphere data: ``CubeSphereDataset(root, index_file, ...)``.
 
-Reads the index and training-set files written by :mod:`dataset.synthetic` (entries with ``id``, ``image``,
+Reads the index and training-set files written by :mod:`dataset.synthetic.build` (entries with ``id``, ``image``,
 ``points``, ``t_image``, ``t_shape``; paths relative to the root) and the index files of the original
 release (entries with ``isometric_path``, ``ptcloud_path``, ``shapekey_value`` and ``dir_path``; its dense
 clouds are the ``pt_30000.npy`` files beside each ``ptcloud_path``).

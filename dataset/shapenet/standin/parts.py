@@ -377,7 +377,7 @@ def mtl_text(colors: Mapping[str, Sequence[float]]) -> str:
 
 
 def render_parts(parts: Sequence[Part], colors: Mapping[str, Sequence[float]]) -> list[tuple]:
-    """(vertices, faces, rgb) per part, as :func:`dataset.shapenet_mesh.as_mesh` takes them; vertices are
+    """(vertices, faces, rgb) per part, as :func:`dataset.shapenet.mesh.as_mesh` takes them; vertices are
     rounded to the OBJ's 6 decimals so a render of this equals a render of the written file."""
     out = []
     for part in parts:

@@ -1,6 +1,6 @@
 """Instances, splits and the 16 "2 clusters × 10 items" training sets of the synthetic experiment (docs/dataset.md).
 
-Instances (t is the shape parameter of :mod:`dataset.cubesphere_geometry`):
+Instances (t is the shape parameter of :mod:`dataset.synthetic.geometry`):
 
 * training pool: ``train_<i:04d>`` at t = i / 1000, i = 0..999;
 * test split: ``test_<j:04d>`` at t = (j + 0.5) / 200, j = 0..199;

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from dataset.cubesphere_geometry import cubesphere_mesh, sample_surface_points, uv_sphere
-from dataset.manifest import sha256_bytes
-from dataset.render import MeshRenderer, RenderSettings, encode_png
-from dataset.training_sets import SPLIT_CODES, Instance
+from dataset.build.manifest import sha256_bytes
+from dataset.synthetic.geometry import cubesphere_mesh, sample_surface_points, uv_sphere
+from dataset.synthetic.render import MeshRenderer, RenderSettings, encode_png
+from dataset.synthetic.training_sets import SPLIT_CODES, Instance
 
 # Bump when a change to the generator changes the files it writes (geometry, sampling, rendering).
 GENERATOR_VERSION = "1"

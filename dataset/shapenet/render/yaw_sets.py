@@ -1,7 +1,7 @@
-"""Yaw-limited render sets of ShapeNetCore.v1-layout meshes (docs/rendering.md): ``python -m dataset.render_yaw``.
+"""Yaw-limited render sets of ShapeNetCore.v1-layout meshes (docs/rendering.md): ``python -m dataset.shapenet.render``.
 
 For every yaw range r (degrees) and shape, one 224×224 RGBA view with azimuth 360 + U[−r, r), elevation
-20 + U[0, 10), distance ratio 0.65 + U[0, 0.35) (:func:`dataset.camera.sample_yaw_view`), written as::
+20 + U[0, 10), distance ratio 0.65 + U[0, 0.35) (:func:`dataset.shapenet.camera.sample_yaw_view`), written as::
 
     OUT/ShapeNetV1RenderingSampleYaw{RRR}/image/<synset>/<id>/easy/00.png
                                                              /rendering_metadata.txt       (one line, 10 numbers)
@@ -47,9 +47,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dataset.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
-from dataset.log_file import log_to_file
-from dataset.manifest import (
+from dataset.build.log_file import log_to_file
+from dataset.build.manifest import (
     canonical_json,
     read_manifest,
     refuse_other_settings,
@@ -58,10 +57,12 @@ from dataset.manifest import (
     verify,
     write_manifest,
 )
-from dataset.mesh_render import RENDERER_VERSION, MeshRenderer, check_not_blank, touches_border
-from dataset.shapenet_categories import SPLITS, resolve_categories, split_ids
-from dataset.shapenet_mesh import load_mesh
-from dataset.worker_pool import WorkerStartError, imap_unordered
+from dataset.build.worker_pool import WorkerStartError, imap_unordered
+from dataset.locations import REPO_ROOT
+from dataset.shapenet.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
+from dataset.shapenet.categories import SPLITS, resolve_categories, split_ids
+from dataset.shapenet.mesh import load_mesh
+from dataset.shapenet.render.renderer import RENDERER_VERSION, MeshRenderer, check_not_blank, touches_border
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 from dispersion_score.launch import LAUNCHERS, Job, OneLineParser, non_negative_int, positive_int, run_jobs, square_int
 from dispersion_score.locks import DirectoryLockedError, directory_lock
@@ -77,7 +78,7 @@ LOG_NAME = "render_yaw.log"
 WORK_DIR = ".render_yaw"
 POINT_CLOUD_DIR = "ShapeNetV1PointCloud"
 POINT_CLOUD_SUFFIX = ".points.ply.npy"
-logger = logging.getLogger("dataset.render_yaw")
+logger = logging.getLogger("dataset.shapenet.render")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -600,7 +601,7 @@ def _shard_command(config: YawRenderConfig, shard_file: Path, result_file: Path)
     return (
         sys.executable,
         "-m",
-        "dataset.render_yaw",
+        "dataset.shapenet.render",
         "--meshes",
         str(config.meshes.resolve()),
         "--out",
@@ -649,7 +650,7 @@ def _run_sharded(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[
     report = run_jobs(
         jobs,
         launcher=config.launcher,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO_ROOT,
         slurm_folder=work / "submitit",
         slurm_parameters=parameters,
         description="render jobs",
@@ -676,7 +677,7 @@ def _render_shard(args: argparse.Namespace, settings: YawSettings) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m dataset.render_yaw", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m dataset.shapenet.render", description=__doc__.split("\n")[0])
     parser.add_argument("--meshes", type=Path, help="ShapeNetCore.v1 folder (<synset>/<id>/model.obj)")
     parser.add_argument("--out", type=Path, help="output root (ShapeNetV1RenderingAnglelimit)")
     parser.add_argument(
@@ -716,7 +717,7 @@ def _verify(out: Path, yaws: Sequence[int]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Fallback warnings go to the log file (through the results); keep them off the progress bar.
-    logging.getLogger("dataset.shapenet_mesh").setLevel(logging.ERROR)
+    logging.getLogger("dataset.shapenet.mesh").setLevel(logging.ERROR)
     logging.getLogger("trimesh").setLevel(logging.CRITICAL)
     if args.out is None or (args.meshes is None and not args.verify):
         print("error: --meshes and --out are required (--verify needs --out only)", file=sys.stderr)
