@@ -8,7 +8,7 @@ Measured in one process, on the same thread count, with in-memory procedural dat
 each preset's image size and point count, so disk and PNG decoding are left out:
 
 (a) items/s of the trainer's epoch loop (``models.engine.train_epoch`` over a shuffled DataLoader of cached
-    items, as in a run) for each preset config (``configs/synthetic_quick.yaml``, ``synthetic_paper.yaml``);
+    items, as in a run) for each preset config (``configs/training/synthetic_quick.yaml``, ``synthetic_paper.yaml``);
 (b) the time of one training step of each docs/models.md model at paper size (batch 8, 224² images, 2500 points):
     AtlasNet with 1 sphere, AtlasNet with 25 squares, PSGN, FoldNet;
 (c) for each of those models, the trainer's step (``train_epoch``: DataLoader, collation, device copies,
@@ -17,7 +17,7 @@ each preset's image size and point count, so disk and PNG decoding are left out:
     alternately; ratio = trainer / hand loop (target <= 1.1). Also reported: the hand loop with torch's
     default (non-fused) Adam, what a plain script would use.
 
-(d) ``--end-to-end --base COMMIT --data-root DIR``: whole training runs of ``configs/synthetic_quick.yaml``
+(d) ``--end-to-end --base COMMIT --data-root DIR``: whole training runs of ``configs/training/synthetic_quick.yaml``
     (``train_scripts/train.py`` in a fresh process: start-up, data, training, validation, checkpoints, final
     model), the code of COMMIT (a temporary ``git worktree``) against this checkout's in the same run,
     ``--repeats`` times each in alternating order; prints the median wall times, the ratio base / current of
@@ -164,7 +164,7 @@ def _training_run(root: Path, out: Path, overrides: list[str], threads: int) -> 
     """Wall seconds of one ``train_scripts/train.py`` process of the checkout at ``root`` (imports included)."""
     environment = {**os.environ, "PYTHONPATH": str(root)}
     environment.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
-    script, config = root / "train_scripts" / "train.py", root / "configs" / "synthetic_quick.yaml"
+    script, config = root / "train_scripts" / "train.py", root / "configs" / "training" / "synthetic_quick.yaml"
     command = [sys.executable, str(script), "--config", str(config), "--set", *overrides, "--out", str(out), "--force"]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"presets": {}, "paper_steps": {}}
     for name in presets:
         epochs = args.epochs if name.endswith("quick") else 1
-        result = preset_throughput(REPO / "configs" / f"{name}.yaml", epochs=epochs, items=args.items)
+        result = preset_throughput(REPO / "configs" / "training" / f"{name}.yaml", epochs=epochs, items=args.items)
         results["presets"][name] = result
         print(f"{name:18s} {result['items_per_second']:8.2f} items/s  ({result['seconds_per_epoch']:.2f} s/epoch)")
     if not args.skip_paper:

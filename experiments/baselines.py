@@ -5,12 +5,12 @@ output DS, test Chamfer and F-score are measured on them by the same code, and t
 with ``predictor`` = the baseline's name. They put a network's output DS on a scale: pure recognition (the
 baselines) at one end, the ground-truth test set's DS at the other.
 
-* ``clustering``: k-medoids (k = ``baselines.k``, default ``eval.k``) on the training shapes' Chamfer matrix, the
+* ``clustering``: k-medoids (k = ``baselines.k``, default ``ds.k``) on the training shapes' Chamfer matrix, the
   very matrix the input-shape DS measurement stored (``matrices/<record>.npy``; it is never recomputed); an image
   classifier (:mod:`experiments.cluster_classifier`) trained with cross-entropy to predict each training image's
   cluster; prediction = the predicted cluster's medoid shape. At most k distinct shapes are predicted.
 * ``retrieval``: the training image nearest to the test image in VGG16 relu3_3 channel-max feature space (the
-  features of input image DS, with the preset's ``eval.image_weights``; squared Euclidean distance); prediction =
+  features of input image DS, with the preset's ``ds.image_weights``; squared Euclidean distance); prediction =
   that training item's shape.
 * ``oracle``: the training shape with the smallest Chamfer distance (the evaluation's Chamfer, test × train through
   :func:`dispersion_score.chamfer_cross`) to the ground-truth test shape. It reads the ground truth: it is an
@@ -19,8 +19,8 @@ baselines) at one end, the ground-truth test set's DS at the other.
 Targets: a baseline needs no training run; it makes one prediction per combination of the experiment's data axes
 (:attr:`experiments.declaration.Experiment.data_axes`, the axes that change the training data), named
 ``<baseline>_<point>`` (``clustering_image_aug_s05``), on the test split of the first run (in grid order) with
-those values. The training split is that run's, built like every evaluation split (``eval.shape_points`` points
-drawn with ``eval.ds_seed``).
+those values. The training split is that run's, built like every evaluation split (``ds.shape_points`` points
+drawn with ``ds.ds_seed``).
 
 Frames: a baseline predicts in the frame the networks are trained in (the training split's: the object frame, or
 for viewer-centred data each training item's viewer frame) and, for viewer-centred data, rotates its predictions
@@ -103,7 +103,7 @@ class Splits:
 
 
 def target_splits(preset: Preset, target: Target) -> Splits:
-    """The evaluation splits (``eval.shape_points`` points, seed ``eval.ds_seed``) of the target's run."""
+    """The evaluation splits (``ds.shape_points`` points, seed ``ds.ds_seed``) of the target's run."""
     config = run_config(preset, preset.run(target.run))
     train, test = evaluation_split(preset, config, "train"), evaluation_split(preset, config, "test")
     frame = dataset_frame(train)
@@ -217,12 +217,12 @@ class RetrievalPredictor:
         train = split_features(preset, image_paths(splits.train), device=device)
         test = split_features(preset, image_paths(splits.test), device=device)
         chosen = nearest_features(test, train, device=device)
-        label = feature_label(preset.eval["image_weights"], "channel_max")
+        label = feature_label(preset.ds["image_weights"], "channel_max")
         return _predicted(self.name, splits, chosen, {"features": label}, {"features": label})
 
 
 def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") -> np.ndarray:
-    """(N, 3136) VGG16 relu3_3 channel-max features of a split's images (weights ``eval.image_weights``).
+    """(N, 3136) VGG16 relu3_3 channel-max features of a split's images (weights ``ds.image_weights``).
 
     Cached (:func:`experiments.runner.feature_cache`): the targets of an experiment share one test split (e.g. 16
     synthetic targets, or every yaw range's r = 90 test renders), whose features are then computed once, and the
@@ -234,7 +234,7 @@ def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") ->
         return cached
     unique = sorted(set(paths))  # training sets often repeat images
     features = perceptual_features(
-        unique, weights=preset.eval["image_weights"], device=device, batch_size=preset.eval["batch_size"], progress=True
+        unique, weights=preset.ds["image_weights"], device=device, batch_size=preset.ds["batch_size"], progress=True
     )
     row = {path: i for i, path in enumerate(unique)}
     out = features[[row[path] for path in paths]]
@@ -302,7 +302,7 @@ class ClusteringPredictor:
         stored = input_shape_matrix(preset, target)
         splits = target_splits(preset, target)
         rows = matrix_rows(preset, stored, splits.train, target.run)
-        k = preset.config["baselines"]["k"] or preset.eval["k"]
+        k = preset.config["baselines"]["k"] or preset.ds["k"]
         clusters = cluster_training_shapes(preset, stored, k, device=device)
         medoids = rows[clusters.medoids]  # training items
         labels = label_training_items(splits.train, rows, clusters.labels, medoids, device=device)
@@ -329,7 +329,7 @@ def matrix_rows(preset: Preset, stored: ShapeMatrix, train: Dataset, run: str) -
     """(M,) the training item of each row of the stored matrix.
 
     The matrix covers the training split of the run it was measured on, or its seeded subsample when
-    ``eval.input_subsample`` is set (the same items :func:`experiments.runner.input_split` draws); when the
+    ``ds.input_subsample`` is set (the same items :func:`experiments.runner.input_split` draws); when the
     measurement depends on fewer axes than the data (e.g. shapes measured once for every yaw range), the
     target's run must have the same training items in the same order (checked by item id).
 
@@ -383,12 +383,12 @@ class Clusters:
 
 
 def cluster_training_shapes(preset: Preset, stored: ShapeMatrix, k: int, *, device: str = "cpu") -> Clusters:
-    """k-medoids (the preset's method, seed ``eval.ds_seed``) of the stored matrix, cached beside the classifiers.
+    """k-medoids (the preset's method, seed ``ds.ds_seed``) of the stored matrix, cached beside the classifiers.
 
     The cache (``<runs_dir>/baselines/clusters/<record>_k<k>_<method>_seed<seed>.npy``, rows medoids then labels)
     is shared by every target that uses the same matrix (e.g. one per yaw range when the shapes do not change).
     """
-    method, seed = preset.eval["method"], preset.eval["ds_seed"]
+    method, seed = preset.ds["method"], preset.ds["ds_seed"]
     n = stored.matrix.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"baselines.k = {k} must lie in [1, {n}] (the training shapes of {stored.record})")

@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(description: str) -> argparse.ArgumentParser:
     """The options every experiment entry point takes."""
     parser = _Parser(description=description)
-    parser.add_argument("--preset", default="quick", help="preset name (configs/<experiment prefix><preset>.yaml)")
+    parser.add_argument("--preset", default="quick", help="preset name (configs/presets/<experiment>/<preset>.yaml)")
     parser.add_argument("--config", type=Path, help="a preset file instead of a named preset")
     parser.add_argument(
         "--set",
@@ -51,7 +51,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override a preset value, e.g. --set eval.k=10 grid.s=[1,35] (repeatable)",
+        help="override a preset value, e.g. --set ds.k=10 grid.s=[1,35] (repeatable)",
     )
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", help="training seeds (default: the preset's)")
     add_launch_arguments(parser.add_argument_group("where jobs run (default: --workers from the preset, here)"))

@@ -1,4 +1,4 @@
-"""Experiment presets (``configs/<prefix><preset>.yaml``): loaded by the training configs' loader.
+"""Experiment presets (``configs/presets/<experiment>/<preset>.yaml``): loaded by the training configs' loader.
 
 A preset is a YAML file validated against a schema made of the generic keys below, the experiment's grid
 (one list per axis under ``grid:``) and the experiment's own sections (``Experiment.settings``). It may
@@ -15,12 +15,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dataset.locations import REPO_ROOT
 from dispersion_score.kmedoids import METHODS
 from experiments.declaration import Experiment, Point, get_experiment
 from models.config import Key, load_config, read_config, resolve_config
-from models.data import REPO_ROOT
 
-EVAL_SCHEMA: dict[str, Key] = {
+DS_SCHEMA: dict[str, Key] = {
     "k": Key(int, 500, "medoids of every DS (k-medoids)", minimum=1),
     "method": Key(str, "pam", "k-medoids method", choices=METHODS),
     "ds_seed": Key(int, 0, "seed of k-medoids and of the ground-truth point sampling", minimum=0),
@@ -48,8 +48,12 @@ EVAL_SCHEMA: dict[str, Key] = {
 }
 
 
+PRESETS_DIR = REPO_ROOT / "configs" / "presets"
+"""Experiment presets, one folder per experiment: ``<experiment>/<preset>.yaml``."""
+
+
 def preset_schema(experiment: Experiment) -> dict[str, Any]:
-    """The full preset schema of an experiment: generic keys, ``grid``, ``eval`` and its own sections."""
+    """The full preset schema of an experiment: generic keys, ``grid``, ``ds`` and its own sections."""
     grid = {
         axis.name: Key(
             list, None, axis.doc, item_type=axis.type, choices=axis.choices, minimum=axis.minimum, required=True
@@ -65,7 +69,7 @@ def preset_schema(experiment: Experiment) -> dict[str, Any]:
         "results_dir": Key(str, None, "folder of records, matrices, predictions, tables, figures", required=True),
         "workers": Key(int, 1, "concurrent CPU jobs (training, evaluation) without --gpus", minimum=1),
         "grid": grid,
-        "eval": dict(EVAL_SCHEMA),
+        "ds": dict(DS_SCHEMA),
         "baselines": {**BASELINES_SCHEMA, "classifier": dict(BASELINES_SCHEMA["classifier"])},
     }
     for name, section in experiment.settings.items():
@@ -79,7 +83,7 @@ def preset_schema(experiment: Experiment) -> dict[str, Any]:
 # (ResNet-50 with ImageNet weights); quick presets switch to a ResNet-18 trained from scratch.
 CLASSIFIER_ARCHS = ("resnet50", "resnet18")
 BASELINES_SCHEMA: dict[str, Any] = {
-    "k": Key(int, None, "clusters of the clustering baseline; null = eval.k", nullable=True, minimum=1),
+    "k": Key(int, None, "clusters of the clustering baseline; null = ds.k", nullable=True, minimum=1),
     "classifier": {
         "arch": Key(str, "resnet50", "image classifier of the clustering baseline", choices=CLASSIFIER_ARCHS),
         "weights": Key(
@@ -149,8 +153,9 @@ class Preset:
         return repo_path(self.config["results_dir"])
 
     @property
-    def eval(self) -> dict[str, Any]:
-        return self.config["eval"]
+    def ds(self) -> dict[str, Any]:
+        """The DS settings (section ``ds``: k, method, seeds, point counts, image weights)."""
+        return self.config["ds"]
 
     @property
     def workers(self) -> int:
@@ -197,12 +202,10 @@ class Preset:
 
 def preset_path(experiment: Experiment, preset: str) -> Path:
     """The file of a named preset of an experiment ("quick", "paper")."""
-    folder = REPO_ROOT / "configs"
-    path = folder / f"{experiment.preset_prefix}{preset}.yaml"
+    folder = PRESETS_DIR / experiment.name
+    path = folder / f"{preset}.yaml"
     if not path.exists():
-        available = sorted(
-            p.stem.removeprefix(experiment.preset_prefix) for p in folder.glob(f"{experiment.preset_prefix}*")
-        )
+        available = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ValueError(f"unknown preset {preset!r}; available: {available}")
     return path
 
@@ -226,6 +229,8 @@ def load_preset(path: str | Path, overrides: Sequence[str] = (), *, experiment: 
         raise ValueError(f"{path}: missing key 'experiment' (the experiment this preset belongs to)")
     if experiment is not None and name != experiment:
         raise ValueError(f"{path} is a preset of experiment {name!r}, not {experiment!r}")
+    if "eval" in raw:  # the section was called eval before it was told apart from the trainer's validation
+        raise ValueError(f"{path}: the DS settings section is now called 'ds' (rename 'eval:' to 'ds:')")
     declaration = get_experiment(str(name))
     try:
         config = resolve_config(raw, schema=preset_schema(declaration))

@@ -186,7 +186,6 @@ class Experiment:
         figures: writes the figures of a results folder; returns their paths.
         table_view: the experiment's own table from the long table (None: the long table only).
         view_file: file name of the view under the results folder.
-        preset_prefix: presets are ``configs/<preset_prefix><preset>.yaml``.
         data_axes: the axes whose values change the training data (images or targets), e.g. ``kind`` and ``s``
             of the synthetic experiment, but not ``seed`` or ``decoder``. Predictors that need no training
             run (the recognition baselines, :mod:`experiments.baselines`) make one prediction per combination
@@ -205,7 +204,6 @@ class Experiment:
     figures: Callable[[Path], list[Path]] | None = None
     table_view: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     view_file: str | None = None
-    preset_prefix: str = ""
     data_axes: tuple[str, ...] | None = None
     directions: tuple[Direction, ...] = ()
 

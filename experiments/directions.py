@@ -43,7 +43,7 @@ SETTINGS = {
     "k_range": Key(
         list,
         None,
-        "[k_min, k_max] of the secondary statistic over ds_vs_k.csv; null = every k of eval.k_curve",
+        "[k_min, k_max] of the secondary statistic over ds_vs_k.csv; null = every k of ds.k_curve",
         nullable=True,
         item_type=int,
         minimum=1,

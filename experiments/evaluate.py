@@ -1,6 +1,6 @@
 """One evaluation job of a sweep: a target's prediction file and its output DS, test Chamfer and F-score.
 
-python -m experiments.evaluate --config configs/synthetic_sweep_quick.yaml --target image_aug_s01_seed1
+python -m experiments.evaluate --config configs/presets/synthetic/quick.yaml --target image_aug_s01_seed1
 """
 
 import sys

@@ -54,8 +54,8 @@ def _split_config(run: OriginalRun, preset: Preset) -> dict[str, Any]:
         "dataset": test["dataset"],
         "root": str(run.data_root()),
         "image_size": 224,
-        "num_points": preset.eval["shape_points"],
-        "point_seed": preset.eval["ds_seed"],
+        "num_points": preset.ds["shape_points"],
+        "point_seed": preset.ds["ds_seed"],
     }
     if test["dataset"] == "cubesphere":
         data["test_file"] = test["index_file"]
@@ -97,7 +97,7 @@ class OriginalReleasePredictor:
         run_dir = next(run.run_dir for run in self._original_runs(preset) if run.name == target.run)
         model, run = load_original_run(run_dir, device=device)
         test_set = build_dataset(target.split, "test")
-        points = predict_points(model, test_set, device=device, batch_size=preset.eval["batch_size"])
+        points = predict_points(model, test_set, device=device, batch_size=preset.ds["batch_size"])
         if dataset_frame(test_set) == "viewer":
             points = rotate_to_object_frame(points, item_rotations(test_set))
         protocol = run.output_ds_protocol

@@ -30,7 +30,7 @@ class NetworkPredictor:
         run = preset.run(target.run)
         model, config = load_trained(run.directory, device=device)
         test_set = evaluation_split(preset, config, "test")
-        points = predict_points(model, test_set, device=device, batch_size=preset.eval["batch_size"])
+        points = predict_points(model, test_set, device=device, batch_size=preset.ds["batch_size"])
         frame = dataset_frame(test_set)
         if frame == "viewer":
             points = rotate_to_object_frame(points, item_rotations(test_set))

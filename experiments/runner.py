@@ -7,7 +7,7 @@ input measurements and the ground-truth DS run in this process. A failed job is 
 the caller exits non-zero listing the failures.
 
 Datasets are built through the training-data registry (:func:`models.data.build_dataset`) from a run's config,
-with the evaluation's point count and seed (``eval.shape_points``, ``eval.ds_seed``). The runner uses these
+with the evaluation's point count and seed (``ds.shape_points``, ``ds.ds_seed``). The runner uses these
 optional dataset methods when present (else it reads whole items): ``points(i)`` (P, 3), ``image_path(i)``,
 ``rotation(i)`` (the item view's world → camera R) and the attribute ``frame`` ("object" or "viewer").
 """
@@ -71,7 +71,7 @@ def run_config(preset: Preset, run: Run) -> dict[str, Any]:
 
 def evaluation_split(preset: Preset, config: Mapping[str, Any], split: str) -> Dataset:
     """The ``split`` of a run's data, with the evaluation's ground-truth point count and seed."""
-    settings = with_settings(config, num_points=preset.eval["shape_points"], point_seed=preset.eval["ds_seed"])
+    settings = with_settings(config, num_points=preset.ds["shape_points"], point_seed=preset.ds["ds_seed"])
     return build_dataset(settings, split)
 
 
@@ -223,7 +223,7 @@ def record_path(preset: Preset, name: str) -> Path:
 
 
 def _ds_columns(preset: Preset, matrix: np.ndarray, device: str) -> dict[str, Any]:
-    settings = preset.eval
+    settings = preset.ds
     result = dispersion_score(
         matrix, settings["k"], method=settings["method"], seed=settings["ds_seed"], device=device, threads=DS_THREADS
     )
@@ -246,7 +246,7 @@ def write_ds_record(
         "experiment": preset.experiment.name,
         **columns,
         **_ds_columns(preset, matrix, device),
-        "ds_seed": preset.eval["ds_seed"],
+        "ds_seed": preset.ds["ds_seed"],
     }
     return write_record(
         record_path(preset, name),
@@ -303,10 +303,10 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
                 todo.append((measure.measure, point, run, name))
     splits = {run.name: input_split(preset, run) for _, _, run, _ in todo}
     features = _image_features(preset, [splits[run.name] for kind, _, run, _ in todo if kind == "input_image"], device)
-    label = feature_label(preset.eval["image_weights"], "channel_max")
+    label = feature_label(preset.ds["image_weights"], "channel_max")
     for kind, point, run, name in tqdm(todo, desc="input DS", disable=not todo):
         dataset = splits[run.name]
-        columns = {**point, "measure": kind, "preset": preset.name, "subsample": preset.eval["input_subsample"]}
+        columns = {**point, "measure": kind, "preset": preset.name, "subsample": preset.ds["input_subsample"]}
         if kind == "input_image":
             out = matrix_file(preset, name, len(dataset))
             paths = image_paths(dataset)
@@ -346,13 +346,13 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
 
 
 def input_split(preset: Preset, run: Run) -> Dataset:
-    """A run's training split for input DS: all items, or the seeded subsample of ``eval.input_subsample``."""
+    """A run's training split for input DS: all items, or the seeded subsample of ``ds.input_subsample``."""
     dataset = evaluation_split(preset, run_config(preset, run), "train")
-    fraction = preset.eval["input_subsample"]
+    fraction = preset.ds["input_subsample"]
     if fraction is None or fraction >= 1.0:
         return dataset
     count = max(1, round(fraction * len(dataset)))
-    rng = np.random.default_rng([preset.eval["ds_seed"], _INPUT_SUBSAMPLE_STREAM])
+    rng = np.random.default_rng([preset.ds["ds_seed"], _INPUT_SUBSAMPLE_STREAM])
     return _Subset(dataset, np.sort(rng.choice(len(dataset), size=count, replace=False)).tolist())
 
 
@@ -373,7 +373,7 @@ def feature_cache(preset: Preset, paths: list[Path]) -> Path:
     the key hashing the feature label and every file's path, size and modification time (rebuilt images are
     recomputed). Input image DS stores its training splits' features there; the retrieval baseline reads them.
     """
-    digest = hashlib.sha256(feature_label(preset.eval["image_weights"], "channel_max").encode())
+    digest = hashlib.sha256(feature_label(preset.ds["image_weights"], "channel_max").encode())
     for path in paths:
         stat = path.stat()
         digest.update(f"\n{path}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
@@ -387,7 +387,7 @@ def _image_features(preset: Preset, datasets: Iterable[Dataset], device: str) ->
     if not paths:
         return {}
     features = perceptual_features(
-        paths, weights=preset.eval["image_weights"], device=device, batch_size=preset.eval["batch_size"], progress=True
+        paths, weights=preset.ds["image_weights"], device=device, batch_size=preset.ds["batch_size"], progress=True
     )
     return dict(zip(paths, features, strict=True))
 
@@ -492,7 +492,7 @@ def evaluate(preset: Preset, launch: Launch) -> tuple[SweepReport, pd.DataFrame]
 
 
 def tabulate(preset: Preset) -> pd.DataFrame:
-    """Writes ``measurements.csv`` (the long table), the experiment's view, with ``eval.k_curve`` ``ds_vs_k.csv``,
+    """Writes ``measurements.csv`` (the long table), the experiment's view, with ``ds.k_curve`` ``ds_vs_k.csv``,
     and ``directions.csv`` (:mod:`experiments.directions`); returns the long table."""
     rows = read_records(preset.results_dir / "records")
     table = long_table(rows, preset.experiment.axis_names)
@@ -500,7 +500,7 @@ def tabulate(preset: Preset) -> pd.DataFrame:
     experiment = preset.experiment
     if experiment.table_view is not None and experiment.view_file is not None:
         write_table(experiment.table_view(table), preset.results_dir / experiment.view_file)
-    curves = ds_vs_k(preset, table) if preset.eval["k_curve"] else None
+    curves = ds_vs_k(preset, table) if preset.ds["k_curve"] else None
     if curves is not None:
         write_table(curves, preset.results_dir / DS_VS_K_TABLE)
     write_directions(experiment, preset.results_dir, table, curves, settings=preset.config.get("directions"))
@@ -508,12 +508,12 @@ def tabulate(preset: Preset) -> pd.DataFrame:
 
 
 def ds_vs_k(preset: Preset, table: pd.DataFrame) -> pd.DataFrame:
-    """DS of every measurement's matrix for each k of ``eval.k_curve`` (k <= n), one row per (measurement, k).
+    """DS of every measurement's matrix for each k of ``ds.k_curve`` (k <= n), one row per (measurement, k).
 
     Shows whether the ordering of the sets holds over a range of k rather than at one k (docs/library.md). Each curve
     is cached in ``curves/<record>.json`` and recomputed only when the k list or the matrix changes.
     """
-    ks = sorted(set(preset.eval["k_curve"]))
+    ks = sorted(set(preset.ds["k_curve"]))
     keep = ["experiment", *preset.experiment.axis_names, "predictor", "measure", "n", "matrix"]
     rows = []
     for row in table[table["matrix"].notna()].itertuples(index=False):
@@ -529,8 +529,8 @@ def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
     cache = preset.results_dir / "curves" / f"{matrix_file.stem}.json"
     key = {
         "ks": ks,
-        "method": preset.eval["method"],
-        "seed": preset.eval["ds_seed"],
+        "method": preset.ds["method"],
+        "seed": preset.ds["ds_seed"],
         "matrix_mtime_ns": matrix_file.stat().st_mtime_ns,
         "matrix_bytes": matrix_file.stat().st_size,
     }
@@ -541,9 +541,7 @@ def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
     if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("ds"), list):
         return stored["ds"]
     matrix = read_npy(matrix_file, what="distance matrix", mmap_mode="r")
-    curve = (
-        elbow(matrix, ks, method=preset.eval["method"], seed=preset.eval["ds_seed"], threads=DS_THREADS) if ks else None
-    )
+    curve = elbow(matrix, ks, method=preset.ds["method"], seed=preset.ds["ds_seed"], threads=DS_THREADS) if ks else None
     values = [float(v) for v in curve.ds] if curve is not None else []
     atomic_write_text(cache, json.dumps({"key": key, "ds": values}))
     return values

@@ -10,7 +10,7 @@
 
 ``python -m experiments.shapenet --preset quick`` runs all three (building the stand-in and its yaw renders
 when the preset asks for it); ``train_scripts/train_more_imgs.py`` etc. run one experiment's steps.
-Presets: ``configs/<experiment>_<preset>.yaml``; results under ``results/shapenet/<preset>/<experiment>/``.
+Presets: ``configs/presets/<experiment>/<preset>.yaml``; results under ``results/shapenet/<preset>/<experiment>/``.
 """
 
 from __future__ import annotations
@@ -235,7 +235,6 @@ def _declaration(
         figures=_figures(name),
         table_view=table_view,
         view_file="ds_table.csv",
-        preset_prefix=f"{name}_",
     )
 
 

@@ -133,7 +133,6 @@ def declaration() -> Experiment:
         figures=write_figures,
         table_view=table_view,
         view_file="ds_table.csv",
-        preset_prefix="synthetic_sweep_",
     )
 
 

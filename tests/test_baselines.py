@@ -132,7 +132,7 @@ def _preset(tmp_path: Path, splits: dict[str, tuple[str, list[Item]]], predictor
         "runs_dir": str(tmp_path / "runs"),
         "results_dir": str(tmp_path / "results"),
         "grid": {"a": [1], "seed": [1, 2]},
-        "eval": {"k": 2, "shape_points": POINTS, "image_weights": "random", "batch_size": 8, **eval_},
+        "ds": {"k": 2, "shape_points": POINTS, "image_weights": "random", "batch_size": 8, **eval_},
         "baselines": {"classifier": {"arch": "resnet18", "weights": "none", "epochs": 3, "batch_size": 4, "lr": 1e-3}},
     }
     path = tmp_path / "preset.yaml"

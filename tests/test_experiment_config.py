@@ -28,7 +28,7 @@ def _minimal(tmp_path: Path) -> dict:
     return {
         "experiment": "synthetic",
         "preset": "t",
-        "train_config": "configs/synthetic_quick.yaml",
+        "train_config": "configs/training/synthetic_quick.yaml",
         "runs_dir": str(tmp_path / "runs"),
         "results_dir": str(tmp_path / "results"),
         "grid": {"kind": ["image_aug"], "s": [1, 5], "seed": [1]},
@@ -50,16 +50,16 @@ def test_presets_load_and_name_every_run(preset: str) -> None:
 
 def test_quick_inherits_from_paper_and_lists_only_differences() -> None:
     quick_file = yaml.safe_load(preset_path(SYNTHETIC, "quick").read_text())
-    assert quick_file["inherit_from"] == "synthetic_sweep_paper.yaml"
-    assert "kind" not in quick_file["grid"] and "k" not in quick_file["eval"]
+    assert quick_file["inherit_from"] == "paper.yaml"
+    assert "kind" not in quick_file["grid"] and "k" not in quick_file["ds"]
     quick, paper = load_preset(preset_path(SYNTHETIC, "quick")), load_preset(preset_path(SYNTHETIC, "paper"))
-    assert quick.config["grid"]["s"] == paper.config["grid"]["s"] and quick.config["eval"]["k"] == 2
+    assert quick.config["grid"]["s"] == paper.config["grid"]["s"] and quick.config["ds"]["k"] == 2
 
 
 def test_overrides_replace_keys(tmp_path: Path) -> None:
-    loaded = load_preset(_write(tmp_path, _minimal(tmp_path)), ["grid.seed=[4, 5]", "eval.k=3"])
-    assert loaded.config["grid"]["seed"] == [4, 5] and loaded.config["eval"]["k"] == 3
-    assert loaded.train_config_path == REPO_ROOT / "configs" / "synthetic_quick.yaml"
+    loaded = load_preset(_write(tmp_path, _minimal(tmp_path)), ["grid.seed=[4, 5]", "ds.k=3"])
+    assert loaded.config["grid"]["seed"] == [4, 5] and loaded.config["ds"]["k"] == 3
+    assert loaded.train_config_path == REPO_ROOT / "configs" / "training" / "synthetic_quick.yaml"
     assert [run.name for run in loaded.runs] == [
         "image_aug_s01_seed4",
         "image_aug_s01_seed5",
@@ -72,8 +72,9 @@ def test_overrides_replace_keys(tmp_path: Path) -> None:
     ("change", "message"),
     [
         ({"epochs": 3}, "unknown config key\\(s\\): epochs"),
-        ({"eval": {"k": "two"}}, "eval.k: expected int"),
-        ({"eval": {"kk": 2}}, "unknown config key\\(s\\): eval.kk"),
+        ({"ds": {"k": "two"}}, "ds.k: expected int"),
+        ({"ds": {"kk": 2}}, "unknown config key\\(s\\): ds.kk"),
+        ({"eval": {"k": 2}}, "rename 'eval:' to 'ds:'"),
         ({"grid": {"kind": ["image_aug", "views"], "s": [1], "seed": [1]}}, "grid.kind\\[1\\]: must be one of"),
         ({"grid": {"kind": ["image_aug"], "s": [3], "seed": [1]}}, "grid.s\\[0\\]: must be one of"),
         ({"data": {"build_args": "--pool"}}, "data.build_args: expected list"),
@@ -113,7 +114,7 @@ def test_entry_point_bad_preset_exits_2_with_one_line() -> None:
         (["--workers", "-1"], "--workers: expected a positive integer, got '-1'"),
         (["--seeds", "1", "1"], "--seeds 1 1: a seed is repeated"),
         (["--seeds", "-1"], "--seeds: expected a non-negative integer"),
-        (["--set", "eval.k=0"], "eval.k: must be >= 1"),
+        (["--set", "ds.k=0"], "ds.k: must be >= 1"),
     ],
 )
 def test_entry_point_bad_options_exit_2_with_one_line(
@@ -158,7 +159,7 @@ def test_scripts_of_another_checkout_run_that_checkout(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     for folder in ("dispersion_score", "dataset", "models", "experiments", "eval_scripts", "configs"):
         shutil.copytree(REPO_ROOT / folder, clone / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (clone / "configs" / "synthetic_sweep_onlyhere.yaml").write_text("inherit_from: synthetic_sweep_quick.yaml\n")
+    (clone / "configs" / "presets" / "synthetic" / "onlyhere.yaml").write_text("inherit_from: quick.yaml\n")
     with open(clone / "experiments" / "__init__.py", "a") as handle:
         handle.write("import sys\nprint('imported from the clone', file=sys.stderr)\n")
     environment = {key: value for key, value in __import__("os").environ.items() if key != "PYTHONPATH"}

@@ -90,7 +90,7 @@ def preset(tmp_path: Path) -> Preset:
         "runs_dir": str(tmp_path / "runs"),
         "results_dir": str(tmp_path / "results"),
         "grid": {"a": [1, 2], "b": ["x", "y"]},
-        "eval": {"k": 1, "shape_points": 2},
+        "ds": {"k": 1, "shape_points": 2},
     }
     path = tmp_path / "fake.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -158,14 +158,14 @@ def test_rerun_skips_everything_and_a_prediction_is_made_once(preset: Preset) ->
 
 
 def test_ds_vs_k_curves_and_input_subsample(preset: Preset) -> None:
-    preset.config["eval"]["k_curve"] = [1, 2, 3, 4, 9]
+    preset.config["ds"]["k_curve"] = [1, 2, 3, 4, 9]
     table = _run(preset)
     curves = pd.read_csv(preset.results_dir / runner.DS_VS_K_TABLE)
     first = curves[(curves["measure"] == "input_shape") & (curves["a"] == 1)].set_index("k")["ds"]
     # [A, A, B, B]: one medoid leaves two items at 4 (DS 2); two medoids (one A, one B) leave none; k > n is skipped
     assert first.to_dict() == pytest.approx({1: 2.0, 2: 0.0, 3: 0.0, 4: 0.0})
     assert len(curves) == 4 * (len(table))  # every matrix has n = 4
-    preset.config["eval"]["input_subsample"] = 0.5
+    preset.config["ds"]["input_subsample"] = 0.5
     for path in (preset.results_dir / "records").glob("*input_shape.json"):
         path.unlink()
     table = _run(preset)

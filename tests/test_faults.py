@@ -353,7 +353,7 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
         _shape_folder(shapes, 3)
     matrix = tmp_path / "D.npy"
     np.save(matrix, np.ones((3, 3), dtype=np.float32) - np.eye(3, dtype=np.float32))
-    config = str(Path(__file__).parents[1] / "configs" / "synthetic_quick.yaml")
+    config = str(Path(__file__).parents[1] / "configs" / "training" / "synthetic_quick.yaml")
 
     def experiment(argv: list[str]) -> int:
         return experiments_cli.main_evaluate("synthetic", argv)
@@ -510,7 +510,7 @@ def test_render_yaw_refuses_an_output_inside_its_mesh_folder(tmp_path: Path, cap
 def test_a_non_finite_float_setting_is_named_as_such() -> None:
     from models.config import load_config
 
-    config = Path(__file__).parents[1] / "configs" / "synthetic_quick.yaml"
+    config = Path(__file__).parents[1] / "configs" / "training" / "synthetic_quick.yaml"
     with pytest.raises(ValueError, match="train.lr: expected a finite float, got nan"):
         load_config(config, ["train.lr=nan"])
 

@@ -33,7 +33,7 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("shapenet_mini")
     training = tmp / "train.yaml"
     training.write_text(yaml.safe_dump({
-        "inherit_from": str(REPO_ROOT / "configs" / "shapenet_quick.yaml"),
+        "inherit_from": str(REPO_ROOT / "configs" / "training" / "shapenet_quick.yaml"),
         "data": {"root": str(tmp / "standin"), "image_size": 32, "num_points": 128,
                  "shapenet": {"categories": CATEGORIES}},
         "model": {"bottleneck": 32, "atlasnet": {"hidden": 32, "sphere_level": 2}},
@@ -44,10 +44,10 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, grid in GRIDS.items():
         preset = tmp / f"{name}.yaml"
         preset.write_text(yaml.safe_dump({
-            "inherit_from": str(REPO_ROOT / "configs" / f"{name}_quick.yaml"),
+            "inherit_from": str(REPO_ROOT / "configs" / "presets" / name / "quick.yaml"),
             "preset": "mini", "train_config": str(training),
             "data": {"per_category": PER_CATEGORY, "categories": CATEGORIES, "yaw_image_size": 64},
-            "grid": grid, "eval": {"k": 2, "shape_points": 256, "k_curve": [1, 2, 3], "input_subsample": None},
+            "grid": grid, "ds": {"k": 2, "shape_points": 256, "k_curve": [1, 2, 3], "input_subsample": None},
             "runs_dir": str(tmp / "runs" / name), "results_dir": str(tmp / "results" / name),
         }))  # fmt: skip
         assert main_all(name, ["--config", str(preset)]) == 0

@@ -40,7 +40,7 @@ def _run(script: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
 def test_paper_preset_names_every_run_of_the_paper(experiment: str) -> None:
     preset = load_preset(preset_path(get_experiment(experiment), "paper"))
     assert len(preset.runs) == PAPER_RUNS[experiment]
-    assert preset.config["eval"]["k"] == 500 and preset.config["eval"]["image_weights"] == "imagenet"
+    assert preset.config["ds"]["k"] == 500 and preset.config["ds"]["image_weights"] == "imagenet"
     training = preset.config["train_config"]
     assert Path(training).name == "shapenet_paper.yaml"
 
@@ -86,10 +86,10 @@ def test_paper_commands_on_a_tiny_standin_through_submitit(experiment: str, tmp_
         "data.categories=[chair, airplane]",
         "data.yaw_renders=true",
         "data.yaw_image_size=32",
-        "eval.k=2",
-        "eval.shape_points=256",
-        "eval.image_weights=random",
-        "eval.input_subsample=null",
+        "ds.k=2",
+        "ds.shape_points=256",
+        "ds.image_weights=random",
+        "ds.input_subsample=null",
         "baselines.classifier.arch=resnet18",
         "baselines.classifier.weights=none",
         "baselines.classifier.epochs=1",

@@ -42,7 +42,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sweep = {
         "experiment": "synthetic",
         "preset": "mini",
-        "train_config": str(REPO_ROOT / "configs" / "synthetic_quick.yaml"),
+        "train_config": str(REPO_ROOT / "configs" / "training" / "synthetic_quick.yaml"),
         "data": {
             "image_size": 32,
             "points": 2000,
@@ -50,7 +50,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
         "grid": {"kind": ["image_aug", "shape_aug"], "s": [1, 35], "seed": [1]},
         "train_overrides": train_overrides,
-        "eval": {"k": 2, "method": "pam", "ds_seed": 0, "shape_points": 1000, "image_weights": "random"},
+        "ds": {"k": 2, "method": "pam", "ds_seed": 0, "shape_points": 1000, "image_weights": "random"},
         "baselines": {"classifier": {"arch": "resnet18", "weights": "none", "epochs": 2, "batch_size": 8}},
         "runs_dir": str(tmp / "runs"),
         "results_dir": str(tmp / "results"),

@@ -1,7 +1,7 @@
 """Train one network from a config file (a thin wrapper over ``models.engine.train``).
 
-    python train_scripts/train.py --config configs/synthetic_quick.yaml --out log/synthetic/try1
-    python train_scripts/train.py --config configs/synthetic_paper.yaml --set seed=2 \
+    python train_scripts/train.py --config configs/training/synthetic_quick.yaml --out log/synthetic/try1
+    python train_scripts/train.py --config configs/training/synthetic_paper.yaml --set seed=2 \
         --set data.train_file=cluster_shape_aug_2by10_cltsize35.json --device cuda:0 --out log/x
 
 Rerunning the same command resumes an interrupted run; a finished run is skipped unless --force.

@@ -1,12 +1,12 @@
 """Step 5 of the GPU run: training on the device.
 
-(a) ``quick_training_step``: one quick synthetic run (``configs/synthetic_quick.yaml`` on the procedural toy
+(a) ``quick_training_step``: one quick synthetic run (``configs/training/synthetic_quick.yaml`` on the procedural toy
     data) trained by ``models.engine.train`` on the CPU and on the device with the same seed: time, and the
     per-epoch training loss of the device within ``LOSS_RTOL`` of the CPU's.
-(b) ``paper_synthetic_step``: ``configs/synthetic_paper.yaml`` at its sizes (224², 2500 points, batch 8, 20
+(b) ``paper_synthetic_step``: ``configs/training/synthetic_paper.yaml`` at its sizes (224², 2500 points, batch 8, 20
     training items cached in memory as the preset does) on the toy data: ms/step, peak memory, validation
     time, and the projected time of the paper synthetic sweep on one GPU.
-(c) ``paper_shapenet_step``: ``configs/shapenet_paper.yaml`` (224², batch 64, 8 loader workers) on the
+(c) ``paper_shapenet_step``: ``configs/training/shapenet_paper.yaml`` (224², batch 64, 8 loader workers) on the
     ShapeNet-13 stand-in built here, through the real reader: ms/step with the loader and on a resident batch,
     peak memory, each decoder's step, and the projected time of the three paper ShapeNet sweeps on one GPU.
 """
@@ -33,12 +33,13 @@ from models.data import CachedDataset, build_dataset
 from models.engine import METRICS_FILE, make_optimizer, predict_points, train, train_step
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs"
+CONFIGS = REPO / "configs" / "training"
+PRESETS = REPO / "configs" / "presets"
 # Device vs CPU training loss, per epoch: float32 sums in another order and cuDNN's TF32 convolutions (torch's
 # default on Ampere and later) change the loss in the 4th significant digit per step; after a few dozen Adam
 # steps the runs drift apart by well under 5 %.
 LOSS_RTOL = 0.05
-# ShapeNet-13 training shapes of the paper presets (README: 35,021 with eval.input_subsample=null).
+# ShapeNet-13 training shapes of the paper presets (README: 35,021 with ds.input_subsample=null).
 SHAPENET13_TRAIN_SHAPES = 35021
 
 
@@ -62,7 +63,7 @@ def _losses(run_dir: Path) -> list[float]:
 
 
 def _grid_runs(experiment: str) -> tuple[int, dict[str, list[Any]]]:
-    grid = yaml.safe_load((CONFIGS / f"{experiment}_paper.yaml").read_text())["grid"]
+    grid = yaml.safe_load((PRESETS / experiment / "paper.yaml").read_text())["grid"]
     return math.prod(len(values) for values in grid.values()), grid
 
 
@@ -85,7 +86,7 @@ def quick_training_step(sizes: Sizes, record: Recorder, work: Path) -> None:
         *sizes.train_overrides,
     ]
     config = load_config(CONFIGS / "synthetic_quick.yaml", overrides)
-    record.put("config", "configs/synthetic_quick.yaml + " + " ".join(overrides))
+    record.put("config", "configs/training/synthetic_quick.yaml + " + " ".join(overrides))
     record.put("loss_rtol", LOSS_RTOL)
     losses, seconds = {}, {}
     for device in ("cpu", sizes.device):
@@ -157,7 +158,7 @@ def paper_synthetic_step(sizes: Sizes, record: Recorder, work: Path) -> None:
     # The preset validates on its 200 validation items (eval.items: null).
     val_seconds = (time.perf_counter() - started) * 200 / sizes.validation_items
     record.put("validation_seconds_200_items", val_seconds)
-    runs, grid = _grid_runs("synthetic_sweep")
+    runs, grid = _grid_runs("synthetic")
     epochs = train_cfg["epochs"]
     validations = _validations(epochs, config["eval"]["every"])
     per_run = epochs * steps_per_epoch * step_seconds + validations * val_seconds
@@ -202,7 +203,7 @@ def paper_shapenet_step(sizes: Sizes, record: Recorder, work: Path) -> None:
         overrides.append(f"data.shapenet.categories=[{','.join(sizes.standin_categories)}]")
     config = load_config(CONFIGS / "shapenet_paper.yaml", overrides)
     batch_size, workers = config["train"]["batch_size"], config["run"]["num_workers"]
-    record.put("config", "configs/shapenet_paper.yaml + " + " ".join(overrides))
+    record.put("config", "configs/training/shapenet_paper.yaml + " + " ".join(overrides))
     record.put("batch_size", batch_size)
     items = build_dataset(config, "train")
     record.put("standin_training_items", len(items))
