@@ -309,6 +309,14 @@ def test_other_settings_are_refused_naming_them_and_nothing_changes(tiny: Path, 
         standin.build(standin.BuildConfig(root=root, workers=1, seed=1, **TINY))
     assert standin.main(["--root", str(root), "--seed", "1", "--categories", *CATEGORIES, "--per-category", "3"]) == 2
     assert _content(root) == before
+    # A killed build (no manifest; its settings in the journal's first line) is refused the same way.
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").unlink()
+    header = {"settings": manifest["settings"], "planned": list(manifest["shapes"])}
+    (root / JOURNAL_NAME).write_text(json.dumps(header) + "\n")
+    with pytest.raises(ValueError, match=r"seed: 0 → 1"):
+        standin.build(standin.BuildConfig(root=root, workers=1, seed=1, **TINY))
+    assert _content(root) == {**before, JOURNAL_NAME: (root / JOURNAL_NAME).read_bytes()}
 
 
 def test_fewer_shapes_per_category_with_force_removes_the_others(tiny: Path, tmp_path: Path) -> None:
