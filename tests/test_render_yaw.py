@@ -156,6 +156,7 @@ def test_resume_after_sigkill_gives_the_same_files(meshes, reference, tmp_path) 
     # A half-written render (as a kill between two files leaves) and a corrupt PNG must be redone.
     victim = next(resumed.rglob("rendering_metadata.txt")).parent
     (victim / "00.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (victim / ".00.png.k1ll3d.tmp").write_bytes(b"half")  # what a kill inside an atomic write leaves
     completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "skipped" in completed.stdout

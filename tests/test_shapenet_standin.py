@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataset.build.runner import JOURNAL_NAME
 from dataset.shapenet.camera import project, read_r2n2_metadata
 from dataset.shapenet.categories import SHAPENET13
 from dataset.shapenet.dataset import ShapeNet, read_taxonomy
@@ -277,7 +278,7 @@ def test_resume_after_a_killed_build_gives_the_same_files(tiny: Path, tmp_path: 
         journal.append(
             json.dumps({"fingerprint": manifest["fingerprint"], "key": key, "files": manifest["shapes"][key]})
         )
-    (root / standin.JOURNAL_NAME).write_text("\n".join(journal) + '\n{"fingerprint": "cut sh')
+    (root / JOURNAL_NAME).write_text("\n".join(journal) + '\n{"fingerprint": "cut sh')
     for key in keys[2:]:
         synset, model_id = key.split("/")
         (root / "ShapeNetV1PointCloud" / synset / f"{model_id}.points.ply.npy").unlink()
@@ -287,7 +288,7 @@ def test_resume_after_a_killed_build_gives_the_same_files(tiny: Path, tmp_path: 
     summary = standin.build(standin.BuildConfig(root=root, workers=1, **TINY))
     assert summary.built == 4 and summary.skipped == 2
     assert _content(root) == _content(tiny)
-    assert not (root / standin.JOURNAL_NAME).exists()
+    assert not (root / JOURNAL_NAME).exists()
 
 
 def test_byte_identical_for_any_worker_count(tiny: Path, tmp_path: Path) -> None:
@@ -308,6 +309,14 @@ def test_other_settings_are_refused_naming_them_and_nothing_changes(tiny: Path, 
         standin.build(standin.BuildConfig(root=root, workers=1, seed=1, **TINY))
     assert standin.main(["--root", str(root), "--seed", "1", "--categories", *CATEGORIES, "--per-category", "3"]) == 2
     assert _content(root) == before
+    # A killed build (no manifest; its settings in the journal's first line) is refused the same way.
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").unlink()
+    header = {"settings": manifest["settings"], "planned": list(manifest["shapes"])}
+    (root / JOURNAL_NAME).write_text(json.dumps(header) + "\n")
+    with pytest.raises(ValueError, match=r"seed: 0 → 1"):
+        standin.build(standin.BuildConfig(root=root, workers=1, seed=1, **TINY))
+    assert _content(root) == {**before, JOURNAL_NAME: (root / JOURNAL_NAME).read_bytes()}
 
 
 def test_fewer_shapes_per_category_with_force_removes_the_others(tiny: Path, tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ import trimesh
 from PIL import Image
 
 from dataset.build.manifest import MANIFEST_NAME, BuildSettingsError, read_manifest, verify
-from dataset.synthetic.build import JOURNAL_NAME, BuildConfig, build, main
+from dataset.build.runner import JOURNAL_NAME
+from dataset.synthetic.build import BuildConfig, build, main
 from dataset.synthetic.dataset import CubeSphereDataset
 from dataset.synthetic.geometry import blend_vertices, cubesphere_mesh, sample_surface_points
 from dataset.synthetic.instance import points_seed

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,24 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# Provenance names of packages whose import name differs.
+_IMPORT_NAMES = {"pillow": "PIL"}
+
+
+def package_versions(*packages: str) -> dict[str, str]:
+    """The manifest's ``provenance.versions``: {"python": "3.11.x", package: its ``__version__`` ("unknown"
+    when it has none)} for each of ``packages`` (e.g. "numpy", "pillow"), imported here.
+
+    Raises:
+        ImportError: a package is not installed.
+    """
+    versions = {"python": sys.version.split()[0]}
+    for package in packages:
+        module = importlib.import_module(_IMPORT_NAMES.get(package, package))
+        versions[package] = getattr(module, "__version__", "unknown")
+    return versions
 
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:

@@ -12,10 +12,12 @@ Root layout::
 Every index / training-set file is a JSON list of entries with ``id``, ``image``, ``points``, ``mesh``
 (paths relative to DIR), ``t_image`` and ``t_shape``.
 
-The build is resumable: finished instances are recorded (``DIR/.build_journal.jsonl`` while a build runs,
-``manifest.json`` once it is done); a rerun skips every instance whose files still match their recorded
-SHA-256 and regenerates the rest (missing, corrupt or half-written). ``manifest.json`` exists only for a
-completed build; ``--verify`` re-hashes every file it lists.
+This module plans the build (which instances exist, the settings) and :mod:`dataset.synthetic.instance` makes
+one instance; :func:`dataset.build.runner.run_build` does the rest. The build is resumable: finished instances
+are recorded (``DIR/.build_journal.jsonl`` while a build runs, ``manifest.json`` once it is done); a rerun
+skips every instance whose files still match their recorded SHA-256 and regenerates the rest (missing,
+corrupt or half-written). ``manifest.json`` exists only for a completed build; ``--verify`` re-hashes every
+file it lists.
 
 A root belongs to one set of settings: a build with other settings over an existing (finished or
 unfinished) build is refused, naming the settings that differ; ``--force`` rebuilds it with the new
@@ -32,33 +34,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import shutil
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from tqdm import tqdm
-
-from dataset.build.log_file import log_to_file
-from dataset.build.manifest import (
-    MANIFEST_FORMAT,
-    MANIFEST_NAME,
-    canonical_json,
-    files_intact,
-    read_manifest,
-    refuse_other_settings,
-    settings_fingerprint,
-    sha256_bytes,
-    verify,
-    write_manifest,
-)
-from dataset.build.worker_pool import WorkerStartError, imap_unordered
-from dataset.synthetic import instance as instance_module
-from dataset.synthetic.instance import GENERATOR_VERSION, TMP_PREFIX, InstanceSettings
+from dataset.build.command_line import BUILD_ERRORS, add_run_options, print_error, print_verify
+from dataset.build.manifest import MANIFEST_FORMAT, canonical_json, sha256_bytes
+from dataset.build.runner import LOG_NAME, Builder, BuildSummary, Files, run_build
+from dataset.build.temporaries import TMP_PREFIX
+from dataset.synthetic.instance import GENERATOR_VERSION, InstanceSettings, instance_maker
 from dataset.synthetic.render import RenderSettings
 from dataset.synthetic.training_sets import (
     INDEX_FILES,
@@ -77,11 +63,8 @@ from dataset.synthetic.training_sets import (
 )
 from dispersion_score.atomic import atomic_write_text
 from dispersion_score.launch import OneLineParser, non_negative_int, positive_int
-from dispersion_score.locks import DirectoryLockedError, directory_lock
 from dispersion_score.paths import check_writable_folder
 
-JOURNAL_NAME = ".build_journal.jsonl"
-LOG_NAME = "build.log"
 POOL_CHOICES = ("full", "clusters")
 SEED_LIMIT = 2**32  # Mitsuba's sampler seed is an unsigned 32-bit integer
 logger = logging.getLogger("dataset.synthetic")
@@ -131,117 +114,12 @@ class BuildConfig:
         }
 
 
-@dataclasses.dataclass
-class BuildSummary:
-    root: Path
-    built: int
-    skipped: int
-    seconds: float
-
-
 def planned_instances(config: BuildConfig) -> list[Instance]:
     """Every instance the build writes, pool first, then test, then validation."""
     pool = split_instances("train", POOL_SIZE)
     if config.pool == "clusters":
         pool = [pool[i] for i in referenced_pool_indices()]
     return pool + split_instances("test", config.test_size) + split_instances("val", config.val_size)
-
-
-def _versions() -> dict[str, str]:
-    import mitsuba
-    import numpy
-    import trimesh
-
-    return {
-        "python": sys.version.split()[0],
-        "numpy": numpy.__version__,
-        "trimesh": trimesh.__version__,
-        "mitsuba": mitsuba.__version__,
-    }
-
-
-# --------------------------------------------------------------------------------------------- records
-
-
-def _load_records(root: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
-    """Instance records {id: {"t": t, "files": {path: sha256}}} left by earlier builds with these settings."""
-    records: dict[str, dict[str, Any]] = {}
-    manifest = read_manifest(root)
-    if manifest is not None and manifest.get("fingerprint") == fingerprint:
-        for instance_id, info in manifest.get("instances", {}).items():
-            files = {p: d for p, d in manifest["files"].items() if p.startswith(f"instances/{instance_id}/")}
-            records[instance_id] = {"t": info["t"], "files": files}
-    journal = root / JOURNAL_NAME
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the last line of a killed build may be cut short
-            if "id" in record and record.get("fingerprint") == fingerprint:
-                records[record["id"]] = {"t": record["t"], "files": record["files"]}
-    return records
-
-
-def _journal_line(fingerprint: str, instance: Instance, files: dict[str, str]) -> str:
-    return json.dumps({"fingerprint": fingerprint, "id": instance.id, "t": instance.t, "files": files}) + "\n"
-
-
-def _journal_header(settings: dict[str, Any]) -> str:
-    """The journal's first line: the settings of the build in progress (compared by the next build)."""
-    return json.dumps({"settings": settings}) + "\n"
-
-
-def existing_settings(root: Path) -> dict[str, Any] | None:
-    """The settings of the build already in ``root``: the finished one (manifest) or an unfinished one
-    (journal header); None for a root without a build."""
-    manifest = read_manifest(root)
-    if manifest is not None:
-        return manifest.get("settings")
-    journal = root / JOURNAL_NAME
-    try:
-        first = journal.read_text().splitlines()[0] if journal.exists() else ""
-        header = json.loads(first) if first else {}
-    except (OSError, json.JSONDecodeError, IndexError):
-        return None
-    return header.get("settings") if isinstance(header, dict) else None
-
-
-def _check_settings(root: Path, settings: dict[str, Any], force: bool) -> None:
-    if not force:
-        refuse_other_settings(root, existing_settings(root), settings)
-
-
-def _remove_stale_temporaries(root: Path) -> None:
-    instances_dir = root / "instances"
-    if not instances_dir.is_dir():
-        return
-    for path in instances_dir.iterdir():
-        if path.name.startswith(TMP_PREFIX):
-            logger.info("removing leftover temporary directory %s", path)
-            shutil.rmtree(path, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------------------------- running
-
-
-def _run_serial(root: Path, settings: InstanceSettings, todo: list[Instance]) -> Iterator[tuple[Instance, dict]]:
-    instance_module.init_worker(str(root), settings)
-    for instance in todo:
-        yield instance_module.build_instance(instance)
-
-
-def _run_parallel(
-    root: Path, settings: InstanceSettings, todo: list[Instance], workers: int
-) -> Iterator[tuple[Instance, dict]]:
-    yield from imap_unordered(
-        instance_module.build_instance,
-        todo,
-        workers=workers,
-        initializer=instance_module.init_worker,
-        initargs=(str(root), settings),
-        chunksize=4,
-    )
 
 
 def _write_json(root: Path, name: str, document: Any) -> tuple[str, str]:
@@ -263,6 +141,71 @@ def write_index_files(root: Path, instances: Sequence[Instance]) -> dict[str, st
     return files
 
 
+def instance_key(instance_id: str, t: float) -> str:
+    """An instance's key in the journal: its id and its t (a test or validation id's t depends on the split's
+    size), so a record is reused only for the same shape."""
+    return f"{instance_id} t={t!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticBuild(Builder[Instance]):
+    """The synthetic dataset as a :class:`dataset.build.runner.Builder`: the instances of ``config``."""
+
+    config: BuildConfig
+    manifest_format: ClassVar[str] = MANIFEST_FORMAT
+    generator_version: ClassVar[str] = GENERATOR_VERSION
+    packages: ClassVar[tuple[str, ...]] = ("numpy", "trimesh", "mitsuba")
+    noun: ClassVar[str] = "instances"
+    progress_label: ClassVar[str] = "instances"
+    progress_unit: ClassVar[str] = "inst"
+    chunksize: ClassVar[int] = 4
+    logger: ClassVar[logging.Logger] = logger
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root)
+
+    def settings(self) -> dict[str, Any]:
+        return self.config.settings()
+
+    def item_settings(self) -> dict[str, Any]:
+        return self.config.instance_settings.to_dict()
+
+    def plan(self) -> list[Instance]:
+        return planned_instances(self.config)
+
+    def key(self, item: Instance) -> str:
+        return instance_key(item.id, item.t)
+
+    def recorded(self, manifest: dict[str, Any]) -> dict[str, Files]:
+        return {
+            instance_key(instance_id, info["t"]): {
+                path: digest
+                for path, digest in manifest["files"].items()
+                if path.startswith(f"instances/{instance_id}/")
+            }
+            for instance_id, info in manifest.get("instances", {}).items()
+        }
+
+    def start_worker(self) -> Callable[[Instance], Files]:
+        return instance_maker(self.root, self.config.instance_settings)
+
+    def work_folders(self) -> list[Path]:
+        return [self.root / "instances"]
+
+    def finish(self, plan: Sequence[Instance], made: dict[str, Files]) -> tuple[Files, dict[str, Any]]:
+        planned = {inst.id for inst in plan}
+        unlisted = sorted(
+            p.name
+            for p in (self.root / "instances").iterdir()
+            if p.is_dir() and p.name not in planned and not p.name.startswith(TMP_PREFIX)
+        )
+        if unlisted:
+            logger.warning("%d instance directories are not part of this build (e.g. %s)", len(unlisted), unlisted[0])
+        instances = {inst.id: {"split": inst.split, "index": inst.index, "t": inst.t} for inst in plan}
+        return write_index_files(self.root, plan), {"instances": instances}
+
+
 def build(config: BuildConfig) -> BuildSummary:
     """Builds (or completes) the dataset under ``config.root``. See the module docstring.
 
@@ -270,83 +213,7 @@ def build(config: BuildConfig) -> BuildSummary:
         BuildSettingsError: the root holds a build with other settings (and not ``config.force``).
         DirectoryLockedError: another build is running on the root.
     """
-    root = Path(config.root)
-    with directory_lock(root, what="dataset root"):
-        _check_settings(root, config.settings(), config.force)
-        return _build(config, root)
-
-
-def _build(config: BuildConfig, root: Path) -> BuildSummary:
-    start = time.perf_counter()
-    settings = config.settings()
-    fingerprint = settings_fingerprint(config.instance_settings.to_dict())
-    with log_to_file(logger, root / LOG_NAME):
-        logger.info("build start: root=%s settings=%s workers=%d", root, json.dumps(settings), config.workers)
-        _remove_stale_temporaries(root)
-        records = _load_records(root, fingerprint)
-        plan = planned_instances(config)
-        done: dict[str, dict[str, str]] = {}
-        todo: list[Instance] = []
-        for inst in plan:
-            record = records.get(inst.id)
-            if record is not None and record["t"] == inst.t and files_intact(root, record["files"]):
-                done[inst.id] = record["files"]
-            else:
-                todo.append(inst)
-        logger.info("%d instances planned: %d already built and verified, %d to build", len(plan), len(done), len(todo))
-
-        # From here on the manifest would no longer describe the directory: drop it, keep what it knew.
-        journal_path = root / JOURNAL_NAME
-        atomic_write_text(
-            journal_path,
-            _journal_header(settings)
-            + "".join(_journal_line(fingerprint, inst, done[inst.id]) for inst in plan if inst.id in done),
-        )
-        (root / MANIFEST_NAME).unlink(missing_ok=True)
-
-        if todo:
-            instance_settings = config.instance_settings
-            workers = min(config.workers, len(todo))
-            results = (
-                _run_serial(root, instance_settings, todo)
-                if workers == 1
-                else _run_parallel(root, instance_settings, todo, workers)
-            )
-            with (
-                open(journal_path, "a") as journal,
-                tqdm(total=len(todo), desc="instances", unit="inst", disable=not config.progress) as bar,
-            ):
-                for inst, files in results:
-                    journal.write(_journal_line(fingerprint, inst, files))
-                    journal.flush()
-                    done[inst.id] = files
-                    bar.update()
-
-        files: dict[str, str] = {}
-        for inst in plan:
-            files.update(done[inst.id])
-        files.update(write_index_files(root, plan))
-        unlisted = sorted(
-            p.name
-            for p in (root / "instances").iterdir()
-            if p.is_dir() and p.name not in done and not p.name.startswith(TMP_PREFIX)
-        )
-        if unlisted:
-            logger.warning("%d instance directories are not part of this build (e.g. %s)", len(unlisted), unlisted[0])
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "generator_version": GENERATOR_VERSION,
-            "settings": settings,
-            "fingerprint": fingerprint,
-            "provenance": {"versions": _versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-            "instances": {inst.id: {"split": inst.split, "index": inst.index, "t": inst.t} for inst in plan},
-            "files": files,
-        }
-        write_manifest(root, manifest)
-        journal_path.unlink(missing_ok=True)
-        seconds = time.perf_counter() - start
-        logger.info("build done: %d built, %d skipped, %.1f s", len(todo), len(plan) - len(todo), seconds)
-    return BuildSummary(root, built=len(todo), skipped=len(plan) - len(todo), seconds=seconds)
+    return run_build(SyntheticBuild(config), workers=config.workers, force=config.force, progress=config.progress)
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -365,10 +232,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--test-size", type=non_negative_int, default=TEST_SIZE, help="number of test instances")
     parser.add_argument("--val-size", type=non_negative_int, default=VAL_SIZE, help="number of validation instances")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--force", action="store_true", help="rebuild a root that holds a build with other settings")
-    parser.add_argument(
-        "--verify", action="store_true", help="only check every file against manifest.json; exit 1 on any problem"
+    add_run_options(
+        parser,
+        force_help="rebuild a root that holds a build with other settings",
+        verify_help="only check every file against manifest.json; exit 1 on any problem",
     )
     return parser
 
@@ -376,9 +243,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.verify:
-        report = verify(args.root)
-        print(report.summary())
-        return 0 if report.ok else 1
+        return print_verify(args.root, MANIFEST_FORMAT)
     try:
         check_writable_folder(args.root, "--root")
         config = BuildConfig(
@@ -396,9 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         config.instance_settings  # noqa: B018  (validates the render settings before any work)
         summary = build(config)
-    except (ValueError, DirectoryLockedError, OSError, WorkerStartError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except BUILD_ERRORS as error:
+        return print_error(error)
     print(
         f"built {summary.built} instances, skipped {summary.skipped} already built, "
         f"{summary.seconds:.1f} s; root {summary.root} (log: {Path(summary.root) / LOG_NAME})"

@@ -1,17 +1,16 @@
 """Generating one instance directory (``model.obj``, ``points.npy``, ``Isometric.png``) atomically.
 
 The three files are written into a temporary sibling directory ``instances/.tmp-<id>-<pid>`` that is
-renamed to ``instances/<id>`` only when all three are complete, so an instance directory either is complete
-or does not exist (a killed build leaves at most a ``.tmp-*`` directory, which the next build removes).
-Functions here run in worker processes; each process keeps one renderer.
+renamed to ``instances/<id>`` only when all three are complete (:func:`dataset.build.temporaries.replace_folder`),
+so an instance directory either is complete or does not exist (a killed build leaves at most a ``.tmp-*``
+directory, which the next build removes). :func:`instance_maker` runs in worker processes; each keeps one renderer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import os
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ import numpy as np
 import trimesh
 
 from dataset.build.manifest import sha256_bytes
+from dataset.build.temporaries import replace_folder
 from dataset.synthetic.geometry import cubesphere_mesh, sample_surface_points, uv_sphere
 from dataset.synthetic.render import MeshRenderer, RenderSettings, encode_png
 from dataset.synthetic.training_sets import SPLIT_CODES, Instance
 
 # Bump when a change to the generator changes the files it writes (geometry, sampling, rendering).
 GENERATOR_VERSION = "1"
-TMP_PREFIX = ".tmp-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,36 +63,16 @@ def instance_payload(instance: Instance, settings: InstanceSettings, renderer: M
 
 def write_instance(root: Path, instance: Instance, payload: dict[str, bytes]) -> dict[str, str]:
     """Writes the files atomically (temp directory + rename); returns {relative path: sha256}."""
-    instances_dir = root / "instances"
-    instances_dir.mkdir(parents=True, exist_ok=True)
-    tmp = instances_dir / f"{TMP_PREFIX}{instance.id}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    # No fsync: a rerun re-hashes every recorded file, so what a crash could lose is found and rebuilt.
-    for name, data in payload.items():
-        (tmp / name).write_bytes(data)
-    final = instances_dir / instance.id
-    if final.exists():
-        # Move the stale directory aside first, so `final` is never a mix of old and new files.
-        stale = instances_dir / f"{TMP_PREFIX}stale-{instance.id}-{os.getpid()}"
-        os.rename(final, stale)
-        shutil.rmtree(stale)
-    os.rename(tmp, final)
+    replace_folder(root / "instances" / instance.id, payload)
     return {instance.path(name): sha256_bytes(data) for name, data in payload.items()}
 
 
-_WORKER: dict[str, Any] = {}
+def instance_maker(root: Path, settings: InstanceSettings) -> Callable[[Instance], dict[str, str]]:
+    """Sets up one process (its renderer) and returns ``make(instance)``, which writes the instance's files
+    under ``root`` and returns {relative path: sha256}."""
+    renderer = MeshRenderer(uv_sphere()[1], settings.render)
 
+    def make(instance: Instance) -> dict[str, str]:
+        return write_instance(root, instance, instance_payload(instance, settings, renderer))
 
-def init_worker(root: str, settings: InstanceSettings) -> None:
-    """Pool initializer: one renderer per process."""
-    _WORKER["root"] = Path(root)
-    _WORKER["settings"] = settings
-    _WORKER["renderer"] = MeshRenderer(uv_sphere()[1], settings.render)
-
-
-def build_instance(instance: Instance) -> tuple[Instance, dict[str, str]]:
-    """Worker task: generates and writes one instance (after :func:`init_worker`)."""
-    payload = instance_payload(instance, _WORKER["settings"], _WORKER["renderer"])
-    return instance, write_instance(_WORKER["root"], instance, payload)
+    return make

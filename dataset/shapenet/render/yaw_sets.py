@@ -18,7 +18,8 @@ Ids and split: the ids of a category are those of the AtlasNet point clouds besi
 (``<meshes>/../ShapeNetV1PointCloud/<synset>/<id>.points.ply.npy``, the set the readers split) when that
 folder exists, else the mesh folders (the log says which); ``split_ids`` picks train/test.
 
-Resumable per shape: every file is written atomically, ``rendering_metadata.txt`` last; a rerun checks a
+Resumable per shape: every file is written atomically, ``rendering_metadata.txt`` last; a rerun removes the
+temporary files a killed write left (:func:`dataset.build.temporaries.remove_temporaries`), checks a
 finished render (files present, PNG decodes at the right size, metadata well-formed and one of this shape's
 seeded draws) and skips it. ``render_settings.json`` records what determines the pixels: a rerun with
 other settings into the same folder is refused unless ``--overwrite``. ``manifest.json`` (SHA-256 of every
@@ -33,10 +34,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import logging
+import multiprocessing
 import shutil
 import sys
 import time
@@ -45,19 +48,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from dataset.build.command_line import BUILD_ERRORS, add_run_options, print_error, print_verify
 from dataset.build.log_file import log_to_file
 from dataset.build.manifest import (
     canonical_json,
+    package_versions,
     read_manifest,
     refuse_other_settings,
     settings_fingerprint,
     sha256_bytes,
-    verify,
     write_manifest,
 )
-from dataset.build.worker_pool import WorkerStartError, imap_unordered
+from dataset.build.temporaries import remove_temporaries
+from dataset.build.worker_pool import Progress, make_items
 from dataset.locations import REPO_ROOT
 from dataset.shapenet.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
 from dataset.shapenet.categories import SPLITS, resolve_categories, split_ids
@@ -65,7 +69,7 @@ from dataset.shapenet.mesh import load_mesh
 from dataset.shapenet.render.renderer import RENDERER_VERSION, MeshRenderer, check_not_blank, touches_border
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 from dispersion_score.launch import LAUNCHERS, Job, OneLineParser, non_negative_int, positive_int, run_jobs, square_int
-from dispersion_score.locks import DirectoryLockedError, directory_lock
+from dispersion_score.locks import directory_lock
 
 YAW_RANGES = (0, 15, 30, 45, 60, 75, 90)
 SET_PREFIX = "ShapeNetV1RenderingSampleYaw"
@@ -296,6 +300,8 @@ class _Worker:
         try:
             for yaw in self.yaws:
                 views = candidate_views(s.seed, yaw, shape.synset, shape.model_id, s.max_draws)
+                # A render killed between its atomic writes leaves a temporary file beside the finished ones.
+                remove_temporaries([render_folder(self.out, yaw, shape.synset, shape.model_id)], logger)
                 done = _finished(self.out, yaw, shape, views, s.image_size)
                 if done is not None:
                     files, clipped = done
@@ -375,20 +381,12 @@ def _finished(
 # --------------------------------------------------------------------------------------------- running
 
 
-_WORKER: _Worker | None = None
-
-
-def _init_worker(meshes: str, out: str, yaws: tuple[int, ...], settings: YawSettings) -> None:
-    global _WORKER
-    # Warnings travel back in the results and are logged once by the parent.
-    logging.getLogger().addHandler(logging.NullHandler())
-    logging.getLogger("trimesh").setLevel(logging.CRITICAL)
-    _WORKER = _Worker(Path(meshes), Path(out), yaws, settings)
-
-
-def _run_worker(shape: Shape) -> dict[str, Any]:
-    assert _WORKER is not None
-    return _WORKER(shape)
+def _start_worker(meshes: Path, out: Path, yaws: tuple[int, ...], settings: YawSettings) -> _Worker:
+    if multiprocessing.parent_process() is not None:
+        # In a pool worker: warnings travel back in the results and are logged once by the parent.
+        logging.getLogger().addHandler(logging.NullHandler())
+        logging.getLogger("trimesh").setLevel(logging.CRITICAL)
+    return _Worker(meshes, out, yaws, settings)
 
 
 def render_shapes(
@@ -405,21 +403,9 @@ def render_shapes(
 
     ``workers`` > 1 uses that many spawned processes; 1 renders in this process.
     """
-    bar = tqdm(total=len(shapes), desc="shapes", unit="shape", disable=not progress)
-    with bar:
-        if workers == 1 or len(shapes) <= 1:
-            worker = _Worker(meshes, out, yaws, settings)
-            for shape in shapes:
-                yield worker(shape)
-                bar.update()
-            return
-        initargs = (str(meshes), str(out), tuple(yaws), settings)
-        pool = imap_unordered(
-            _run_worker, shapes, workers=min(workers, len(shapes)), initializer=_init_worker, initargs=initargs
-        )
-        for result in pool:
-            yield result
-            bar.update()
+    start = functools.partial(_start_worker, Path(meshes), Path(out), tuple(yaws), settings)
+    for _, result in make_items(start, shapes, workers=workers, progress=Progress("shapes", "shape", progress)):
+        yield result
 
 
 _REMEDY = "use another --out, or --overwrite to render it again with the requested settings"
@@ -571,26 +557,15 @@ def _collect(
             "format": MANIFEST_FORMAT,
             "settings": config.settings.for_set(yaw),
             "fingerprint": settings_fingerprint(config.settings.for_set(yaw)),
-            "provenance": {"versions": _versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            "provenance": {
+                "versions": package_versions("numpy", "trimesh", "embreex", "pillow"),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
             **manifests[yaw],
             "failed": failed,
         }
         write_manifest(config.out / set_name(yaw), document)
     return Summary(reports, failed, lost, warnings, len(shapes), seconds, cores)
-
-
-def _versions() -> dict[str, str]:
-    import embreex
-    import PIL
-    import trimesh
-
-    return {
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "trimesh": trimesh.__version__,
-        "embreex": getattr(embreex, "__version__", "unknown"),
-        "pillow": PIL.__version__,
-    }
 
 
 # --------------------------------------------------------------------------------------------- SLURM
@@ -697,8 +672,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--partition", default=None, help="SLURM partition")
     parser.add_argument("--time-min", type=positive_int, default=240, help="SLURM time limit per job in minutes")
     parser.add_argument("--overwrite", action="store_true", help="re-render sets made with other settings")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--verify", action="store_true", help="only re-hash every file listed in the manifests")
+    add_run_options(parser, force_help=None, verify_help="only re-hash every file listed in the manifests")
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)  # appended by the job runner
     parser.add_argument("--shard-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
@@ -708,9 +682,7 @@ def _parser() -> argparse.ArgumentParser:
 def _verify(out: Path, yaws: Sequence[int]) -> int:
     status = 0
     for yaw in yaws:
-        report = verify(out / set_name(yaw), expected_format=MANIFEST_FORMAT)
-        print(f"{set_name(yaw)}: {report.summary()}")
-        status |= 0 if report.ok else 1
+        status |= print_verify(out / set_name(yaw), MANIFEST_FORMAT, label=f"{set_name(yaw)}: ")
     return status
 
 
@@ -749,9 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
         )
         summary = render_yaw_sets(config)
-    except (OSError, ValueError, DirectoryLockedError, WorkerStartError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except BUILD_ERRORS as error:
+        return print_error(error)
     print(summary.text())
     print(f"log: {Path(args.out) / LOG_NAME}")
     # Shapes lost, or not one shape rendered: the run failed (a few bad meshes are named and do not fail it).

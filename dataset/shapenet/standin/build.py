@@ -31,36 +31,23 @@ build that the new one does not plan are removed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import os
 import shutil
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from tqdm import tqdm
 
-from dataset.build.log_file import log_to_file
-from dataset.build.manifest import (
-    MANIFEST_NAME,
-    canonical_json,
-    files_intact,
-    read_manifest,
-    refuse_other_settings,
-    settings_fingerprint,
-    sha256_bytes,
-    verify,
-    write_manifest,
-)
-from dataset.build.worker_pool import WorkerStartError, imap_unordered
+from dataset.build.command_line import BUILD_ERRORS, add_run_options, print_error, print_verify
+from dataset.build.manifest import canonical_json, files_intact, read_manifest, settings_fingerprint, sha256_bytes
+from dataset.build.runner import LOG_NAME, Builder, BuildSummary, Files, run_build
+from dataset.build.temporaries import replace_folder
 from dataset.locations import DATASET_DIR
 from dataset.shapenet.camera import format_r2n2_line, sample_r2n2_views
 from dataset.shapenet.categories import SHAPENET13, resolve_categories, split_ids
@@ -81,7 +68,6 @@ from dataset.shapenet.standin.families import FAMILIES
 from dataset.shapenet.standin.parts import mtl_text, normalize_parts, obj_text, render_parts, sample_outer_surface
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 from dispersion_score.launch import OneLineParser, non_negative_int, positive_int, square_int
-from dispersion_score.locks import DirectoryLockedError, directory_lock
 
 # Bump when a change to the generator changes the files it writes (families, sampling, file formats).
 GENERATOR_VERSION = "2"
@@ -89,9 +75,6 @@ MANIFEST_FORMAT = "shapenet-standin-manifest/1"
 DEFAULT_ROOT = DATASET_DIR / "shapenet_data" / "standin"
 QUICK_PER_CATEGORY = 20  # 16 train / 4 test shapes per category
 NUM_POINTS = 30000
-JOURNAL_NAME = ".build_journal.jsonl"
-LOG_NAME = "build.log"
-TMP_PREFIX = ".tmp-"
 _STREAMS = {"geometry": 0, "points": 1, "views": 2}
 logger = logging.getLogger("dataset.shapenet.standin")
 
@@ -183,52 +166,29 @@ def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[
     return files
 
 
-def _replace_dir(root: Path, relative: str, files: dict[str, bytes]) -> None:
-    """Writes the files under ``root/relative`` into a temporary sibling folder, then swaps it in."""
-    final = root / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for path, data in files.items():
-        target = tmp / Path(path).relative_to(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    if final.exists():
-        stale = final.parent / f"{TMP_PREFIX}stale-{final.name}-{os.getpid()}"
-        os.rename(final, stale)
-        shutil.rmtree(stale)
-    os.rename(tmp, final)
-
-
 def write_shape(root: Path, shape: Shape, payload: dict[str, bytes]) -> dict[str, str]:
     """Writes a shape atomically (mesh and render folders swapped in whole, the point cloud last);
     returns {relative path: sha256}."""
     where = relative_paths(shape)
     for key in ("mesh", "renders"):
         prefix = where[key] + "/"
-        _replace_dir(root, where[key], {p: d for p, d in payload.items() if p.startswith(prefix)})
+        inside = {p[len(prefix) :]: d for p, d in payload.items() if p.startswith(prefix)}
+        replace_folder(root / where[key], inside)
     atomic_write_bytes(root / where["points"], payload[where["points"]], durable=False)
     return {path: sha256_bytes(data) for path, data in payload.items()}
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def init_worker(root: str, settings: ShapeSettings) -> None:
-    """Pool initializer: one renderer per process."""
+def shape_maker(root: Path, settings: ShapeSettings) -> Callable[[Shape], dict[str, str]]:
+    """Sets up one process (its renderer) and returns ``make(shape)``, which writes the shape's files under
+    ``root`` and returns {relative path: sha256}."""
     from dataset.shapenet.render.renderer import MeshRenderer
 
-    _WORKER.update(
-        root=Path(root),
-        settings=settings,
-        renderer=MeshRenderer(settings.image_size, samples_per_pixel=settings.samples_per_pixel),
-    )
+    renderer = MeshRenderer(settings.image_size, samples_per_pixel=settings.samples_per_pixel)
 
+    def make(shape: Shape) -> dict[str, str]:
+        return write_shape(root, shape, shape_payload(shape, settings, renderer))
 
-def build_shape(shape: Shape) -> tuple[Shape, dict[str, str]]:
-    """Worker task: generates and writes one shape (after :func:`init_worker`)."""
-    payload = shape_payload(shape, _WORKER["settings"], _WORKER["renderer"])
-    return shape, write_shape(_WORKER["root"], shape, payload)
+    return make
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -270,49 +230,6 @@ class BuildConfig:
         return ShapeSettings(seed=self.seed, num_points=self.num_points, samples_per_pixel=self.samples_per_pixel)
 
 
-@dataclasses.dataclass
-class BuildSummary:
-    root: Path
-    built: int
-    skipped: int
-    removed: int
-    seconds: float
-
-
-def _load_records(root: Path, fingerprint: str) -> dict[str, dict[str, str]]:
-    """{shape key: {path: sha256}} recorded by earlier builds with these settings (manifest, then journal)."""
-    records: dict[str, dict[str, str]] = {}
-    manifest = read_manifest(root, MANIFEST_FORMAT)
-    if manifest is not None and manifest.get("fingerprint") == fingerprint:
-        records.update(manifest.get("shapes", {}))
-    journal = root / JOURNAL_NAME
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the last line of a killed build may be cut short
-            if record.get("fingerprint") == fingerprint and "key" in record:
-                records[record["key"]] = record["files"]
-    return records
-
-
-def _known_shapes(root: Path) -> set[tuple[str, str]]:
-    """(synset, id) of every shape an earlier stand-in build wrote here, whatever its settings."""
-    known: set[tuple[str, str]] = set()
-    manifest = read_manifest(root, MANIFEST_FORMAT)
-    for key in (manifest or {}).get("shapes", {}):
-        known.add(tuple(key.split("/")))  # type: ignore[arg-type]
-    journal = root / JOURNAL_NAME
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError, KeyError, AttributeError):
-                record = json.loads(line)
-                for key in record.get("planned", [record.get("key")]):
-                    known.add(tuple(key.split("/")))  # type: ignore[arg-type]
-    return known
-
-
 def _present_shapes(root: Path) -> set[tuple[str, str]]:
     """(synset, id) of every shape with any file under the root's three data folders (13 categories)."""
     present = set()
@@ -348,165 +265,99 @@ def _remove_yaw_renders(root: Path, shapes: Sequence[tuple[str, str]]) -> int:
     return removed
 
 
-def _remove_temporaries(root: Path) -> None:
-    for folder in (MESH_DIR, R2N2_DIR, POINT_CLOUD_DIR):
-        for path in (root / folder).glob(f"*/{TMP_PREFIX}*") if (root / folder).is_dir() else []:
-            logger.info("removing leftover temporary %s", path)
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        for path in (root / folder).glob("*/.*.tmp") if (root / folder).is_dir() else []:
-            path.unlink(missing_ok=True)
+def _key(synset: str, shape_id: str) -> str:
+    return f"{synset}/{shape_id}"
 
 
-def _run(root: Path, settings: ShapeSettings, todo: list[Shape], workers: int) -> Iterator[tuple[Shape, dict]]:
-    if workers == 1:
-        init_worker(str(root), settings)
-        for shape in todo:
-            yield build_shape(shape)
-        return
-    yield from imap_unordered(
-        build_shape, todo, workers=workers, initializer=init_worker, initargs=(str(root), settings)
-    )
+@dataclasses.dataclass(frozen=True)
+class StandinBuild(Builder[Shape]):
+    """The stand-in as a :class:`dataset.build.runner.Builder`: the shapes of ``config``."""
 
+    config: BuildConfig
+    manifest_format: ClassVar[str] = MANIFEST_FORMAT
+    generator_version: ClassVar[str] = GENERATOR_VERSION
+    # Code versions are not the user's settings: a new generator or renderer rebuilds its shapes without asking.
+    version_keys: ClassVar[tuple[str, ...]] = ("generator_version", "renderer")
+    packages: ClassVar[tuple[str, ...]] = ("numpy", "trimesh", "pillow", "embreex")
+    noun: ClassVar[str] = "shapes"
+    progress_label: ClassVar[str] = "stand-in shapes"
+    progress_unit: ClassVar[str] = "shape"
+    logger: ClassVar[logging.Logger] = logger
 
-def _versions() -> dict[str, str]:
-    import embreex
-    import PIL
-    import trimesh
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root)
 
-    return {
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "trimesh": trimesh.__version__,
-        "pillow": PIL.__version__,
-        "embreex": getattr(embreex, "__version__", "?"),
-    }
+    def settings(self) -> dict[str, Any]:
+        return {**self.item_settings(), "per_category": self.config.per_category, "categories": self.config.synsets}
 
+    def item_settings(self) -> dict[str, Any]:
+        return self.config.shape_settings.to_dict()
 
-def _write_root_file(root: Path, relative: str, text: str) -> tuple[str, str]:
-    atomic_write_text(root / relative, text)
-    return relative, sha256_bytes(text.encode())
+    def plan(self) -> list[Shape]:
+        return plan(self.config.seed, self.config.per_category, self.config.synsets)
 
+    def key(self, item: Shape) -> str:
+        return _key(item.synset, item.id)
 
-# Code versions are not the user's settings: a new generator or renderer rebuilds its shapes without asking.
-_VERSION_KEYS = ("generator_version", "renderer")
+    def recorded(self, manifest: dict[str, Any]) -> dict[str, Files]:
+        return dict(manifest.get("shapes", {}))
 
+    def start_worker(self) -> Callable[[Shape], Files]:
+        return shape_maker(self.root, self.config.shape_settings)
 
-def _check_settings(root: Path, wanted: dict[str, Any]) -> None:
-    """Refuses to replace a finished build made with other settings (seed, size, categories, ...)."""
-    manifest = read_manifest(root, MANIFEST_FORMAT)
-    refuse_other_settings(root, (manifest or {}).get("settings"), wanted, ignore=_VERSION_KEYS)
+    def work_folders(self) -> list[Path]:
+        return [
+            path for folder in (MESH_DIR, R2N2_DIR, POINT_CLOUD_DIR) for path in sorted(self.root.glob(f"{folder}/*"))
+        ]
+
+    def check_root(self, plan: Sequence[Shape], known: set[str]) -> None:
+        present = {_key(synset, shape_id) for synset, shape_id in _present_shapes(self.root)}
+        foreign = sorted(present - {self.key(shape) for shape in plan} - known)
+        if foreign:
+            raise ValueError(
+                f"{self.root} holds {len(foreign)} shape(s) no stand-in build wrote (e.g. {foreign[0]}); "
+                "build the stand-in into its own folder"
+            )
+
+    def prepare(self, plan: Sequence[Shape], todo: Sequence[Shape]) -> int:
+        planned = {(shape.synset, shape.id) for shape in plan}
+        stale = sorted(_present_shapes(self.root) - planned)
+        for synset, shape_id in stale:
+            _remove_shape(self.root, synset, shape_id)
+        if stale:
+            logger.info("removed %d shapes of an earlier build that this one does not plan", len(stale))
+        outdated = _remove_yaw_renders(self.root, stale + [(s.synset, s.id) for s in todo])
+        if outdated:
+            logger.info(
+                "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.shapenet.render.yaw_sets)",
+                outdated,
+            )
+        return len(stale)
+
+    def finish(self, plan: Sequence[Shape], made: dict[str, Files]) -> tuple[Files, dict[str, Any]]:
+        synsets = self.config.synsets
+        taxonomy = canonical_json(taxonomy_document({synset: self.config.per_category for synset in synsets}))
+        files = {}
+        for relative in (TAXONOMY_NAME, f"{MESH_DIR}/{TAXONOMY_NAME}"):
+            atomic_write_text(self.root / relative, taxonomy)
+            files[relative] = sha256_bytes(taxonomy.encode())
+        splits = {
+            synset: {split: split_ids([s.id for s in plan if s.synset == synset], split) for split in ("train", "test")}
+            for synset in synsets
+        }
+        return files, {"splits": splits, "shapes": made}
 
 
 def build(config: BuildConfig) -> BuildSummary:
     """Builds (or completes) the stand-in under ``config.root``; see the module docstring.
 
     Raises:
-        ValueError: the root holds shapes that no stand-in build wrote (e.g. real data), or a finished stand-in
-            made with other settings and ``config.force`` is False; nothing is changed.
+        ValueError: the root holds shapes that no stand-in build wrote (e.g. real data), or a (finished or
+            unfinished) stand-in made with other settings and ``config.force`` is False; nothing is changed.
         DirectoryLockedError: another process is writing the root (the message names it).
     """
-    root = Path(config.root)
-    with directory_lock(root, what="dataset root"):
-        return _build(config, root)
-
-
-def _build(config: BuildConfig, root: Path) -> BuildSummary:
-    start = time.perf_counter()
-    settings = config.shape_settings
-    fingerprint = settings_fingerprint(settings.to_dict())
-    shapes = plan(config.seed, config.per_category, config.synsets)
-    planned = {(s.synset, s.id) for s in shapes}
-    foreign = sorted(_present_shapes(root) - planned - _known_shapes(root))
-    if foreign:
-        synset, shape_id = foreign[0]
-        raise ValueError(
-            f"{root} holds {len(foreign)} shape(s) no stand-in build wrote (e.g. {synset}/{shape_id}); "
-            "build the stand-in into its own folder"
-        )
-    if not config.force:
-        _check_settings(root, {**settings.to_dict(), "per_category": config.per_category, "categories": config.synsets})
-    with log_to_file(logger, root / LOG_NAME):
-        logger.info(
-            "build start: root=%s per_category=%d categories=%d settings=%s workers=%d",
-            root, config.per_category, len(config.synsets), json.dumps(settings.to_dict()), config.workers,
-        )  # fmt: skip
-        _remove_temporaries(root)
-        records = _load_records(root, fingerprint)
-        stale = sorted(_present_shapes(root) - planned)
-        for synset, shape_id in stale:
-            _remove_shape(root, synset, shape_id)
-        if stale:
-            logger.info("removed %d shapes of an earlier build that this one does not plan", len(stale))
-        done: dict[str, dict[str, str]] = {}
-        todo: list[Shape] = []
-        for shape in shapes:
-            key = f"{shape.synset}/{shape.id}"
-            record = records.get(key)
-            if record is not None and files_intact(root, record):
-                done[key] = record
-            else:
-                todo.append(shape)
-        logger.info("%d shapes planned: %d already built and verified, %d to build", len(shapes), len(done), len(todo))
-        outdated = _remove_yaw_renders(root, stale + [(s.synset, s.id) for s in todo])
-        if outdated:
-            logger.info(
-                "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.shapenet.render.yaw_sets)",
-                outdated,
-            )
-        journal_path = root / JOURNAL_NAME
-        # The plan goes first: a killed build's half-written shapes are then known as ours on the next run.
-        atomic_write_text(
-            journal_path,
-            json.dumps({"planned": [f"{s.synset}/{s.id}" for s in shapes]})
-            + "\n"
-            + "".join(json.dumps({"fingerprint": fingerprint, "key": k, "files": f}) + "\n" for k, f in done.items()),
-        )
-        (root / MANIFEST_NAME).unlink(missing_ok=True)
-        if todo:
-            workers = min(config.workers, len(todo))
-            with (
-                open(journal_path, "a") as journal,
-                tqdm(total=len(todo), desc="stand-in shapes", unit="shape", disable=not config.progress) as bar,
-            ):
-                for shape, files in _run(root, settings, todo, workers):
-                    key = f"{shape.synset}/{shape.id}"
-                    journal.write(json.dumps({"fingerprint": fingerprint, "key": key, "files": files}) + "\n")
-                    journal.flush()
-                    done[key] = files
-                    bar.update()
-        counts = {synset: config.per_category for synset in config.synsets}
-        taxonomy = canonical_json(taxonomy_document(counts))
-        files: dict[str, str] = dict([_write_root_file(root, TAXONOMY_NAME, taxonomy)])
-        files.update([_write_root_file(root, f"{MESH_DIR}/{TAXONOMY_NAME}", taxonomy)])
-        ordered = {f"{s.synset}/{s.id}": done[f"{s.synset}/{s.id}"] for s in shapes}
-        for shape_files in ordered.values():
-            files.update(shape_files)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "generator_version": GENERATOR_VERSION,
-            "settings": {**settings.to_dict(), "per_category": config.per_category, "categories": config.synsets},
-            "fingerprint": fingerprint,
-            "provenance": {"versions": _versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-            "splits": {
-                synset: {
-                    split: split_ids([s.id for s in shapes if s.synset == synset], split) for split in ("train", "test")
-                }
-                for synset in config.synsets
-            },
-            "shapes": ordered,
-            "files": files,
-        }
-        write_manifest(root, manifest)
-        journal_path.unlink(missing_ok=True)
-        seconds = time.perf_counter() - start
-        logger.info(
-            "build done: %d built, %d skipped, %d removed, %.1f s",
-            len(todo),
-            len(done) - len(todo),
-            len(stale),
-            seconds,
-        )
-    return BuildSummary(root, built=len(todo), skipped=len(shapes) - len(todo), removed=len(stale), seconds=seconds)
+    return run_build(StandinBuild(config), workers=config.workers, force=config.force, progress=config.progress)
 
 
 def ensure_standin(root: str | os.PathLike = DEFAULT_ROOT, **options: Any) -> Path:
@@ -581,11 +432,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=positive_int, default=2, help="parallel processes")
     parser.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default: the 13)")
     parser.add_argument("--spp", type=square_int, default=16, help="rays per pixel at edges (a square: 1, 4, 9, 16)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--force", action="store_true", help="rebuild a root that holds a stand-in made with other settings"
+    add_run_options(
+        parser,
+        force_help="rebuild a root that holds a stand-in made with other settings",
+        verify_help="only re-hash every file in manifest.json",
     )
-    parser.add_argument("--verify", action="store_true", help="only re-hash every file in manifest.json")
     parser.add_argument("--contact-sheet", type=Path, default=None, help="after building, write a PNG of the shapes")
     return parser
 
@@ -593,9 +444,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.verify:
-        report = verify(args.root, MANIFEST_FORMAT)
-        print(report.summary())
-        return 0 if report.ok else 1
+        return print_verify(args.root, MANIFEST_FORMAT)
     try:
         config = BuildConfig(
             root=args.root,
@@ -609,9 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         config.synsets  # noqa: B018  (validates the categories before any work)
         summary = build(config)
-    except (ValueError, OSError, DirectoryLockedError, WorkerStartError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except BUILD_ERRORS as error:
+        return print_error(error)
     print(
         f"built {summary.built} shapes, kept {summary.skipped} already built, removed {summary.removed}, "
         f"{summary.seconds:.1f} s; root {summary.root} (log: {summary.root / LOG_NAME})"
