@@ -250,6 +250,10 @@ class ReconstructionTask(TrainingTask):
     stop_option = "run.stop_after_epochs"
     loss_key = "train_loss"
 
+    model: PointCloudNet
+    autocast_dtype: torch.dtype | None  # mixed precision on CUDA (train.amp), else None
+    val_loader: DataLoader
+
     def __init__(self, config: Mapping[str, Any], device: str | torch.device | None = None) -> None:
         self.config = resolve_config(config)
         self.device = resolve_device(device)
