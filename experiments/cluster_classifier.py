@@ -12,23 +12,24 @@ replaced by a k-way linear layer (initialised from ``seed``). Weights (``baselin
 Inputs: the dataset's images (``image(i)`` when the dataset has it, else ``dataset[i]["image"]``; (3, H, W) RGB in
 [0, 1], exactly what the networks see), normalised with the ImageNet mean and std; no augmentation.
 
-Files of a classifier folder (:func:`train_classifier`):
-
-* ``checkpoint.pt``: model, optimiser, scheduler, epoch, every RNG state and the settings, written atomically every
-  ``checkpoint_every`` epochs and when a run stops early; deleted when training finishes;
-* ``train.log``: one line per epoch (mean cross-entropy, training accuracy);
-* ``classifier.pt``: the final weights with the settings and provenance; ``done`` is written last.
+Training (:func:`train_classifier`) is a task of the project's training protocol (``models.training``, the one the
+reconstruction networks follow): one process at a time per folder (the run lock), a resumable ``checkpoint.pt``
+(model, optimiser, scheduler, epoch, every RNG state and the settings, written atomically every
+``checkpoint_every`` epochs and when a run stops early; deleted when training finishes), ``config.yaml`` (the
+settings), ``metrics.jsonl`` (per epoch: ``cross_entropy``, ``train_accuracy``, ``lr``, ``seconds``), ``train.log``,
+``classifier.pt`` (the final weights with the settings, the last epoch's training accuracy and provenance) and
+``done`` (last, with the record of ``classifier.pt``).
 
 Rerunning an unfinished folder resumes from ``checkpoint.pt`` (on CPU with the same thread count the result is
-bit-identical to an uninterrupted run); a folder holding other settings is refused.
+bit-identical to an uninterrupted run); a finished folder is reused when its settings are the same, trained again
+when its ``classifier.pt`` was damaged, and refused (``RunDirectoryError``) when they differ, unless ``force``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import sys
-import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -37,25 +38,24 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from dispersion_score.io import provenance
+from dispersion_score import resolve_device
 from dispersion_score.perceptual import IMAGENET_MEAN, IMAGENET_STD
-from models.engine import (
+from models.config import dump_config
+from models.training import (
+    DONE_FILE,
     CheckpointError,
-    atomic_torch_save,
+    RunOptions,
+    TrainingTask,
     final_model_problem,
     load_checkpoint_file,
     make_optimizer,
-    resolve_device,
-    rng_state,
+    run_training,
     seed_everything,
-    set_rng_state,
-    write_done,
 )
 
 CLASSIFIER_FORMAT = "dispersion-score-classifier/1"
-CHECKPOINT_FILE, FINAL_FILE, DONE_FILE, LOG_FILE = "checkpoint.pt", "classifier.pt", "done", "train.log"
+FINAL_FILE = "classifier.pt"
 NO_WEIGHTS = "none"
 
 
@@ -191,6 +191,7 @@ def train_classifier(
     *,
     device: str = "cpu",
     stop_after_epochs: int | None = None,
+    force: bool = False,
 ) -> Path:
     """Trains (or finishes training) an image → cluster classifier in ``out_dir``; returns ``out_dir``.
 
@@ -200,138 +201,144 @@ def train_classifier(
         labels: (N,) int cluster label of each item, in [0, num_classes).
         settings: ``baselines.classifier`` of the preset (arch, weights, epochs, batch_size, lr, weight_decay,
             milestones, gamma, seed, checkpoint_every, num_workers) plus ``num_classes`` and anything that
-            identifies the task (e.g. the matrix the labels come from). Everything but ``checkpoint_every`` and
-            ``num_workers`` must match to resume.
+            identifies the task (e.g. the matrix the labels come from): plain values (str, int, float, lists,
+            mappings). Everything but ``checkpoint_every`` and ``num_workers`` must match to resume or to reuse
+            a finished classifier.
         device: "cpu", "cuda" or "cuda:N".
         stop_after_epochs: stop (resumably) after this many epochs in total; for tests and debugging.
+        force: start over even when the folder holds a finished classifier or one with other settings.
 
     Raises:
-        CheckpointError: the folder holds a classifier or checkpoint with other settings, or a corrupt file.
+        RunDirectoryError: the folder holds a classifier with other settings (and not ``force``).
+        DirectoryLockedError: another process is training in the folder.
+        CheckpointError: the folder's checkpoint is corrupt or from other settings.
         ValueError: fewer than two items, or labels outside [0, num_classes).
     """
-    out_dir = Path(out_dir)
-    settings = dict(settings)
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) < 2:
         raise ValueError(f"the classifier needs at least 2 training items, got {len(labels)}")
     if labels.min() < 0 or labels.max() >= settings["num_classes"]:
         raise ValueError(f"labels must lie in [0, {settings['num_classes']}), got [{labels.min()}, {labels.max()}]")
-    if (out_dir / DONE_FILE).exists():
-        problem = final_model_problem(out_dir, FINAL_FILE)
-        if problem is None:
-            _check_settings(load_checkpoint_file(out_dir / FINAL_FILE), settings, out_dir / FINAL_FILE)
-            return out_dir
-        # The only copy of the trained weights is damaged (its checkpoint is gone): train it again.
-        print(f"{problem}; training the classifier again", file=sys.stderr)
-        (out_dir / DONE_FILE).unlink()
-        (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch_device = resolve_device(device)
-    seed_everything(settings["seed"])
-    model = build_classifier(settings["arch"], settings["weights"], settings["num_classes"], seed=settings["seed"])
-    model = model.to(torch_device)
-    optimizer, scheduler = make_optimizer(model, settings)
-    generator = torch.Generator().manual_seed(settings["seed"])
-    batch = settings["batch_size"]
-    loader = DataLoader(
-        LabelledImages(dataset, labels),
-        batch_size=batch,
-        shuffle=True,
-        generator=generator,
-        num_workers=settings["num_workers"],
-        # BatchNorm cannot train on a batch of one image.
-        drop_last=len(labels) % batch == 1,
-        pin_memory=torch_device.type == "cuda",
-    )
-    start = 0
-    checkpoint = out_dir / CHECKPOINT_FILE
-    if checkpoint.exists():
-        content = load_checkpoint_file(checkpoint)
-        _check_settings(content, settings, checkpoint)
-        model.load_state_dict(content["model"])
-        optimizer.load_state_dict(content["optimizer"])
-        scheduler.load_state_dict(content["scheduler"])
-        set_rng_state(content["rng"], generator)
-        start = int(content["epoch"])
-    epochs = settings["epochs"]
-    stop_at = min(epochs, stop_after_epochs or epochs)
-    with open(out_dir / LOG_FILE, "a") as log:
-        _log(log, f"{'resumed after epoch ' + str(start) if start else 'started'}: {len(labels)} images, "
-                  f"{settings['num_classes']} classes, {weights_label(settings['arch'], settings['weights'])}, "
-                  f"device {torch_device}")  # fmt: skip
-        accuracy = float("nan")
-        for epoch in tqdm(range(start, stop_at), desc=f"classifier {out_dir.name}", unit="epoch", disable=None):
-            loss, accuracy = _train_epoch(model, loader, optimizer, torch_device)
-            scheduler.step()
-            _log(log, f"epoch {epoch + 1}/{epochs} cross_entropy {loss:.5g} train_accuracy {accuracy:.4f}")
-            if (epoch + 1) % settings["checkpoint_every"] == 0 or epoch + 1 == stop_at:
-                state = {
-                    "format": CLASSIFIER_FORMAT,
-                    "settings": settings,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(generator),
-                }
-                atomic_torch_save(state, checkpoint)
-        if stop_at < epochs:
-            _log(log, f"stopped after epoch {stop_at}; rerun to resume")
-            return out_dir
-        final = {
-            "format": CLASSIFIER_FORMAT,
-            "settings": settings,
-            "epoch": epochs,
-            "model": model.state_dict(),
-            "train_accuracy": accuracy,
-            "provenance": provenance(str(torch_device)),
-        }
-        atomic_torch_save(final, out_dir / FINAL_FILE)
-        _log(log, f"finished; wrote {FINAL_FILE}")
-    write_done(out_dir, FINAL_FILE)
-    checkpoint.unlink(missing_ok=True)
-    return out_dir
+    task = ClassifierTask(dataset, labels, settings, device=device, stop_after_epochs=stop_after_epochs)
+    return run_training(task, out_dir, force=force)
 
 
-def _train_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device
-) -> tuple[float, float]:
-    model.train()
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    count = 0
-    for images, labels in loader:
-        images, labels = _normalised(images.to(device)), labels.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(images)
-        loss = nn.functional.cross_entropy(logits, labels)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(labels)
-        correct += (logits.argmax(dim=1) == labels).sum()
-        count += len(labels)
-    return float(total) / max(count, 1), float(correct) / max(count, 1)
-
-
+# Settings that may change between the starts of one classifier: they do not change its weights.
 _RESUME_FREE = ("checkpoint_every", "num_workers")
 
 
-def _check_settings(content: Mapping[str, Any], settings: Mapping[str, Any], path: Path) -> None:
-    if content.get("format") != CLASSIFIER_FORMAT:
-        raise CheckpointError(f"{path} is not a classifier file of this project (format {content.get('format')!r})")
-    stored = {k: v for k, v in dict(content.get("settings", {})).items() if k not in _RESUME_FREE}
-    wanted = {k: v for k, v in settings.items() if k not in _RESUME_FREE}
-    if stored != wanted:
-        differing = sorted(key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key))
-        raise CheckpointError(
-            f"{path} was written with other classifier settings (differs at: {', '.join(differing)}); "
-            f"delete {path.parent} to train again"
+class ClassifierTask(TrainingTask):
+    """The classifier as a task of the training protocol (``models.training``): cross-entropy on the training
+    images' cluster labels; no validation (the baseline scores its predictions on the test split).
+
+    Args:
+        dataset: the training items (images).
+        labels: (N,) int64 cluster label of each item.
+        settings: see :func:`train_classifier`.
+        device: "cpu", "cuda" or "cuda:N".
+        stop_after_epochs: stop (resumably) after this many epochs in total.
+    """
+
+    what = "classifier training"
+    noun = "classifier"
+    final_file = FINAL_FILE
+    checkpoint_format = CLASSIFIER_FORMAT
+    config_key = "settings"
+    force_option = "force=True"
+    announce_skip = False  # the baseline reuses its classifier silently
+    loss_key = "cross_entropy"
+    bar_prefix = "classifier "
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        labels: np.ndarray,
+        settings: Mapping[str, Any],
+        *,
+        device: str = "cpu",
+        stop_after_epochs: int | None = None,
+    ) -> None:
+        self.dataset, self.labels = dataset, labels
+        self.config = self.normalise(settings)
+        self.device = resolve_device(device)
+        self.options = RunOptions(
+            epochs=self.config["epochs"],
+            checkpoint_every=self.config["checkpoint_every"],
+            stop_after_epochs=stop_after_epochs,
         )
 
+    def normalise(self, config: Any) -> dict[str, Any]:
+        if not isinstance(config, Mapping):
+            raise ValueError(f"classifier settings must be a mapping, got {type(config).__name__}")
+        # Through JSON: tuples become lists and numpy scalars numbers, as they come back from config.yaml.
+        return json.loads(json.dumps(dict(config), default=_plain))
 
-def _log(log: Any, line: str) -> None:
-    log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-    log.flush()
+    def relevant(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in config.items() if key not in _RESUME_FREE}
+
+    def dump_config(self) -> str:
+        return dump_config(self.config)
+
+    def build(self) -> None:
+        settings = self.config
+        seed_everything(settings["seed"])
+        model = build_classifier(settings["arch"], settings["weights"], settings["num_classes"], seed=settings["seed"])
+        self.model = model.to(self.device)
+        self.optimizer, self.scheduler = make_optimizer(self.model, settings)
+        self.generator = torch.Generator().manual_seed(settings["seed"])
+        batch = settings["batch_size"]
+        self.train_loader = DataLoader(
+            LabelledImages(self.dataset, self.labels),
+            batch_size=batch,
+            shuffle=True,
+            generator=self.generator,
+            num_workers=settings["num_workers"],
+            # BatchNorm cannot train on a batch of one image.
+            drop_last=len(self.labels) % batch == 1,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def train_epoch(self, batches: Iterable[Any]) -> dict[str, float]:
+        model, optimizer, device = self.model, self.optimizer, self.device
+        model.train()
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        count = 0
+        for images, labels in batches:
+            images, labels = _normalised(images.to(device)), labels.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(images)
+            loss = nn.functional.cross_entropy(logits, labels)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(labels)
+            correct += (logits.argmax(dim=1) == labels).sum()
+            count += len(labels)
+        return {"cross_entropy": float(total) / max(count, 1), "train_accuracy": float(correct) / max(count, 1)}
+
+    def epoch_line(self, record: Mapping[str, Any]) -> str:
+        return (
+            f"epoch {record['epoch']}/{self.options.epochs} cross_entropy {record['cross_entropy']:.5g}"
+            f" train_accuracy {record['train_accuracy']:.4f}"
+        )
+
+    def describe(self) -> str:
+        settings = self.config
+        return (
+            f"{len(self.labels)} images, {settings['num_classes']} classes, "
+            f"{weights_label(settings['arch'], settings['weights'])}, device {self.device}"
+        )
+
+    def final_extras(self, last: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {"train_accuracy": float("nan") if last is None else last["train_accuracy"]}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"classifier settings hold a {type(value).__name__}; use plain values (str, int, float, list)")
 
 
 # ------------------------------------------------------------------------------------------- inference

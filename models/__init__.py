@@ -2,7 +2,8 @@
 
 ``build_model(config)`` maps a config's ``model.name`` to a network class (``MODELS``); every network maps
 (B, 3, H, W) images in [0, 1] to (B, M, 3) points and has ``predict`` (eval mode, regular template).
-The trainer lives in ``models.engine``, configs in ``models.config``.
+The training protocol lives in ``models.training``, the reconstruction trainer (a task of it) in
+``models.engine``, configs in ``models.config``.
 """
 
 from __future__ import annotations

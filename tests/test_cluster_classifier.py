@@ -1,8 +1,12 @@
-"""The clustering baseline's image classifier: learns a separable task, resumes bit-identically, refuses other
-settings, and reads weights only from files (a missing ImageNet file is an error that says where to put it)."""
+"""The clustering baseline's image classifier: learns a separable task, resumes bit-identically, follows the
+training protocol (run lock; a finished classifier is reused, refused for other settings unless forced, trained
+again when damaged), and reads weights only from files (a missing ImageNet file is an error that says where to
+put it)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from dispersion_score.locks import DirectoryLockedError, directory_lock
 from experiments.cluster_classifier import (
     build_classifier,
     cached_weights_file,
@@ -18,7 +23,7 @@ from experiments.cluster_classifier import (
     train_classifier,
     weights_label,
 )
-from models.engine import CheckpointError
+from models.training import CheckpointError, RunDirectoryError
 
 SETTINGS = {
     "arch": "resnet18",
@@ -81,10 +86,76 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path: Path) -> None:
 def test_other_settings_are_refused(tmp_path: Path) -> None:
     data = Colours()
     train_classifier(tmp_path / "c", data, data.labels, SETTINGS, stop_after_epochs=1)
-    with pytest.raises(CheckpointError, match="differs at: lr"):
+    with pytest.raises(RunDirectoryError, match=r"config.yaml holds a different config \(differs at: lr\)"):
+        train_classifier(tmp_path / "c", data, data.labels, {**SETTINGS, "lr": 1e-2})
+    # Without config.yaml the checkpoint's own settings still refuse it.
+    (tmp_path / "c" / "config.yaml").unlink()
+    with pytest.raises(CheckpointError, match="checkpoint.pt is incompatible with this run: .* different config"):
         train_classifier(tmp_path / "c", data, data.labels, {**SETTINGS, "lr": 1e-2})
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
         train_classifier(tmp_path / "d", data, data.labels + 1, SETTINGS)
+
+
+# --- one training protocol (models.training): the run lock and the config check of a finished classifier ------
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "classifier.pt", weights_only=True)["model"]
+
+
+def test_a_finished_classifier_is_reused_refused_or_retrained_like_a_training_run(tmp_path: Path) -> None:
+    data, folder = Colours(), tmp_path / "c"
+    other = {**SETTINGS, "epochs": 2, "milestones": [1]}
+    train_classifier(tmp_path / "other", data, data.labels, other)
+    train_classifier(folder, data, data.labels, SETTINGS)
+    assert (folder / "config.yaml").is_file() and (folder / "done").is_file()
+    assert [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    written = (folder / "classifier.pt").stat().st_mtime_ns
+    # The same settings (those that do not change the weights may differ): reused, not trained again.
+    train_classifier(folder, data, data.labels, {**SETTINGS, "checkpoint_every": 2, "num_workers": 1})
+    assert (folder / "classifier.pt").stat().st_mtime_ns == written
+    # Other settings: refused, the folder untouched; with force: trained again, as a fresh folder would be.
+    with pytest.raises(RunDirectoryError, match=r"differs at: epochs, milestones\); .*force=True"):
+        train_classifier(folder, data, data.labels, other)
+    assert (folder / "classifier.pt").stat().st_mtime_ns == written
+    train_classifier(folder, data, data.labels, other, force=True)
+    expected, retrained = _weights(tmp_path / "other"), _weights(folder)
+    assert all(torch.equal(expected[key], retrained[key]) for key in expected)
+    assert "epoch 4/4" not in (folder / "train.log").read_text()  # the old run's files were cleared
+
+
+def test_a_damaged_classifier_is_trained_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, folder = Colours(), tmp_path / "c"
+    train_classifier(folder, data, data.labels, SETTINGS)
+    expected = _weights(folder)
+    content = bytearray((folder / "classifier.pt").read_bytes())
+    content[-100] ^= 1
+    (folder / "classifier.pt").write_bytes(bytes(content))
+    with pytest.raises(CheckpointError, match="not the one its training wrote"):
+        load_classifier(folder)
+    train_classifier(folder, data, data.labels, SETTINGS)
+    assert "training the classifier again" in capsys.readouterr().err
+    retrained = load_classifier(folder)[0].state_dict()
+    assert all(torch.equal(expected[key], retrained[key]) for key in expected)
+
+
+def test_a_classifier_finished_before_config_yaml_is_checked_against_its_final_file(tmp_path: Path) -> None:
+    data, folder = Colours(), tmp_path / "c"
+    train_classifier(folder, data, data.labels, SETTINGS)
+    (folder / "config.yaml").unlink()  # as the classifier's own loop left its folders
+    train_classifier(folder, data, data.labels, SETTINGS)  # reused
+    with pytest.raises(RunDirectoryError, match=r"classifier.pt holds a different config \(differs at: lr\)"):
+        train_classifier(folder, data, data.labels, {**SETTINGS, "lr": 1e-2})
+
+
+def test_one_process_at_a_time_trains_a_classifier_folder(tmp_path: Path) -> None:
+    data, folder = Colours(), tmp_path / "c"
+    with directory_lock(folder, what="another classifier training"):
+        with pytest.raises(DirectoryLockedError, match=f"pid {os.getpid()}"):
+            train_classifier(folder, data, data.labels, SETTINGS)
+    assert not list(folder.iterdir())  # nothing written, the lock file gone with the lock
+    train_classifier(folder, data, data.labels, SETTINGS, stop_after_epochs=1)
+    assert (folder / "checkpoint.pt").is_file()
 
 
 def test_missing_imagenet_weights_say_where_to_put_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
