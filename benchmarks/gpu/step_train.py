@@ -207,7 +207,7 @@ def paper_shapenet_step(sizes: Sizes, record: Recorder, work: Path) -> None:
     record.put("batch_size", batch_size)
     items = build_dataset(config, "train")
     record.put("standin_training_items", len(items))
-    # The trainer's loader (models.engine._Run): shuffled, pinned, persistent workers.
+    # The trainer's loader (models.engine.ReconstructionTask): shuffled, pinned, persistent workers.
     loader = DataLoader(
         items,
         batch_size=batch_size,
