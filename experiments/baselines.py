@@ -39,8 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from dispersion_score import chamfer_cross, kmedoids, nearest_shapes
-from dispersion_score._validation import resolve_device
+from dispersion_score import chamfer_cross, kmedoids, nearest_shapes, resolve_device
 from dispersion_score.artefact import load_npy_recorded, save_npy_recorded
 from dispersion_score.io import load_result, read_npy
 from dispersion_score.perceptual import feature_label, perceptual_features
