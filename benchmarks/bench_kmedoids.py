@@ -60,8 +60,8 @@ import torch
 
 from benchmarks._inputs import blob_points, clustered_distance_matrix, squared_distances_over_dim
 from dispersion_score import chamfer_matrix, kmedoids
+from dispersion_score.clustering import kpp_seed
 from dispersion_score.io import atomic_save_npy, atomic_write_text, provenance
-from dispersion_score.kmedoids import kpp_seed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS / "bench_kmedoids.json"

@@ -8,7 +8,7 @@ Compared, on the same seeded surface clouds, device, backend and thread count, i
 so that load from other processes hits all alike; the best of ``--repeats`` runs of each counts:
 
 (a) ``chamfer_matrix(train)``: the square matrix of input shape DS, N(N-1)/2 pairs;
-(b) ``experiments.baselines.nearest_training_shapes(test, train)``: the oracle baseline as it runs (one
+(b) ``dispersion_score.nearest_shapes(test, train)``: the oracle baseline as it runs (one
     ``chamfer_cross`` test × train matrix without re-normalisation, then the argmin), N_test · N_train pairs;
 (c) ``chamfer_cross(test, train)`` with the unit-ball normalisation of (a), for a like-for-like comparison.
 
@@ -28,9 +28,8 @@ import numpy as np
 import torch
 
 from benchmarks._inputs import surface_clouds
-from dispersion_score import _chamfer_kernel, chamfer_cross, chamfer_matrix, normalize_unit_ball
+from dispersion_score import _chamfer_kernel, chamfer_cross, chamfer_matrix, nearest_shapes, normalize_unit_ball
 from dispersion_score.io import atomic_write_text, provenance
-from experiments.baselines import nearest_training_shapes
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_oracle.json"
 
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> dict:
         _chamfer_kernel.load_kernel()  # compile (once per machine) outside the timings
     cases = {
         "square_matrix": (lambda: chamfer_matrix(train, **options), args.train * (args.train - 1) // 2),
-        "oracle": (lambda: nearest_training_shapes(test, train, device=args.device), args.test * args.train),
+        "oracle": (lambda: nearest_shapes(test, train, device=args.device), args.test * args.train),
         "cross_matrix": (lambda: chamfer_cross(test, train, **options), args.test * args.train),
     }
     if args.backend != "auto":  # the oracle uses the default backend: time it only where that is the one asked for

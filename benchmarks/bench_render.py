@@ -197,7 +197,7 @@ def moderngl_time(mesh: Mesh, size: int, repeat: int) -> float | None:
 def bench_runner(root: Path, shapes: int, size: int, spp: int) -> tuple[float, float, int]:
     """(plain loop s, runner s, renders): the same shapes, 7 sets, first draws, files written plainly vs the
     runner (workers=1: checks, atomic writes, hashes, manifest, log)."""
-    from dataset.shapenet.render.yaw_sets import _encode_png
+    from dataset.synthetic.render import encode_png  # the same bytes as the yaw sets' PNGs
 
     meshes = root / "ShapeNetCore.v1"
     written = write_mesh_tree(meshes, shapes)
@@ -210,7 +210,7 @@ def bench_runner(root: Path, shapes: int, size: int, spp: int) -> tuple[float, f
                 view = candidate_views(0, yaw, synset, model_id, 1)[0]
                 folder = root / "plain" / f"{yaw:03d}" / synset / model_id
                 folder.mkdir(parents=True, exist_ok=True)
-                (folder / "00.png").write_bytes(_encode_png(renderer.render(mesh, view)))
+                (folder / "00.png").write_bytes(encode_png(renderer.render(mesh, view)))
                 (folder / "rendering_metadata_disn.txt").write_text(format_disn_line(view) + "\n")
                 (folder / "rendering_metadata.txt").write_text(format_yaw_line(view) + "\n")
 
@@ -264,11 +264,11 @@ def main() -> None:
             renderer = MeshRenderer(224, samples_per_pixel=9)
             rng = np.random.default_rng(0)
             views = [sample_yaw_view(rng, 90) for _ in range(7)]
-            from dataset.shapenet.render.yaw_sets import _encode_png
+            from dataset.synthetic.render import encode_png  # the same bytes as the yaw sets' PNGs
 
             def render_all(renderer=renderer, mesh=mesh, views=views) -> None:
                 for view in views:
-                    _encode_png(renderer.render(mesh, view))
+                    encode_png(renderer.render(mesh, view))
 
             render = _best(render_all, repeat) / 7
             per_shape = load + 7 * render

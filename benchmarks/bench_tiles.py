@@ -45,9 +45,9 @@ import torch
 
 from benchmarks._inputs import random_clouds
 from dispersion_score import chamfer_matrix, dispersion_score, feature_matrix
-from dispersion_score._tile_estimate import estimate_chamfer
 from dispersion_score.io import atomic_write_text, provenance
 from dispersion_score.launch import Launch
+from dispersion_score.tiles import estimate_chamfer
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_tiles.json"
 SHAPENET_TRAIN = 35021

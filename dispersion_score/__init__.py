@@ -8,8 +8,6 @@ by tools that never load torch (the dataset builder and its worker processes).
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
@@ -20,8 +18,11 @@ _EXPORTS = {
     "unit_ball_transform": "chamfer",
     "fscore": "chamfer",
     "feature_matrix": "features",
-    "KMedoidsResult": "kmedoids",
-    "kmedoids": "kmedoids",
+    "to_object_frame": "frames",
+    "nearest_shapes": "evaluation",
+    "output_metrics": "evaluation",
+    "KMedoidsResult": "clustering",
+    "kmedoids": "clustering",
     "DispersionResult": "score",
     "DispersionScores": "score",
     "ElbowResult": "score",
@@ -55,6 +56,9 @@ __all__ = [
     "unit_ball_transform",
     "fscore",
     "feature_matrix",
+    "to_object_frame",
+    "nearest_shapes",
+    "output_metrics",
     "KMedoidsResult",
     "kmedoids",
     "DispersionResult",
@@ -94,10 +98,12 @@ if TYPE_CHECKING:
         normalize_unit_ball,
         unit_ball_transform,
     )
+    from dispersion_score.clustering import KMedoidsResult, kmedoids
+    from dispersion_score.evaluation import nearest_shapes, output_metrics
     from dispersion_score.features import feature_matrix
+    from dispersion_score.frames import to_object_frame
     from dispersion_score.images import load_images, read_image
     from dispersion_score.io import load_result, provenance, save_result
-    from dispersion_score.kmedoids import KMedoidsResult, kmedoids
     from dispersion_score.locks import DirectoryLockedError, directory_lock
     from dispersion_score.perceptual import feature_label, perceptual_features, pixel_features, vgg16_relu3_3
     from dispersion_score.score import (
@@ -122,17 +128,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """The package object. ``kmedoids`` is the name of a submodule and of the function the package exports;
-    importing the submodule would set the package attribute to the module, so that assignment is dropped
-    here and ``dispersion_score.kmedoids`` stays the function (the module: ``sys.modules[...]``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType) and _EXPORTS[name] == name:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -9,7 +9,7 @@ applied swap invalidates the rest of the batch). Seeding (k steps) and the alter
 iterations of per-cluster work) are likewise chains of small operations whose per-call overhead in torch
 exceeds their arithmetic for small N. In C++ one swap candidate is one pass over its row of D.
 
-Every function computes what its torch counterpart in :mod:`dispersion_score.kmedoids` computes
+Every function computes what its torch counterpart in :mod:`dispersion_score.clustering` computes
 (``_kpp_seed_torch``, ``_alternate_torch``, ``_swap_torch``), with the same tie rules and float64 sums
 accumulated in item order, so both give the same medoids (tests/test_kmedoids.py checks it).
 

@@ -1,6 +1,7 @@
 """The values of one tile, from the shared input, with exactly the arithmetic of the in-memory functions.
 
-Each computer below calls the same private block function as :func:`~dispersion_score.chamfer_matrix`,
+Each computer below calls the same block function (:mod:`dispersion_score._chamfer_blocks`,
+:mod:`dispersion_score._feature_blocks`) as :func:`~dispersion_score.chamfer_matrix`,
 :func:`~dispersion_score.chamfer_cross` or :func:`~dispersion_score.feature_matrix`, on the same inputs
 and (for the torch backend and features) the same blocks, so a tile holds the same bits as the in-memory
 matrix on the same device type:
@@ -8,7 +9,7 @@ matrix on the same device type:
 * compiled Chamfer kernel: every pair is computed on its own (``chamfer_pairs``), from the same padded
   float32 clouds; neither the tile nor the thread count can change a value.
 * torch Chamfer backend: the worker builds the same size buckets from the whole input and calls
-  ``_torch_block`` on the same (bucket, rows, columns) blocks with the same query chunk; the tile plan
+  ``torch_block`` on the same (bucket, rows, columns) blocks with the same query chunk; the tile plan
   aligns tiles to those blocks. A different block would change the matmul shape and the float64 order in
   which a row's minima are summed, hence possibly the last bit.
 * features: the same centred float64 rows, the same squared norms (of the whole input) and the same
@@ -22,7 +23,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from dispersion_score import _chamfer_kernel, chamfer, features
+from dispersion_score import _chamfer_kernel
+from dispersion_score._chamfer_blocks import Bucket, bucket_size, size_buckets, torch_block, torch_plan
+from dispersion_score._feature_blocks import centred_rows, distance_block, squared_norms
 from dispersion_score._tile_plan import Manifest, Tile
 
 
@@ -99,22 +102,22 @@ class TorchChamferTiles:
 
     def __call__(self, tile: Tile) -> np.ndarray:
         bu, bv = self.buckets_a[tile.u], self.buckets_b[tile.v]
-        side, chunk = chamfer._torch_plan(bu.points.shape[1], bv.points.shape[1], self.device, self.block)
+        side, chunk = torch_plan(bu.points.shape[1], bv.points.shape[1], self.device, self.block)
         values = np.zeros(tile.shape, dtype=np.float32)
         for r0 in range(tile.a0, tile.a1, side):
             rs = slice(r0, min(tile.a1, r0 + side))
             for c0 in range(r0 if tile.diagonal else tile.b0, tile.b1, side):
                 cs = slice(c0, min(tile.b1, c0 + side))
-                block = chamfer._torch_block(bu, rs, bv, cs, chunk).cpu().numpy()
+                block = torch_block(bu, rs, bv, cs, chunk).cpu().numpy()
                 values[rs.start - tile.a0 : rs.stop - tile.a0, cs.start - tile.b0 : cs.stop - tile.b0] = block
         return values
 
 
 def _checked_buckets(
     clouds: list[torch.Tensor], device: torch.device, groups: list[np.ndarray], what: str, centred: bool
-) -> list[chamfer._Bucket]:
+) -> list[Bucket]:
     """The in-memory function's size buckets of the whole set; they must be the planned groups."""
-    buckets = chamfer._buckets(clouds, device, centred=centred)  # the same arguments as chamfer_matrix's own call
+    buckets = size_buckets(clouds, device, centred=centred)  # the same arguments as chamfer_matrix's own call
     if len(buckets) != len(groups) or any(
         not np.array_equal(b.index, g) for b, g in zip(buckets, groups, strict=False)
     ):
@@ -124,12 +127,12 @@ def _checked_buckets(
 
 def torch_groups(sizes: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
     """The torch backend's size buckets of clouds with these sizes: (item indices, padded size) per
-    bucket, by the rule of ``chamfer._buckets`` (one bucket when all sizes are equal, else by
-    ``chamfer._bucket_size``). Workers check the buckets they build against these groups."""
+    bucket, by the rule of ``size_buckets`` (one bucket when all sizes are equal, else by
+    ``bucket_size``). Workers check the buckets they build against these groups."""
     sizes = np.asarray(sizes)
     if (sizes == sizes[0]).all():
         return [np.arange(len(sizes))], [int(sizes[0])]
-    targets = np.array([chamfer._bucket_size(int(p)) for p in sizes])
+    targets = np.array([bucket_size(int(p)) for p in sizes])
     groups = [np.flatnonzero(targets == target) for target in np.unique(targets)]
     return groups, [int(target) for target in np.unique(targets)]
 
@@ -141,7 +144,7 @@ class FeatureTiles:
     def __init__(self, data: np.ndarray, manifest: Manifest, device: torch.device):
         values = torch.from_numpy(np.array(data, dtype=np.float64)).to(device)
         self.source, self.mean = values[:-1], values[-1]
-        self.norms = features.squared_norms(self.source, self.mean)
+        self.norms = squared_norms(self.source, self.mean)
         self.block = int(manifest.settings["block_size"])
         self.n = self.source.shape[0]
 
@@ -149,10 +152,10 @@ class FeatureTiles:
         values = np.zeros(tile.shape, dtype=np.float32)
         for r0 in range(tile.a0, tile.a1, self.block):
             rows = slice(r0, min(self.n, r0 + self.block))
-            row_block = features.centred_rows(self.source, self.mean, rows)
+            row_block = centred_rows(self.source, self.mean, rows)
             for c0 in range(r0 if tile.diagonal else tile.b0, tile.b1, self.block):
                 cols = slice(c0, min(self.n, c0 + self.block))
-                col_block = features.centred_rows(self.source, self.mean, cols)
-                block = features.distance_block(row_block, col_block, self.norms, rows, cols)
+                col_block = centred_rows(self.source, self.mean, cols)
+                block = distance_block(row_block, col_block, self.norms, rows, cols)
                 values[rows.start - tile.a0 : rows.stop - tile.a0, cols.start - tile.b0 : cols.stop - tile.b0] = block
         return values

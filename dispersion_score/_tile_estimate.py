@@ -17,8 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dispersion_score import chamfer
+from dispersion_score._chamfer_blocks import normalize_float64, torch_plan
 from dispersion_score._tile_compute import CompiledChamferTiles, TorchChamferTiles
+from dispersion_score._tile_options import (
+    DEFAULT_CHAMFER_TILE,
+    chamfer_backend,
+    compute_device_type,
+    resolve_tile_size,
+)
 from dispersion_score._tile_plan import Manifest, Tile, count_tiles
 from dispersion_score._tile_progress import format_duration
 from dispersion_score._validation import resolve_device
@@ -104,8 +110,6 @@ def estimate_chamfer(
     Returns:
         A :class:`TileEstimate`; ``.lines()`` for printing.
     """
-    from dispersion_score.tiles import DEFAULT_CHAMFER_TILE, _chamfer_backend, _compute_device_type, _tile_size
-
     for value, name in ((n_a, "n_a"), (n_b if n_b is not None else 1, "n_b"), (points, "points")):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -114,12 +118,12 @@ def estimate_chamfer(
     if points > _MAX_POINTS:  # the calibration clouds are held in memory: 384 bytes per point
         raise ValueError(f"points must be at most {_MAX_POINTS:,} per cloud for the calibration, got {points:,}")
     here = resolve_device(device) if launch is None else torch.device("cpu")
-    device_type = _compute_device_type(launch, here)
-    backend = _chamfer_backend(backend, device_type)
-    tile_size = _tile_size(tile_size, DEFAULT_CHAMFER_TILE)
+    device_type = compute_device_type(launch, here)
+    backend = chamfer_backend(backend, device_type)
+    tile_size = resolve_tile_size(tile_size, DEFAULT_CHAMFER_TILE)
     symmetric = n_b is None
     n_b = n_a if n_b is None else int(n_b)
-    side = 1 if backend == "compiled" else chamfer._torch_plan(points, points, torch.device(device_type), block_size)[0]
+    side = 1 if backend == "compiled" else torch_plan(points, points, torch.device(device_type), block_size)[0]
     tile_count, pairs = count_tiles(n_a, n_b, symmetric=symmetric, tile_size=tile_size, block_side=side)
     slots, threads = _slots_and_threads(launch, device_type)
     rate, calibration = None, "not run"
@@ -180,7 +184,8 @@ def _calibrate(
     wanted = 4 if backend == "torch" and device.type == "cpu" else 16
     h = side * -(-wanted // side)
     rng = np.random.default_rng(0)
-    clouds = chamfer.normalize_unit_ball(rng.standard_normal((2 * h, points, 3)).astype(np.float32))
+    raw = torch.from_numpy(rng.standard_normal((2 * h, points, 3)).astype(np.float32))
+    clouds = normalize_float64(raw).to(torch.float32).numpy()  # as normalize_unit_ball, without its checks
     data = clouds.reshape(-1, 3)
     offsets = np.arange(2 * h + 1, dtype=np.int64) * points
     settings = {"block_size": block_size, "symmetric": False, "shape": [h, h], "normalize": True}

@@ -58,8 +58,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dispersion_score.chamfer import chamfer_cross, chamfer_distance, chamfer_matrix, fscore, normalize_unit_ball
-from dispersion_score.kmedoids import kmedoids
+from dispersion_score.chamfer import chamfer_matrix, normalize_unit_ball
+from dispersion_score.clustering import kmedoids
+from dispersion_score.evaluation import nearest_shapes, output_metrics
+from dispersion_score.frames import to_object_frame
 from dispersion_score.score import dispersion_score
 from dispersion_score.shapes_io import list_shape_files, load_shapes
 
@@ -114,11 +116,6 @@ def position(ds_predictions: float, ds_ground_truth: float, ds_recognition: floa
     return (ds_predictions - ds_recognition) / span
 
 
-def to_object_frame(points: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-    """(N, P, 3) viewer-frame clouds back to the object frame, ``P_i R_i`` (R_i: (N, 3, 3) world → camera)."""
-    return np.einsum("npj,njk->npk", points.astype(np.float64), rotations.astype(np.float64)).astype(np.float32)
-
-
 def diagnose(
     predictions: Any,
     ground_truth: Any,
@@ -170,6 +167,7 @@ def diagnose(
         raise ValueError(f"k must satisfy 1 <= k <= N = {n} (the number of test items), got {k}")
     rot = _rotations(rotations, n, frame)
     options = {"method": method, "seed": seed, "device": device}
+    search = {"device": device, "progress": progress}
 
     def ds(clouds: np.ndarray, *, object_frame: bool = True) -> float:
         clouds = clouds if rot is None or not object_frame else to_object_frame(clouds, rot)
@@ -188,7 +186,7 @@ def diagnose(
             "ds_ground_truth_viewer": ds(gt, object_frame=False),
         }
         scale = {**viewer, "position": position(viewer["ds_predictions_viewer"], viewer["ds_ground_truth_viewer"])}
-    metrics = _metrics(pred, gt)
+    metrics = output_metrics(pred, gt)
     fields: dict[str, Any] = {}
     if train is None:
         medoid_clouds, source = gt[gt_result.medoids], "ground-truth medoids"
@@ -205,18 +203,18 @@ def diagnose(
             )
         medoids = kmedoids(train_matrix, k, **options).medoids
         medoid_clouds, source = train_clouds[medoids], "training medoids"
-        oracle = train_clouds[_nearest(gt, train_clouds, device, progress)]
-        oracle_metrics = _metrics(oracle, gt)
+        oracle = train_clouds[nearest_shapes(gt, train_clouds, **search)]
+        oracle_metrics = output_metrics(oracle, gt)
         fields = {
             "n_train": len(train_clouds),
             "ds_oracle": ds(oracle),
             "chamfer_oracle": oracle_metrics["chamfer"],
             "fscore_oracle": oracle_metrics["fscore"],
             "fscore_atlasnet_oracle": oracle_metrics["fscore_atlasnet"],
-            "distinct_nearest_predictions": int(len(np.unique(_nearest(pred, train_clouds, device, progress)))),
-            "distinct_nearest_oracle": int(len(np.unique(_nearest(gt, train_clouds, device, progress)))),
+            "distinct_nearest_predictions": int(len(np.unique(nearest_shapes(pred, train_clouds, **search)))),
+            "distinct_nearest_oracle": int(len(np.unique(nearest_shapes(gt, train_clouds, **search)))),
         }
-    recognition = medoid_clouds[_nearest(gt, medoid_clouds, device, progress)]
+    recognition = medoid_clouds[nearest_shapes(gt, medoid_clouds, **search)]
     return Diagnosis(
         n=n,
         k=k,
@@ -261,19 +259,6 @@ def _rotations(rotations: Any, n: int, frame: str) -> np.ndarray | None:
             f"rotations[{int(np.argmax(error))}] is not orthonormal (R Rᵀ differs from I by {error.max():.3g})"
         )
     return rot
-
-
-def _nearest(queries: np.ndarray, references: np.ndarray, device: Any, progress: bool) -> np.ndarray:
-    return chamfer_cross(queries, references, device=device, normalize=False, progress=progress).argmin(axis=1)
-
-
-def _metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    p, g = torch.from_numpy(pred), torch.from_numpy(gt)
-    return {
-        "chamfer": float(chamfer_distance(p, g, reduction="mean")),
-        "fscore": float(fscore(p, g, convention="euclidean").mean()),
-        "fscore_atlasnet": float(fscore(p, g, convention="atlasnet_squared").mean()),
-    }
 
 
 # ------------------------------------------------------------------------------------------------ folders

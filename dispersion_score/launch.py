@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from tqdm import tqdm
 
@@ -415,7 +415,13 @@ def _bounded_int(text: str, low: int, what: str) -> int:
     return value
 
 
-def add_launch_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, jobs: str = "jobs") -> None:
+class ArgumentTarget(Protocol):
+    """An ``argparse.ArgumentParser`` or one of its argument groups (argparse keeps the group class private)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def add_launch_arguments(parser: ArgumentTarget, *, jobs: str = "jobs") -> None:
     """``--launcher``, ``--workers``, ``--gpus`` and the SLURM options of a :class:`Launch` (defaults None: unset;
     see :func:`launch_from_arguments`). ``jobs`` names what the jobs are in the help texts."""
     parser.add_argument("--launcher", choices=LAUNCHERS, default=None, help=f"where {jobs} run (default: local)")

@@ -17,7 +17,7 @@ import torch
 
 from dispersion_score._matrix import BLOCK_ELEMS, as_distance_tensor, validate_k, validate_seed
 from dispersion_score._threads import resolve_threads
-from dispersion_score.kmedoids import (
+from dispersion_score.clustering import (
     kpp_seed,
     pam_starts,
     run_kmedoids,
@@ -44,7 +44,7 @@ class DispersionResult:
             subsampling, else i.
         method: k-medoids method, ``"pam"`` or ``"alternate"``.
         seed: seed of the k-medoids++ seeding and of the subsample.
-        n_iter: k-medoids iterations (see :class:`~dispersion_score.kmedoids.KMedoidsResult`).
+        n_iter: k-medoids iterations (see :class:`~dispersion_score.clustering.KMedoidsResult`).
         n_total: N, the number of items in D.
         subsample: the requested subsample (fraction or count), None for all items.
         indices: (n,) int64 sorted indices of the scored items in D, None when all items are scored.
@@ -138,7 +138,7 @@ def dispersion_score(
         subsample: None (all items); a Python/numpy **float** is a fraction in (0, 1]
             (n = max(1, round(fraction · N)); 1.0 = all items); an **int** is a count 1 <= n <= N of items
             drawn at random without replacement (so ``1`` is one item and ``1.0`` all of them).
-        n_init, threads: as in :func:`~dispersion_score.kmedoids.kmedoids`.
+        n_init, threads: as in :func:`~dispersion_score.clustering.kmedoids`.
 
     Returns:
         DispersionResult with ds = inertia / n.

@@ -48,9 +48,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from dispersion_score import _chamfer_kernel, chamfer, features
+from dispersion_score._chamfer_blocks import torch_plan
+from dispersion_score._feature_blocks import default_block_size
 from dispersion_score._tile_compute import make_computer, torch_groups
 from dispersion_score._tile_estimate import TileEstimate, estimate_chamfer
+from dispersion_score._tile_options import (
+    DEFAULT_CHAMFER_TILE,
+    chamfer_backend,
+    compute_device_type,
+    resolve_tile_size,
+)
 from dispersion_score._tile_plan import (
     Manifest,
     Tile,
@@ -72,7 +79,6 @@ from dispersion_score.locks import directory_lock
 
 __all__ = ["TileEstimate", "estimate_chamfer", "run_tiles", "tiled_chamfer", "tiled_feature_matrix"]
 
-DEFAULT_CHAMFER_TILE = 1024  # clouds per tile side: ~1M pairs, ~4 min on one CPU core
 DEFAULT_FEATURE_TILE = 8192  # items per tile side (a multiple of the CPU and CUDA feature blocks)
 MAX_TILES = 1_000_000  # tiles of one matrix: each is two files in the work directory
 JOBS_PER_SLOT = 2  # jobs per worker/GPU/array slot: a slow job does not leave the other slots idle
@@ -117,9 +123,9 @@ def tiled_chamfer(
         (N_a, N_b) read-only float32 ``np.memmap`` of ``out``.
     """
     out_path, work = _paths(out, workdir)
-    tile_size = _tile_size(tile_size, DEFAULT_CHAMFER_TILE)
-    device_type = _compute_device_type(launch, prepared[0][0].device)
-    backend = _chamfer_backend(backend, device_type)
+    tile_size = resolve_tile_size(tile_size, DEFAULT_CHAMFER_TILE)
+    device_type = compute_device_type(launch, prepared[0][0].device)
+    backend = chamfer_backend(backend, device_type)
     symmetric = len(prepared) == 1
     clouds = [cloud for part in prepared for cloud in part]
     sizes = np.array([cloud.shape[0] for cloud in clouds], dtype=np.int64)
@@ -148,7 +154,7 @@ def tiled_chamfer(
         device = torch.device(device_type)
 
         def side(u: int, v: int) -> int:
-            return chamfer._torch_plan(padded_a[u], padded_b[v], device, block_size)[0]
+            return torch_plan(padded_a[u], padded_b[v], device, block_size)[0]
 
     _check_tile_count(n_a, n_b, len(groups_a), len(groups_b), tile_size)
     tiles = plan_tiles(
@@ -194,15 +200,16 @@ def tiled_feature_matrix(
     ``features.feature_matrix`` computes them), computed in tiles into ``out``.
 
     The shared input holds the features as float64 (exact for float32 input) and, as its last row, the mean:
-    workers run ``features.centred_rows``, ``squared_norms`` and ``distance_block`` on the same values as the
-    in-memory path. Other arguments as in :func:`tiled_chamfer`; ``tile_size`` defaults to 8192 rows and is
+    workers run ``centred_rows``, ``squared_norms`` and ``distance_block``
+    (:mod:`dispersion_score._feature_blocks`) on the same values as the in-memory path. Other arguments as in
+    :func:`tiled_chamfer`; ``tile_size`` defaults to 8192 rows and is
     rounded up to a multiple of ``block_size`` (default: the in-memory block of the workers' device type).
     """
     out_path, work = _paths(out, workdir)
-    device_type = _compute_device_type(launch, source.device)
+    device_type = compute_device_type(launch, source.device)
     n, dim = source.shape
-    block = features.default_block_size(torch.device(device_type), dim) if block_size is None else int(block_size)
-    tile_size = _tile_size(tile_size, DEFAULT_FEATURE_TILE)
+    block = default_block_size(torch.device(device_type), dim) if block_size is None else int(block_size)
+    tile_size = resolve_tile_size(tile_size, DEFAULT_FEATURE_TILE)
     rows_and_mean = torch.cat([source.to(torch.float64), mean[None, :]])
     settings = {
         "kind": "features",
@@ -461,14 +468,6 @@ def _paths(out: str | os.PathLike, workdir: str | os.PathLike | None) -> tuple[P
     return out_path, work
 
 
-def _tile_size(tile_size: object, default: int) -> int:
-    if tile_size is None:
-        return default
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer) or tile_size < 1:
-        raise ValueError(f"tile_size must be a positive integer (items per tile side) or None, got {tile_size!r}")
-    return int(tile_size)
-
-
 def _check_tile_count(n_a: int, n_b: int, groups_a: int, groups_b: int, tile_size: int) -> None:
     """Refuses, before the tiles are listed, a plan of more than :data:`MAX_TILES` tiles (each a file and a
     marker; listing 6·10⁸ tiles of N = 35,021 at ``tile_size=1`` would fill the memory), bounded in closed form."""
@@ -478,29 +477,6 @@ def _check_tile_count(n_a: int, n_b: int, groups_a: int, groups_b: int, tile_siz
             f"tile_size {tile_size} (--tiles) splits this {n_a} x {n_b} matrix into up to {bound:,} tiles, more than "
             f"{MAX_TILES:,}; use a larger tile size (default {DEFAULT_CHAMFER_TILE})"
         )
-
-
-def _compute_device_type(launch: Launch | None, here: torch.device) -> str:
-    """Where the tiles run: this process's device, the launch's GPUs, or CPU workers."""
-    if launch is None:
-        return here.type
-    return "cuda" if launch.gpus else "cpu"
-
-
-def _chamfer_backend(backend: str, device_type: str) -> str:
-    if backend not in ("auto", "compiled", "torch"):
-        raise ValueError(f"backend must be one of ['auto', 'compiled', 'torch'], got {backend!r}")
-    if device_type == "cuda":
-        if backend == "compiled":
-            raise ValueError("backend='compiled' runs on the CPU only; these tiles run on CUDA")
-        return "torch"
-    if backend == "torch":
-        return "torch"
-    if _chamfer_kernel.load_kernel() is not None:
-        return "compiled"
-    if backend == "compiled":
-        raise RuntimeError(f"the compiled Chamfer kernel is unavailable: {_chamfer_kernel.unavailable_reason()}")
-    return "torch"
 
 
 def _slots(launch: Launch) -> int:

@@ -39,15 +39,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from dispersion_score import chamfer_cross, kmedoids
-from dispersion_score._validation import resolve_device
+from dispersion_score import chamfer_cross, kmedoids, nearest_shapes, resolve_device
 from dispersion_score.artefact import load_npy_recorded, save_npy_recorded
 from dispersion_score.io import load_result, read_npy
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.cluster_classifier import classify, load_classifier, train_classifier, weights_label
 from experiments.config import Preset, partial_point
 from experiments.declaration import Experiment, PredictedClouds, Target
-from experiments.predictions import rotate_to_object_frame
 from experiments.runner import (
     DS_THREADS,
     dataset_frame,
@@ -124,10 +122,10 @@ def clouds_of(dataset: Dataset, indices: np.ndarray) -> np.ndarray:
 def _predicted(
     name: str, splits: Splits, chosen: np.ndarray, info: dict[str, Any], settings: dict[str, Any]
 ) -> PredictedClouds:
-    """Training item ``chosen[i]``'s shape for test item i, in the object frame."""
+    """Training item ``chosen[i]``'s shape for test item i, in the frame of the training split (rotated to the
+    object frame with the test item's rotation when written)."""
     points = clouds_of(splits.train, chosen)
-    if splits.frame == "viewer":
-        points = rotate_to_object_frame(points, item_rotations(splits.test))
+    rotations = item_rotations(splits.test) if splits.frame == "viewer" else None
     info = {
         "baseline": name,
         "predicted_frame": splits.frame,
@@ -135,24 +133,11 @@ def _predicted(
         "train_items": [int(i) for i in chosen],
         **info,
     }
-    return PredictedClouds(points, item_ids(splits.test), info, {"run_config": splits.config, **settings})
+    settings = {"run_config": splits.config, **settings}
+    return PredictedClouds(points, item_ids(splits.test), info, settings, rotations=rotations)
 
 
 # ---------------------------------------------------------------------------------------------- oracle
-
-
-def nearest_training_shapes(
-    test_clouds: np.ndarray, train_clouds: np.ndarray, *, device: str = "cpu", progress: bool = False
-) -> np.ndarray:
-    """(N_test,) index of the training cloud with the smallest Chamfer distance to each test cloud.
-
-    The distance is the evaluation's (docs/library.md, squared, both directions), on the clouds as given (no
-    re-normalisation, so the oracle minimises exactly the test Chamfer the tables report), computed as one
-    test × train :func:`dispersion_score.chamfer_cross` matrix (blocked, no loop over pairs; 4·N_test·N_train bytes).
-    Ties go to the lowest index.
-    """
-    distances = chamfer_cross(test_clouds, train_clouds, device=device, normalize=False, progress=progress)
-    return distances.argmin(axis=1)
 
 
 @dataclass(frozen=True)
@@ -167,9 +152,8 @@ class OraclePredictor:
 
     def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
         splits = target_splits(preset, target)
-        chosen = nearest_training_shapes(
-            stacked_points(splits.test), stacked_points(splits.train), device=device, progress=True
-        )
+        # The evaluation's Chamfer on the clouds as given: the oracle minimises exactly the test Chamfer reported.
+        chosen = nearest_shapes(stacked_points(splits.test), stacked_points(splits.train), device=device, progress=True)
         return _predicted(self.name, splits, chosen, {"note": ORACLE_NOTE}, {})
 
 

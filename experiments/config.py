@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset.locations import REPO_ROOT
-from dispersion_score.kmedoids import METHODS
+from dispersion_score.clustering import METHODS
 from experiments.declaration import Experiment, Point, get_experiment
 from models.config import Key, load_config, read_config, resolve_config
 

@@ -126,12 +126,14 @@ class PredictedClouds:
     """What a predictor returns for one target.
 
     Attributes:
-        points: (N, M, 3) predicted clouds in the object frame, item i = item i of the test split.
+        points: (N, M, 3) predicted clouds (object frame unless ``rotations``), item i = item i of the test split.
         ids: the N items' ids (None if the dataset has none).
         info: small facts for the prediction file (frame the predictor worked in, weights, ...).
         settings: everything that made them (run config, classifier settings, ...).
         sources: files the predictions are computed from (a network's weights): when one of them changes
             (e.g. a damaged model trained again) the predictions and their measurements are made again.
+        rotations: (N, 3, 3) world → camera rotations when ``points`` are in each item's viewer frame (they are
+            rotated to the object frame once, when written); None when ``points`` are in the object frame.
     """
 
     points: Any
@@ -139,6 +141,7 @@ class PredictedClouds:
     info: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     sources: tuple[Path, ...] = ()
+    rotations: Any = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from typing import Any
 
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
-from experiments.predictions import rotate_to_object_frame
 from experiments.runner import dataset_frame, item_ids, item_rotations
 from models.config import DECODERS, resolve_config
 from models.data import build_dataset
@@ -98,11 +97,10 @@ class OriginalReleasePredictor:
         model, run = load_original_run(run_dir, device=device)
         test_set = build_dataset(target.split, "test")
         points = predict_points(model, test_set, device=device, batch_size=preset.ds["batch_size"])
-        if dataset_frame(test_set) == "viewer":
-            points = rotate_to_object_frame(points, item_rotations(test_set))
+        rotations = item_rotations(test_set) if dataset_frame(test_set) == "viewer" else None
         protocol = run.output_ds_protocol
         info = {"weights": "original release", "run_dir": str(run.run_dir), "output_protocol": protocol}
-        return PredictedClouds(points, item_ids(test_set), info, {"original_run": run.record()})
+        return PredictedClouds(points, item_ids(test_set), info, {"original_run": run.record()}, rotations=rotations)
 
 
 def with_original_runs(preset: Preset, runs: Path) -> Preset:

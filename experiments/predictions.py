@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dispersion_score.artefact import FileRecord, check_file, inputs_mismatch, made_from, mismatch, record_file
+from dispersion_score.frames import to_object_frame
 from dispersion_score.io import atomic_save_npy, atomic_write_text, dumps, load_result, read_npy, result_document
 
 PREDICTIONS_KIND = "predictions"
@@ -68,26 +69,33 @@ def write_predictions(
     ids: Sequence[str] | None = None,
     device: str | None = None,
     sources: Sequence[Path] = (),
+    rotations: np.ndarray | None = None,
 ) -> Path:
-    """Writes prediction ``name`` atomically (points first, the JSON last).
+    """Writes prediction ``name`` atomically (points first, the JSON last), always in the object frame.
 
     Args:
         results_dir: the experiment's results folder.
         name: the target's name (unique in the experiment).
-        points: (N, M, 3) finite float predicted clouds in the object frame.
+        points: (N, M, 3) finite float predicted clouds: in the object frame, or, with ``rotations``, each in its
+            item's viewer frame (rotated back here, once: :func:`dispersion_score.frames.to_object_frame`).
         info: what the table needs (predictor, target, run, frame the network predicted in, ...).
         settings: everything that made them (preset, run config, weights, ...).
         ids: the N test items' ids, in order.
         device: where they were computed.
         sources: files they were computed from (a network's weights), recorded so that predictions of a
             changed source are not reused (:func:`is_complete`).
+        rotations: (N, 3, 3) world → camera rotations of the items' views when ``points`` are viewer-centred;
+            None when they are in the object frame.
 
     Returns:
         The JSON path.
 
     Raises:
-        ValueError: ``points`` is not (N, M, 3) with N, M >= 1 and finite values, or ``ids`` has another length.
+        ValueError: ``points`` is not (N, M, 3) with N, M >= 1 and finite values, ``ids`` has another length, or
+            ``rotations`` is not (N, 3, 3).
     """
+    if rotations is not None:
+        points = to_object_frame(points, rotations)
     points = np.ascontiguousarray(points, dtype=np.float32)
     if points.ndim != 3 or points.shape[2] != 3 or 0 in points.shape:
         raise ValueError(f"prediction {name}: expected (N, M, 3) points with N, M >= 1, got {points.shape}")
@@ -136,19 +144,3 @@ def read_predictions(results_dir: Path, name: str) -> Predictions:
     return Predictions(
         points, info, document.get("settings", {}), points_file, info_file, list(document.get("made_from") or [])
     )
-
-
-def rotate_to_object_frame(points: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-    """Viewer-centred clouds back to the object frame: ``P_i R_i`` (docs/shapenet.md).
-
-    Args:
-        points: (N, M, 3) viewer-centred clouds.
-        rotations: (N, 3, 3) world → camera rotations R of each item's view.
-
-    Returns:
-        (N, M, 3) float32 object-frame clouds.
-    """
-    points, rotations = np.asarray(points, dtype=np.float64), np.asarray(rotations, dtype=np.float64)
-    if rotations.shape != (len(points), 3, 3):
-        raise ValueError(f"rotations must have shape ({len(points)}, 3, 3), got {rotations.shape}")
-    return np.einsum("nmj,njk->nmk", points, rotations).astype(np.float32)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
-from experiments.predictions import rotate_to_object_frame
 from experiments.runner import dataset_frame, evaluation_split, item_ids, item_rotations
 from models.engine import FINAL_FILE, load_trained, predict_points
 
@@ -32,11 +31,12 @@ class NetworkPredictor:
         test_set = evaluation_split(preset, config, "test")
         points = predict_points(model, test_set, device=device, batch_size=preset.ds["batch_size"])
         frame = dataset_frame(test_set)
-        if frame == "viewer":
-            points = rotate_to_object_frame(points, item_rotations(test_set))
+        rotations = item_rotations(test_set) if frame == "viewer" else None
         weights = run.directory / FINAL_FILE
         info = {"predicted_frame": frame, "weights": str(weights)}
-        return PredictedClouds(points, item_ids(test_set), info, {"run_config": config}, sources=(weights,))
+        return PredictedClouds(
+            points, item_ids(test_set), info, {"run_config": config}, sources=(weights,), rotations=rotations
+        )
 
 
 def network_predictor(preset: Preset) -> NetworkPredictor:

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
-from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, elbow, feature_matrix, fscore
+from dispersion_score import chamfer_matrix, dispersion_score, elbow, feature_matrix, output_metrics
 from dispersion_score.artefact import made_from, save_npy_recorded
+from dispersion_score.frames import to_object_frame
 from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
@@ -39,7 +39,6 @@ from experiments.directions import write_directions
 from experiments.predictions import (
     is_complete,
     read_predictions,
-    rotate_to_object_frame,
     write_predictions,
 )
 from experiments.records import long_table, read_records, record_mismatch, write_record, write_table
@@ -86,7 +85,7 @@ def stacked_points(dataset: Dataset, *, object_frame: bool = False) -> np.ndarra
         ]
     )
     if object_frame and dataset_frame(dataset) == "viewer":
-        clouds = rotate_to_object_frame(clouds, item_rotations(dataset))
+        clouds = to_object_frame(clouds, item_rotations(dataset))
     return clouds.astype(np.float32, copy=False)
 
 
@@ -212,6 +211,7 @@ def ensure_predictions(preset: Preset, predictor: Predictor, target: Target, *, 
         },
         settings={"preset": preset.as_dict(), **made.settings},
         sources=made.sources,
+        rotations=made.rotations,
     )
 
 
@@ -407,19 +407,19 @@ def evaluate_target(preset: Preset, name: str, *, device: str = "cpu") -> dict[s
         raise ValueError(f"prediction {name} has {len(points)} clouds but the test split has {len(ground_truth)} items")
     # Inside a job: out-of-core tiles in this process (resumable if the job is killed), no nested jobs.
     matrix = chamfer_matrix(points, device=device, out=matrix_file(preset, f"{name}_output", len(points)))
-    pred_t, gt_t = torch.from_numpy(points).float(), torch.from_numpy(ground_truth).float()
+    metrics = output_metrics(points, ground_truth)
     columns = {
         **target.point,
         "predictor": target.predictor,
         "measure": "output",
         "preset": preset.name,
         "features": "chamfer",
-        "chamfer": float(chamfer_distance(pred_t, gt_t, reduction="mean")),
-        "fscore": float(fscore(pred_t, gt_t, convention="euclidean").mean()),
+        "chamfer": metrics["chamfer"],
+        "fscore": metrics["fscore"],
         "fscore_convention": "euclidean, tau=0.01 (unit ball)",
         # tau = 0.01 is below the point spacing of 1000-2500-point clouds, so the old AtlasNet convention
         # (squared distance < 0.001, i.e. tau = 0.032) is recorded too: it still separates models.
-        "fscore_atlasnet": float(fscore(pred_t, gt_t, convention="atlasnet_squared").mean()),
+        "fscore_atlasnet": metrics["fscore_atlasnet"],
         "prediction_points": int(points.shape[1]),
         "predictions": f"predictions/{predictions.points_file.name}",
     }

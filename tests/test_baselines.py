@@ -21,6 +21,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dataset.shapenet.camera import camera_rotation
+from dispersion_score import nearest_shapes
 from dispersion_score.artefact import record_file
 from experiments import runner
 from experiments.baselines import (
@@ -30,7 +31,6 @@ from experiments.baselines import (
     clustering_predictor,
     label_training_items,
     nearest_features,
-    nearest_training_shapes,
     oracle_predictor,
     retrieval_predictor,
 )
@@ -190,12 +190,12 @@ def test_experiments_without_data_axes_are_refused(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------- oracle
 
 
-def test_nearest_training_shapes_matches_a_naive_argmin() -> None:
+def test_nearest_shapes_matches_a_naive_argmin() -> None:
     rng = np.random.default_rng(3)
     train = np.stack([_shape(s) for s in range(7)])
     test = train[[4, 0, 6, 2]] + 0.2 * rng.standard_normal((4, POINTS, 3)).astype(np.float32)
     naive = np.array([np.argmin([_naive_chamfer(t, r) for r in train]) for t in test])
-    np.testing.assert_array_equal(nearest_training_shapes(test, train), naive)
+    np.testing.assert_array_equal(nearest_shapes(test, train), naive)
 
 
 def test_oracle_returns_the_known_nearest_training_shape(tmp_path: Path) -> None:
@@ -379,9 +379,7 @@ def test_oracle_and_retrieval_searches_on_cuda_match_the_cpu() -> None:
     rng = np.random.default_rng(4)
     train = np.stack([_shape(s) for s in range(9)])
     test = train[[8, 1, 5]] + 0.05 * rng.standard_normal((3, POINTS, 3)).astype(np.float32)
-    np.testing.assert_array_equal(
-        nearest_training_shapes(test, train, device="cuda"), nearest_training_shapes(test, train)
-    )
+    np.testing.assert_array_equal(nearest_shapes(test, train, device="cuda"), nearest_shapes(test, train))
     references = rng.standard_normal((50, 32)).astype(np.float32)
     queries = references[[3, 30]] + 0.01
     np.testing.assert_array_equal(nearest_features(queries, references, device="cuda"), [3, 30])

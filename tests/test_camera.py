@@ -9,6 +9,7 @@ import pytest
 
 from dataset.shapenet import camera
 from dataset.shapenet.camera import View
+from dispersion_score.frames import to_object_frame
 
 
 def _rotation_by_construction(azimuth: float, elevation: float) -> np.ndarray:
@@ -37,7 +38,7 @@ def test_viewer_frame_round_trip_and_camera_axis() -> None:
     rng = np.random.default_rng(0)
     points = rng.normal(size=(100, 3)).astype(np.float32)
     view = View(123.0, 27.0, 0.8)
-    back = camera.to_object_frame(camera.to_viewer_frame(points, view), view)
+    back = to_object_frame(camera.to_viewer_frame(points, view)[None], view.rotation()[None])[0]  # the inverse
     np.testing.assert_allclose(back, points, atol=1e-5)
     # The camera centre lies on the viewer frame's +Z axis at distance d.
     centre_vc = camera.to_viewer_frame(view.centre()[None], view)[0]

@@ -27,8 +27,8 @@ from dispersion_score.diagnose import (
     match_shape_files,
     plot_diagnosis,
     position,
-    to_object_frame,
 )
+from dispersion_score.frames import to_object_frame
 
 POINTS = 400
 TEST_T = [(j + 0.5) / 12 for j in range(12)]  # the test split's parameters, as docs/dataset.md (12 instead of 200)

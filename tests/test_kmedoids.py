@@ -1,4 +1,4 @@
-"""Tests of dispersion_score.kmedoids and the distance-matrix checks of dispersion_score._matrix.
+"""Tests of dispersion_score.clustering (kmedoids) and the distance-matrix checks of dispersion_score._matrix.
 
 References written here: brute force over all k-subsets (global optimum), a brute-force check that no
 single swap improves a PAM result, a numpy k-medoids++ seeding and Voronoi iteration (scikit-learn-extra
@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from benchmarks._inputs import clustered_distance_matrix
-from dispersion_score import KMedoidsResult, kmedoids
+from dispersion_score import KMedoidsResult, clustering, kmedoids
 from dispersion_score._matrix import as_distance_tensor
-from dispersion_score.kmedoids import (
+from dispersion_score.clustering import (
     _nearest_two,
     _row_min,
     _swap_deltas,
@@ -28,8 +28,7 @@ from dispersion_score.kmedoids import (
     run_kmedoids,
 )
 
-# The submodule, not the function of the same name that the package exports.
-km_module = sys.modules["dispersion_score.kmedoids"]
+km_module = clustering
 matrix_module = sys.modules["dispersion_score._matrix"]
 
 

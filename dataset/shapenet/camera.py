@@ -152,12 +152,6 @@ def to_viewer_frame(points: np.ndarray, view: View) -> np.ndarray:
     return np.asarray(points) @ rotation.T
 
 
-def to_object_frame(points: np.ndarray, view: View) -> np.ndarray:
-    """Viewer-centred points → object frame, ``P R`` (the inverse of :func:`to_viewer_frame`)."""
-    rotation = view.rotation().astype(np.asarray(points).dtype, copy=False)
-    return np.asarray(points) @ rotation
-
-
 # --------------------------------------------------------------------------------------------- sampling
 
 

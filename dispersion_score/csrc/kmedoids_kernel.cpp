@@ -1,7 +1,7 @@
 // k-medoids kernel (CPU): k-medoids++ seeding, the alternate step, FasterPAM's eager swaps and the
 // distance-matrix check, loaded by dispersion_score/_kmedoids_kernel.py (whose docstring describes the
 // algorithms and the caches). Every function computes what its torch counterpart in
-// dispersion_score/kmedoids.py computes, with the same tie rules and float64 sums in item order.
+// dispersion_score/clustering.py computes, with the same tie rules and float64 sums in item order.
 
 #include <algorithm>
 #include <cstdint>
@@ -221,7 +221,7 @@ struct Swapper {
     }
 };
 
-// k-medoids++ (see dispersion_score.kmedoids.kpp_seed): draws holds the (k - 1) * t uniforms of the
+// k-medoids++ (see dispersion_score.clustering.kpp_seed): draws holds the (k - 1) * t uniforms of the
 // steps in order. Returns false when every candidate of a step is a medoid (all weight is zero): the
 // caller then redoes the seeding with the torch path, which draws differently in that case.
 bool kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double* draws, int64_t t, int64_t* med) {
@@ -286,7 +286,7 @@ void assign(const float* D, int64_t n, int64_t k, const int64_t* med, int32_t* l
     }
 }
 
-// Voronoi iteration (see dispersion_score.kmedoids._alternate); returns the iterations run.
+// Voronoi iteration (see dispersion_score.clustering._alternate); returns the iterations run.
 int64_t alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_iter) {
     std::vector<int32_t> labels(n), new_labels(n);
     std::vector<float> dist(n);
