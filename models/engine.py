@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dispersion_score._validation import resolve_device
+from dispersion_score import resolve_device
 from dispersion_score.chamfer import chamfer_distance, fscore
 from models import build_model
 from models.base import PointCloudNet
