@@ -197,7 +197,7 @@ def moderngl_time(mesh: Mesh, size: int, repeat: int) -> float | None:
 def bench_runner(root: Path, shapes: int, size: int, spp: int) -> tuple[float, float, int]:
     """(plain loop s, runner s, renders): the same shapes, 7 sets, first draws, files written plainly vs the
     runner (workers=1: checks, atomic writes, hashes, manifest, log)."""
-    from dataset.synthetic.render import encode_png  # the same bytes as the yaw sets' PNGs
+    from dataset.image_encoding import encode_png  # the same bytes as the yaw sets' PNGs
 
     meshes = root / "ShapeNetCore.v1"
     written = write_mesh_tree(meshes, shapes)
@@ -264,7 +264,7 @@ def main() -> None:
             renderer = MeshRenderer(224, samples_per_pixel=9)
             rng = np.random.default_rng(0)
             views = [sample_yaw_view(rng, 90) for _ in range(7)]
-            from dataset.synthetic.render import encode_png  # the same bytes as the yaw sets' PNGs
+            from dataset.image_encoding import encode_png  # the same bytes as the yaw sets' PNGs
 
             def render_all(renderer=renderer, mesh=mesh, views=views) -> None:
                 for view in views:

@@ -90,7 +90,7 @@ def test_no_stand_in_point_lies_inside_another_part() -> None:
     """The winding number of every other part's mesh (a naive reference, not Part.contains) is 0 at every
     sample: no point is inside another part."""
     for synset, index in [(synset, index) for synset in sorted(FAMILIES) for index in range(4)]:
-        shape = standin.Shape(synset, index, standin.model_id(0, synset, index))
+        shape = standin.PlannedShape(synset, index, standin.derive_model_id(0, synset, index))
         parts, _ = standin.shape_geometry(0, shape)
         points, owner = sp.sample_outer_surface(parts, 400, np.random.default_rng(0), return_owner=True)
         for number, part in enumerate(parts):
@@ -106,7 +106,7 @@ def test_families_follow_the_v1_conventions_and_vary() -> None:
     for synset in sorted(FAMILIES):
         extents = []
         for index in range(3):
-            shape = standin.Shape(synset, index, standin.model_id(5, synset, index))
+            shape = standin.PlannedShape(synset, index, standin.derive_model_id(5, synset, index))
             parts, colors = standin.shape_geometry(5, shape)
             assert {p.material for p in parts} <= set(colors)
             low, high = sp.parts_bounds(parts)
@@ -130,7 +130,7 @@ def test_front_is_plus_x() -> None:
         ("03001627", "back", -1), ("04256520", "body", -1), ("03211117", "screen", 1), ("03691459", "driver", 1),
     ]:  # fmt: skip
         for index in range(4):
-            parts, _ = standin.shape_geometry(0, standin.Shape(synset, index, "x"))
+            parts, _ = standin.shape_geometry(0, standin.PlannedShape(synset, index, "x"))
             chosen = [p for p in parts if p.material == material]
             centre = np.concatenate([p.mesh()[0] for p in chosen]).mean(axis=0)
             if material == "body":  # the sofa's back is its highest body part

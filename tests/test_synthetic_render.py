@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataset.image_encoding import encode_png, linear_to_srgb8
 from dataset.synthetic.geometry import blend_vertices, uv_sphere
-from dataset.synthetic.render import MeshRenderer, RenderSettings, corner_normals, encode_png, linear_to_srgb8
+from dataset.synthetic.render import CubeSphereRenderer, RenderSettings, corner_normals
 
 SIZE = 48
 
 
 @pytest.fixture(scope="module")
 def renderer():
-    return MeshRenderer(uv_sphere()[1], RenderSettings(image_size=SIZE, samples_per_pixel=4))
+    return CubeSphereRenderer(uv_sphere()[1], RenderSettings(image_size=SIZE, samples_per_pixel=4))
 
 
 def _naive_corner_normals(vertices, faces, crease_degrees):

@@ -19,8 +19,9 @@ import trimesh
 
 from dataset.build.manifest import sha256_bytes
 from dataset.build.temporaries import replace_folder
+from dataset.image_encoding import encode_png
 from dataset.synthetic.geometry import cubesphere_mesh, sample_surface_points, uv_sphere
-from dataset.synthetic.render import MeshRenderer, RenderSettings, encode_png
+from dataset.synthetic.render import CubeSphereRenderer, RenderSettings
 from dataset.synthetic.training_sets import SPLIT_CODES, Instance
 
 # Bump when a change to the generator changes the files it writes (geometry, sampling, rendering).
@@ -50,7 +51,7 @@ def points_seed(seed: int, instance: Instance) -> list[int]:
     return [int(seed), SPLIT_CODES[instance.split], int(instance.index)]
 
 
-def instance_payload(instance: Instance, settings: InstanceSettings, renderer: MeshRenderer) -> dict[str, bytes]:
+def instance_payload(instance: Instance, settings: InstanceSettings, renderer: CubeSphereRenderer) -> dict[str, bytes]:
     """The three files of an instance, as bytes keyed by file name."""
     mesh = cubesphere_mesh(instance.t)
     points = sample_surface_points(mesh, settings.num_points, points_seed(settings.seed, instance))
@@ -70,7 +71,7 @@ def write_instance(root: Path, instance: Instance, payload: dict[str, bytes]) ->
 def instance_maker(root: Path, settings: InstanceSettings) -> Callable[[Instance], dict[str, str]]:
     """Sets up one process (its renderer) and returns ``make(instance)``, which writes the instance's files
     under ``root`` and returns {relative path: sha256}."""
-    renderer = MeshRenderer(uv_sphere()[1], settings.render)
+    renderer = CubeSphereRenderer(uv_sphere()[1], settings.render)
 
     def make(instance: Instance) -> dict[str, str]:
         return write_instance(root, instance, instance_payload(instance, settings, renderer))

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from dataset.image_encoding import linear_to_srgb8
 from dataset.shapenet.camera import View, focal_length_pixels, project
 from dataset.shapenet.mesh import Mesh, as_mesh
-from dataset.synthetic.render import linear_to_srgb8
 
 RENDERER_VERSION = "embree-flat-1"
 

@@ -62,6 +62,7 @@ from dataset.build.manifest import (
 )
 from dataset.build.temporaries import remove_temporaries
 from dataset.build.worker_pool import Progress, make_items
+from dataset.image_encoding import encode_png
 from dataset.locations import REPO_ROOT
 from dataset.shapenet.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
 from dataset.shapenet.categories import SPLITS, resolve_categories, split_ids
@@ -106,7 +107,7 @@ class YawSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class Shape:
+class MeshToRender:
     """One model to render: ``<meshes>/<synset>/<model_id>/model.obj``."""
 
     synset: str
@@ -251,7 +252,9 @@ def choose_view(renderer: MeshRenderer, mesh: Any, views: Sequence[View]) -> tup
 # --------------------------------------------------------------------------------------------- planning
 
 
-def list_shapes(meshes: Path, categories: Sequence[str] | None, splits: Sequence[str]) -> tuple[list[Shape], list[str]]:
+def list_shapes(
+    meshes: Path, categories: Sequence[str] | None, splits: Sequence[str]
+) -> tuple[list[MeshToRender], list[str]]:
     """Shapes to render and log lines saying where each category's ids came from.
 
     Raises:
@@ -275,7 +278,7 @@ def list_shapes(meshes: Path, categories: Sequence[str] | None, splits: Sequence
             notes.append(f"{synset}: no mesh or point-cloud folder; category skipped")
             continue
         for split in splits:
-            shapes += [Shape(synset, model_id, split) for model_id in split_ids(ids, split)]
+            shapes += [MeshToRender(synset, model_id, split) for model_id in split_ids(ids, split)]
     if not shapes:
         raise ValueError(f"no shapes to render under {meshes} (categories {categories or 'all 13'})")
     return shapes, notes
@@ -291,7 +294,7 @@ class _Worker:
         self.meshes, self.out, self.yaws, self.settings = Path(meshes), Path(out), tuple(yaws), settings
         self.renderer = MeshRenderer(settings.image_size, samples_per_pixel=settings.samples_per_pixel)
 
-    def __call__(self, shape: Shape) -> dict[str, Any]:
+    def __call__(self, shape: MeshToRender) -> dict[str, Any]:
         start = time.perf_counter()
         key = f"{shape.synset}/{shape.model_id}"
         result: dict[str, Any] = {"shape": dataclasses.asdict(shape), "sets": {}, "error": None, "warnings": []}
@@ -327,19 +330,11 @@ class _Worker:
         return result
 
 
-def _encode_png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image, mode="RGBA").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _write_render(out: Path, yaw: int, shape: Shape, image: np.ndarray, view: View) -> dict[str, str]:
+def _write_render(out: Path, yaw: int, shape: MeshToRender, image: np.ndarray, view: View) -> dict[str, str]:
     """Writes the three files (metadata last: its presence marks a finished render); returns {path: sha256}."""
     folder = render_folder(out, yaw, shape.synset, shape.model_id)
     contents = [
-        (IMAGE_NAME, _encode_png(image)),
+        (IMAGE_NAME, encode_png(image)),
         (DISN_NAME, (format_disn_line(view) + "\n").encode()),
         (METADATA_NAME, (format_yaw_line(view) + "\n").encode()),
     ]
@@ -351,7 +346,7 @@ def _write_render(out: Path, yaw: int, shape: Shape, image: np.ndarray, view: Vi
 
 
 def _finished(
-    out: Path, yaw: int, shape: Shape, views: Sequence[View], size: int
+    out: Path, yaw: int, shape: MeshToRender, views: Sequence[View], size: int
 ) -> tuple[dict[str, str], bool] | None:
     """({path: sha256}, clipped) of a complete, well-formed render of this shape in this set, else None."""
     from PIL import Image
@@ -390,7 +385,7 @@ def _start_worker(meshes: Path, out: Path, yaws: tuple[int, ...], settings: YawS
 
 
 def render_shapes(
-    shapes: Sequence[Shape],
+    shapes: Sequence[MeshToRender],
     meshes: Path,
     out: Path,
     yaws: Sequence[int],
@@ -482,7 +477,7 @@ def _render_yaw_sets(config: YawRenderConfig) -> Summary:
     return summary
 
 
-def _render(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[str, Any]]:
+def _render(config: YawRenderConfig, shapes: Sequence[MeshToRender]) -> list[dict[str, Any]]:
     if config.launcher != "local":
         return _run_sharded(config, shapes)
     return list(
@@ -500,12 +495,12 @@ def _render(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[str, 
 
 def _edited_since_recorded(
     config: YawRenderConfig, results: Sequence[dict[str, Any]], recorded: dict[int, dict[str, Any]]
-) -> list[Shape]:
+) -> list[MeshToRender]:
     """Shapes whose kept (skipped) renders differ from the SHA-256 their set's last manifest recorded; their
     render folders are removed so that they are rendered again."""
     edited = []
     for result in results:
-        shape = Shape(**result["shape"])
+        shape = MeshToRender(**result["shape"])
         for yaw_text, entry in result["sets"].items():
             known = recorded.get(int(yaw_text), {}).get("files", {})
             if entry["status"] == "skipped" and any(known.get(k, v) != v for k, v in entry["files"].items()):
@@ -515,7 +510,11 @@ def _edited_since_recorded(
 
 
 def _collect(
-    config: YawRenderConfig, shapes: Sequence[Shape], results: Sequence[dict[str, Any]], seconds: float, cores: int
+    config: YawRenderConfig,
+    shapes: Sequence[MeshToRender],
+    results: Sequence[dict[str, Any]],
+    seconds: float,
+    cores: int,
 ) -> Summary:
     by_key = {f"{r['shape']['synset']}/{r['shape']['model_id']}": r for r in results}
     reports = {yaw: SetReport(yaw) for yaw in config.yaws}
@@ -601,7 +600,7 @@ def _shard_command(config: YawRenderConfig, shard_file: Path, result_file: Path)
     )
 
 
-def _run_sharded(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[str, Any]]:
+def _run_sharded(config: YawRenderConfig, shapes: Sequence[MeshToRender]) -> list[dict[str, Any]]:
     """Spread the shapes over ``config.jobs`` jobs of :func:`dispersion_score.launch.run_jobs`; gather their results."""
 
     work = config.out / WORK_DIR
@@ -640,7 +639,7 @@ def _run_sharded(config: YawRenderConfig, shapes: Sequence[Shape]) -> list[dict[
 
 
 def _render_shard(args: argparse.Namespace, settings: YawSettings) -> int:
-    shapes = [Shape(**item) for item in json.loads(Path(args.shard_file).read_text())]
+    shapes = [MeshToRender(**item) for item in json.loads(Path(args.shard_file).read_text())]
     results = list(
         render_shapes(shapes, args.meshes, args.out, tuple(args.yaw), settings, workers=args.workers, progress=False)
     )

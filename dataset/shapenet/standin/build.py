@@ -95,67 +95,69 @@ class ShapeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class Shape:
+class PlannedShape:
     """One planned shape: category, index within it, and its id."""
 
     synset: str
     index: int
-    id: str
+    model_id: str
 
 
-def model_id(seed: int, synset: str, index: int) -> str:
+def derive_model_id(seed: int, synset: str, index: int) -> str:
     """The shape's 32-hex-digit id, derived from (seed, synset, index)."""
     return hashlib.sha256(f"shapenet-standin/{seed}/{synset}/{index}".encode()).hexdigest()[:32]
 
 
-def generator(seed: int, shape: Shape, stream: str) -> np.random.Generator:
+def generator(seed: int, shape: PlannedShape, stream: str) -> np.random.Generator:
     """The generator of one random stream ("geometry", "points", "views") of a shape."""
     return np.random.default_rng([int(seed), int(shape.synset), int(shape.index), _STREAMS[stream]])
 
 
-def plan(seed: int, per_category: int, categories: Sequence[str]) -> list[Shape]:
+def plan(seed: int, per_category: int, categories: Sequence[str]) -> list[PlannedShape]:
     """Every shape of a build, category by category, index order."""
     return [
-        Shape(synset, index, model_id(seed, synset, index)) for synset in categories for index in range(per_category)
+        PlannedShape(synset, index, derive_model_id(seed, synset, index))
+        for synset in categories
+        for index in range(per_category)
     ]
 
 
 # --------------------------------------------------------------------------------------------- one shape
 
 
-def shape_geometry(seed: int, shape: Shape) -> tuple[list, dict[str, tuple[float, float, float]]]:
+def shape_geometry(seed: int, shape: PlannedShape) -> tuple[list, dict[str, tuple[float, float, float]]]:
     """(normalised parts, colours rounded to the MTL's 4 decimals) of a shape."""
     parts, colors = FAMILIES[shape.synset](generator(seed, shape, "geometry"))
     return normalize_parts(parts), {name: tuple(round(float(c), 4) for c in rgb) for name, rgb in colors.items()}
 
 
-def relative_paths(shape: Shape) -> dict[str, str]:
+def relative_paths(shape: PlannedShape) -> dict[str, str]:
     """Where a shape's files go, relative to the root (keys: "mesh", "renders", "points")."""
     return {
-        "mesh": f"{MESH_DIR}/{shape.synset}/{shape.id}",
-        "renders": f"{R2N2_DIR}/{shape.synset}/{shape.id}",
-        "points": f"{POINT_CLOUD_DIR}/{shape.synset}/{shape.id}{POINT_CLOUD_SUFFIX}",
+        "mesh": f"{MESH_DIR}/{shape.synset}/{shape.model_id}",
+        "renders": f"{R2N2_DIR}/{shape.synset}/{shape.model_id}",
+        "points": f"{POINT_CLOUD_DIR}/{shape.synset}/{shape.model_id}{POINT_CLOUD_SUFFIX}",
     }
 
 
-def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
+def shape_payload(shape: PlannedShape, settings: ShapeSettings, renderer: Any) -> dict[str, bytes]:
     """Every file of a shape, as bytes keyed by its path relative to the root."""
+    from dataset.image_encoding import encode_png
     from dataset.shapenet.mesh import as_mesh
     from dataset.shapenet.render.renderer import check_not_blank, render_views
-    from dataset.synthetic.render import encode_png
 
     parts, colors = shape_geometry(settings.seed, shape)
     where = relative_paths(shape)
-    header = f"ShapeNet-13 stand-in {SHAPENET13[shape.synset]} {shape.id} (dispersion-score)"
+    header = f"ShapeNet-13 stand-in {SHAPENET13[shape.synset]} {shape.model_id} (dispersion-score)"
     files = {
         f"{where['mesh']}/model.obj": obj_text(parts, header).encode(),
         f"{where['mesh']}/model.mtl": mtl_text(colors).encode(),
     }
-    mesh = as_mesh(render_parts(parts, colors), name=f"{shape.synset}/{shape.id}")
+    mesh = as_mesh(render_parts(parts, colors), name=f"{shape.synset}/{shape.model_id}")
     views = sample_r2n2_views(generator(settings.seed, shape, "views"), R2N2_VIEWS)
     rendering = f"{where['renders']}/rendering"
     for number, image in enumerate(render_views(renderer, mesh, views)):
-        check_not_blank(image, f"{shape.synset}/{shape.id} view {number:02d}")
+        check_not_blank(image, f"{shape.synset}/{shape.model_id} view {number:02d}")
         files[f"{rendering}/{number:02d}.png"] = encode_png(image)
     files[f"{rendering}/{R2N2_LIST_NAME}"] = "".join(f"{v:02d}.png\n" for v in range(R2N2_VIEWS)).encode()
     files[f"{rendering}/{METADATA_NAME}"] = "".join(format_r2n2_line(v) + "\n" for v in views).encode()
@@ -166,7 +168,7 @@ def shape_payload(shape: Shape, settings: ShapeSettings, renderer: Any) -> dict[
     return files
 
 
-def write_shape(root: Path, shape: Shape, payload: dict[str, bytes]) -> dict[str, str]:
+def write_shape(root: Path, shape: PlannedShape, payload: dict[str, bytes]) -> dict[str, str]:
     """Writes a shape atomically (mesh and render folders swapped in whole, the point cloud last);
     returns {relative path: sha256}."""
     where = relative_paths(shape)
@@ -178,14 +180,14 @@ def write_shape(root: Path, shape: Shape, payload: dict[str, bytes]) -> dict[str
     return {path: sha256_bytes(data) for path, data in payload.items()}
 
 
-def shape_maker(root: Path, settings: ShapeSettings) -> Callable[[Shape], dict[str, str]]:
+def shape_maker(root: Path, settings: ShapeSettings) -> Callable[[PlannedShape], dict[str, str]]:
     """Sets up one process (its renderer) and returns ``make(shape)``, which writes the shape's files under
     ``root`` and returns {relative path: sha256}."""
     from dataset.shapenet.render.renderer import MeshRenderer
 
     renderer = MeshRenderer(settings.image_size, samples_per_pixel=settings.samples_per_pixel)
 
-    def make(shape: Shape) -> dict[str, str]:
+    def make(shape: PlannedShape) -> dict[str, str]:
         return write_shape(root, shape, shape_payload(shape, settings, renderer))
 
     return make
@@ -270,7 +272,7 @@ def _key(synset: str, shape_id: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class StandinBuild(Builder[Shape]):
+class StandinBuild(Builder[PlannedShape]):
     """The stand-in as a :class:`dataset.build.runner.Builder`: the shapes of ``config``."""
 
     config: BuildConfig
@@ -294,16 +296,16 @@ class StandinBuild(Builder[Shape]):
     def item_settings(self) -> dict[str, Any]:
         return self.config.shape_settings.to_dict()
 
-    def plan(self) -> list[Shape]:
+    def plan(self) -> list[PlannedShape]:
         return plan(self.config.seed, self.config.per_category, self.config.synsets)
 
-    def key(self, item: Shape) -> str:
-        return _key(item.synset, item.id)
+    def key(self, item: PlannedShape) -> str:
+        return _key(item.synset, item.model_id)
 
     def recorded(self, manifest: dict[str, Any]) -> dict[str, Files]:
         return dict(manifest.get("shapes", {}))
 
-    def start_worker(self) -> Callable[[Shape], Files]:
+    def start_worker(self) -> Callable[[PlannedShape], Files]:
         return shape_maker(self.root, self.config.shape_settings)
 
     def work_folders(self) -> list[Path]:
@@ -311,7 +313,7 @@ class StandinBuild(Builder[Shape]):
             path for folder in (MESH_DIR, R2N2_DIR, POINT_CLOUD_DIR) for path in sorted(self.root.glob(f"{folder}/*"))
         ]
 
-    def check_root(self, plan: Sequence[Shape], known: set[str]) -> None:
+    def check_root(self, plan: Sequence[PlannedShape], known: set[str]) -> None:
         present = {_key(synset, shape_id) for synset, shape_id in _present_shapes(self.root)}
         foreign = sorted(present - {self.key(shape) for shape in plan} - known)
         if foreign:
@@ -320,14 +322,14 @@ class StandinBuild(Builder[Shape]):
                 "build the stand-in into its own folder"
             )
 
-    def prepare(self, plan: Sequence[Shape], todo: Sequence[Shape]) -> int:
-        planned = {(shape.synset, shape.id) for shape in plan}
+    def prepare(self, plan: Sequence[PlannedShape], todo: Sequence[PlannedShape]) -> int:
+        planned = {(shape.synset, shape.model_id) for shape in plan}
         stale = sorted(_present_shapes(self.root) - planned)
         for synset, shape_id in stale:
             _remove_shape(self.root, synset, shape_id)
         if stale:
             logger.info("removed %d shapes of an earlier build that this one does not plan", len(stale))
-        outdated = _remove_yaw_renders(self.root, stale + [(s.synset, s.id) for s in todo])
+        outdated = _remove_yaw_renders(self.root, stale + [(s.synset, s.model_id) for s in todo])
         if outdated:
             logger.info(
                 "removed %d yaw-limited renders of rebuilt or removed shapes (rerun dataset.shapenet.render.yaw_sets)",
@@ -335,7 +337,7 @@ class StandinBuild(Builder[Shape]):
             )
         return len(stale)
 
-    def finish(self, plan: Sequence[Shape], made: dict[str, Files]) -> tuple[Files, dict[str, Any]]:
+    def finish(self, plan: Sequence[PlannedShape], made: dict[str, Files]) -> tuple[Files, dict[str, Any]]:
         synsets = self.config.synsets
         taxonomy = canonical_json(taxonomy_document({synset: self.config.per_category for synset in synsets}))
         files = {}
@@ -343,7 +345,9 @@ class StandinBuild(Builder[Shape]):
             atomic_write_text(self.root / relative, taxonomy)
             files[relative] = sha256_bytes(taxonomy.encode())
         splits = {
-            synset: {split: split_ids([s.id for s in plan if s.synset == synset], split) for split in ("train", "test")}
+            synset: {
+                split: split_ids([s.model_id for s in plan if s.synset == synset], split) for split in ("train", "test")
+            }
             for synset in synsets
         }
         return files, {"splits": splits, "shapes": made}
