@@ -1,7 +1,8 @@
 """The trained network of each run as a predictor (recognition baselines live in their own modules).
 
 The network predicts the test split built from the run's own stored config (``config.yaml``) through the
-dataset registry, with the regular template (``model.predict``); viewer-centred predictions are rotated back
+dataset registry (:func:`dataset.registry.build_dataset`, with the evaluation's point count and seed), with the
+regular template (``model.predict``); viewer-centred predictions are rotated back
 to the object frame with each test item's camera rotation.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dataset.registry import build_dataset
+from dataset.splits import item_ids, item_rotations
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
 from experiments.predictions import rotate_to_object_frame
-from experiments.runner import dataset_frame, evaluation_split, item_ids, item_rotations
 from models.engine import FINAL_FILE, load_trained, predict_points
 
 
@@ -29,9 +31,9 @@ class NetworkPredictor:
     def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
         run = preset.run(target.run)
         model, config = load_trained(run.directory, device=device)
-        test_set = evaluation_split(preset, config, "test")
+        test_set = build_dataset(config, "test", num_points=preset.ds["shape_points"], point_seed=preset.ds["ds_seed"])
         points = predict_points(model, test_set, device=device, batch_size=preset.ds["batch_size"])
-        frame = dataset_frame(test_set)
+        frame = test_set.frame
         if frame == "viewer":
             points = rotate_to_object_frame(points, item_rotations(test_set))
         weights = run.directory / FINAL_FILE

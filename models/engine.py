@@ -37,6 +37,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from dataset.registry import build_dataset
+from dataset.splits import CachedDataset, evenly_spaced_subset
 from dispersion_score._validation import resolve_device
 from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.chamfer import chamfer_distance, fscore
@@ -45,7 +47,6 @@ from dispersion_score.locks import directory_lock
 from models import build_model
 from models.base import PointCloudNet
 from models.config import dump_config, read_yaml, resolve_config, results_relevant
-from models.data import CachedDataset, build_dataset, evenly_spaced_subset
 
 CHECKPOINT_FORMAT = "dispersion-score-checkpoint/1"
 CONFIG_FILE, METRICS_FILE, LOG_FILE = "config.yaml", "metrics.jsonl", "train.log"

@@ -18,8 +18,9 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from torch.utils.data import Dataset
 
+from dataset.base import DatasetBase
+from dataset.registry import SplitRequest, register_dataset, unregister_dataset
 from dataset.shapenet.camera import camera_rotation
 from dispersion_score.artefact import record_file
 from experiments import runner
@@ -37,7 +38,6 @@ from experiments.baselines import (
 from experiments.config import Preset, load_preset
 from experiments.declaration import EXPERIMENTS, Axis, Experiment, InputMeasure, register_experiment
 from experiments.predictions import read_predictions
-from models.data import DATASETS, register_dataset
 
 POINTS = 48
 
@@ -59,11 +59,11 @@ class Item:
 SPLITS: dict[str, tuple[str, list[Item]]] = {}  # index file name → (frame, items)
 
 
-class FakeSplit(Dataset):
-    """The runner's dataset protocol: points(i) (in the split's frame), image(i), image_path(i), rotation(i)."""
+class FakeSplit(DatasetBase):
+    """The dataset contract: points(i) (in the split's frame), image(i), image_path(i), rotation(i), frame."""
 
-    def __init__(self, root: Path, index_file: str, **_: Any) -> None:
-        self.frame, self.items = SPLITS[index_file]
+    def __init__(self, request: SplitRequest) -> None:
+        self.frame, self.items = SPLITS[request.index_file]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -148,7 +148,7 @@ def _unregister() -> Any:
     yield
     torch.set_num_threads(threads)
     EXPERIMENTS.pop("baseline_fake", None)
-    DATASETS.pop("baseline_fake", None)
+    unregister_dataset("baseline_fake")
     SPLITS.clear()
 
 
