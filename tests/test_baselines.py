@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from dataset.base import DatasetBase
-from dataset.registry import SplitRequest, register_dataset, unregister_dataset
+from dataset.registry import register_dataset, unregister_dataset
 from dataset.shapenet.camera import camera_rotation
 from dispersion_score.artefact import record_file
 from experiments import runner
@@ -62,8 +62,8 @@ SPLITS: dict[str, tuple[str, list[Item]]] = {}  # index file name → (frame, it
 class FakeSplit(DatasetBase):
     """The dataset contract: points(i) (in the split's frame), image(i), image_path(i), rotation(i), frame."""
 
-    def __init__(self, request: SplitRequest) -> None:
-        self.frame, self.items = SPLITS[request.index_file]
+    def __init__(self, index_file: str) -> None:
+        self.frame, self.items = SPLITS[index_file]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -109,7 +109,7 @@ def _preset(tmp_path: Path, splits: dict[str, tuple[str, list[Item]]], predictor
     """A fake experiment: grid a ∈ {1} (training set train<a>, a data axis) × seed ∈ {1, 2} (not a data axis)."""
     SPLITS.clear()
     SPLITS.update(splits)
-    register_dataset("baseline_fake", FakeSplit)
+    register_dataset("baseline_fake", lambda request: FakeSplit(request.index_file))
     register_experiment(
         "baseline_fake",
         lambda: Experiment(
@@ -319,7 +319,7 @@ def test_items_outside_a_subsampled_matrix_get_the_nearest_medoid(tmp_path: Path
     rng = np.random.default_rng(2)
     clouds = [base + 0.02 * rng.standard_normal((POINTS, 3)) for base in (a, b, a, a, b, b, a)]
     SPLITS["train"] = ("object", [Item(cloud, tmp_path / "unused.png") for cloud in clouds])
-    train = FakeSplit(tmp_path, "train")
+    train = FakeSplit("train")
     rows = np.array([0, 1, 4])  # a subsample: items 0, 1, 4 are matrix rows, labelled by k-medoids
     labels = label_training_items(train, rows, np.array([1, 0, 1]), medoids=np.array([1, 0]))
     # label 0 = medoid item 1 (b), label 1 = medoid item 0 (a). Rows keep their k-medoids labels, even one that
