@@ -24,7 +24,7 @@ class ToyShapesDataset(DatasetBase):
     """Items: dict(image=(3, S, S) float in [0, 1], points=(num_points, 3), t, t_image, id, index).
 
     Args:
-        root: ignored (kept for the registry's factory signature).
+        root: ignored (the data is procedural; kept so every dataset takes its root first).
         index_file: ``"<split>:<count>"``, split in train/val/test.
         num_points: points per target cloud, drawn once per item from a generator seeded by (seed, index).
         image_size: image side S (default 64).

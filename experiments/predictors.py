@@ -2,8 +2,8 @@
 
 The network predicts the test split built from the run's own stored config (``config.yaml``) through the
 dataset registry (:func:`dataset.registry.build_dataset`, with the evaluation's point count and seed), with the
-regular template (``model.predict``); viewer-centred predictions are rotated back
-to the object frame with each test item's camera rotation.
+regular template (``model.predict``); viewer-centred predictions are rotated back to the object frame with each
+test item's camera rotation.
 """
 
 from __future__ import annotations
