@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python -m benchmarks.bench_train [--threads 1] [--repeats 3] [--skip-paper]
 
-Measured in one process, on the same thread count, with in-memory procedural data (``models.toy_data``) of
+Measured in one process, on the same thread count, with in-memory procedural data (``dataset.toy``) of
 each preset's image size and point count, so disk and PNG decoding are left out:
 
 (a) items/s of the trainer's epoch loop (``models.engine.train_epoch`` over a shuffled DataLoader of cached
@@ -45,13 +45,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from dataset.splits import CachedDataset
+from dataset.toy import ToyShapesDataset
 from dispersion_score.chamfer import chamfer_distance
 from dispersion_score.io import atomic_write_text, provenance
 from models import build_model
 from models.config import load_config, resolve_config
-from models.data import CachedDataset
 from models.engine import make_optimizer, train_epoch
-from models.toy_data import ToyShapesDataset
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "bench_train.json"

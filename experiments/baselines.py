@@ -37,8 +37,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Subset
 
+from dataset.contract import DatasetSplit
+from dataset.splits import image_paths, item_ids, item_rotations, stacked_points
 from dispersion_score import chamfer_cross, kmedoids, nearest_shapes, resolve_device
 from dispersion_score.artefact import load_npy_recorded, save_npy_recorded
 from dispersion_score.io import load_result, read_npy
@@ -48,17 +50,12 @@ from experiments.config import Preset, partial_point
 from experiments.declaration import Experiment, PredictedClouds, Target
 from experiments.runner import (
     DS_THREADS,
-    dataset_frame,
     evaluation_split,
     feature_cache,
-    image_paths,
     input_record_name,
     input_split,
-    item_ids,
-    item_rotations,
     record_path,
     run_config,
-    stacked_points,
 )
 
 BASELINE_NAMES = ("clustering", "retrieval", "oracle")
@@ -95,8 +92,8 @@ class Splits:
     """The training and test splits of a target's run, and the frame the networks are trained in."""
 
     config: dict[str, Any]
-    train: Dataset
-    test: Dataset
+    train: DatasetSplit
+    test: DatasetSplit
     frame: str
 
 
@@ -104,18 +101,16 @@ def target_splits(preset: Preset, target: Target) -> Splits:
     """The evaluation splits (``ds.shape_points`` points, seed ``ds.ds_seed``) of the target's run."""
     config = run_config(preset, preset.run(target.run))
     train, test = evaluation_split(preset, config, "train"), evaluation_split(preset, config, "test")
-    frame = dataset_frame(train)
-    if dataset_frame(test) != frame:
+    frame = train.frame
+    if test.frame != frame:
         raise ValueError(f"{target.name}: the training split is in the {frame} frame, the test split is not")
     return Splits(config, train, test, frame)
 
 
-def clouds_of(dataset: Dataset, indices: np.ndarray) -> np.ndarray:
+def clouds_of(dataset: DatasetSplit, indices: np.ndarray) -> np.ndarray:
     """(len(indices), P, 3) float32 ground-truth clouds of the given items (in the dataset's frame)."""
-    reader = getattr(dataset, "points", None)
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-    read = [(reader(int(i)) if callable(reader) else dataset[int(i)]["points"]) for i in unique]
-    clouds = np.stack([np.asarray(cloud, dtype=np.float32) for cloud in read])
+    clouds = np.stack([np.asarray(dataset.points(int(i)), dtype=np.float32) for i in unique])
     return clouds[inverse.reshape(-1)]
 
 
@@ -309,7 +304,7 @@ class ClusteringPredictor:
         return _predicted(self.name, splits, chosen, info, {"classifier": settings})
 
 
-def matrix_rows(preset: Preset, stored: ShapeMatrix, train: Dataset, run: str) -> np.ndarray:
+def matrix_rows(preset: Preset, stored: ShapeMatrix, train: DatasetSplit, run: str) -> np.ndarray:
     """(M,) the training item of each row of the stored matrix.
 
     The matrix covers the training split of the run it was measured on, or its seeded subsample when
@@ -338,7 +333,7 @@ def matrix_rows(preset: Preset, stored: ShapeMatrix, train: Dataset, run: str) -
 
 
 def label_training_items(
-    train: Dataset, rows: np.ndarray, row_labels: np.ndarray, medoids: np.ndarray, *, device: str = "cpu"
+    train: DatasetSplit, rows: np.ndarray, row_labels: np.ndarray, medoids: np.ndarray, *, device: str = "cpu"
 ) -> np.ndarray:
     """(N,) cluster of every training item: the k-medoids label for items that are matrix rows, the nearest medoid
     (the matrix's unit-ball Chamfer, one items × medoids :func:`dispersion_score.chamfer_cross`) for the others

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dataset.contract import DatasetSplit
 from dispersion_score import resolve_device
 from dispersion_score.perceptual import IMAGENET_MEAN, IMAGENET_STD
 from models.config import dump_config
@@ -163,20 +164,19 @@ def _normalised(images: torch.Tensor) -> torch.Tensor:
 
 
 class LabelledImages(Dataset):
-    """(image, label) pairs of a dataset's items: images as the networks see them, labels given."""
+    """(image, label) pairs of a dataset's items (read with the contract's ``image(i)``), labels given."""
 
-    def __init__(self, dataset: Dataset, labels: np.ndarray | None = None) -> None:
+    def __init__(self, dataset: DatasetSplit, labels: np.ndarray | None = None) -> None:
         self.dataset = dataset
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels is not None and len(self.labels) != len(dataset):  # type: ignore[arg-type]
-            raise ValueError(f"{len(self.labels)} labels for {len(dataset)} items")  # type: ignore[arg-type]
+        if self.labels is not None and len(self.labels) != len(dataset):
+            raise ValueError(f"{len(self.labels)} labels for {len(dataset)} items")
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        reader = getattr(self.dataset, "image", None)
-        image = reader(index) if callable(reader) else self.dataset[index]["image"]
+        image = self.dataset.image(index)
         return image, -1 if self.labels is None else int(self.labels[index])
 
 
@@ -185,7 +185,7 @@ class LabelledImages(Dataset):
 
 def train_classifier(
     out_dir: str | Path,
-    dataset: Dataset,
+    dataset: DatasetSplit,
     labels: np.ndarray,
     settings: Mapping[str, Any],
     *,
@@ -360,7 +360,7 @@ def load_classifier(out_dir: str | Path, *, device: str = "cpu") -> tuple[nn.Mod
 
 
 @torch.no_grad()
-def classify(model: nn.Module, dataset: Dataset, *, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+def classify(model: nn.Module, dataset: DatasetSplit, *, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
     """(N,) int64 predicted class of every item's image, in item order."""
     torch_device = resolve_device(device)
     model = model.to(torch_device).eval()

@@ -52,7 +52,7 @@ def curve_overrides(preset: Preset, run: Run) -> list[str]:
     """The run's overrides plus validation on the whole test split at every epoch."""
     data = preset.training_config(run)["data"]
     overrides = [*run.overrides, "eval.every=1", "eval.items=null"]
-    if data["dataset"] != "shapenet":  # ShapeNet validates on its test split already (models.data)
+    if data["dataset"] != "shapenet":  # ShapeNet validates on its test split already (shapenet_split)
         overrides.append(f"data.val_file={data['test_file']}")
     return overrides
 

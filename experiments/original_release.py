@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataset.registry import build_dataset
+from dataset.splits import item_ids, item_rotations
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
-from experiments.runner import dataset_frame, item_ids, item_rotations
 from models.config import DECODERS, resolve_config
-from models.data import build_dataset
 from models.engine import predict_points
 from models.original import EXPERIMENTS, OriginalRun, list_original_runs, load_original_run
 
@@ -97,7 +97,7 @@ class OriginalReleasePredictor:
         model, run = load_original_run(run_dir, device=device)
         test_set = build_dataset(target.split, "test")
         points = predict_points(model, test_set, device=device, batch_size=preset.ds["batch_size"])
-        rotations = item_rotations(test_set) if dataset_frame(test_set) == "viewer" else None
+        rotations = item_rotations(test_set) if test_set.frame == "viewer" else None
         protocol = run.output_ds_protocol
         info = {"weights": "original release", "run_dir": str(run.run_dir), "output_protocol": protocol}
         return PredictedClouds(points, item_ids(test_set), info, {"original_run": run.record()}, rotations=rotations)

@@ -6,10 +6,10 @@ with their record. Training and prediction+output measurement run as jobs of the
 input measurements and the ground-truth DS run in this process. A failed job is logged and the sweep goes on;
 the caller exits non-zero listing the failures.
 
-Datasets are built through the training-data registry (:func:`models.data.build_dataset`) from a run's config,
-with the evaluation's point count and seed (``ds.shape_points``, ``ds.ds_seed``). The runner uses these
-optional dataset methods when present (else it reads whole items): ``points(i)`` (P, 3), ``image_path(i)``,
-``rotation(i)`` (the item view's world → camera R) and the attribute ``frame`` ("object" or "viewer").
+Datasets are built through the dataset registry (:func:`dataset.registry.build_dataset`) from a run's config,
+with the evaluation's point count and seed (``ds.shape_points``, ``ds.ds_seed``), and read through the dataset
+contract (:class:`dataset.contract.DatasetSplit`: ``points(i)``, ``image_path(i)``, ``rotation(i)``, ``frame``,
+``subset``; docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -24,16 +24,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
+from dataset.contract import DatasetSplit
+from dataset.registry import build_dataset
+from dataset.splits import image_paths, item_rotations
+from dataset.splits import stacked_points as split_frame_points
 from dispersion_score import chamfer_matrix, dispersion_score, elbow, feature_matrix, output_metrics
 from dispersion_score.artefact import made_from, save_npy_recorded
 from dispersion_score.frames import to_object_frame
 from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
-from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
+from experiments.config import REPO_ROOT, Preset, Run, partial_point
 from experiments.declaration import InputMeasure, Predictor, Target
 from experiments.directions import write_directions
 from experiments.predictions import (
@@ -43,7 +46,6 @@ from experiments.predictions import (
 )
 from experiments.records import long_table, read_records, record_mismatch, write_record, write_table
 from models.config import load_config
-from models.data import build_dataset
 from models.engine import DONE_FILE, final_model_problem
 
 LOGGER = logging.getLogger("experiments.runner")
@@ -68,53 +70,18 @@ def run_config(preset: Preset, run: Run) -> dict[str, Any]:
     return preset.training_config(run)
 
 
-def evaluation_split(preset: Preset, config: Mapping[str, Any], split: str) -> Dataset:
+def evaluation_split(preset: Preset, config: Mapping[str, Any], split: str) -> DatasetSplit:
     """The ``split`` of a run's data, with the evaluation's ground-truth point count and seed."""
-    settings = with_settings(config, num_points=preset.ds["shape_points"], point_seed=preset.ds["ds_seed"])
-    return build_dataset(settings, split)
+    return build_dataset(config, split, num_points=preset.ds["shape_points"], point_seed=preset.ds["ds_seed"])
 
 
-def stacked_points(dataset: Dataset, *, object_frame: bool = False) -> np.ndarray:
+def stacked_points(dataset: DatasetSplit, *, object_frame: bool = False) -> np.ndarray:
     """(N, P, 3) float32 ground-truth clouds in item order; with ``object_frame`` viewer-centred items are
     rotated back to the object frame."""
-    reader = getattr(dataset, "points", None)
-    clouds = np.stack(
-        [
-            (reader(i) if callable(reader) else dataset[i]["points"]).numpy()
-            for i in range(len(dataset))  # type: ignore[arg-type]
-        ]
-    )
-    if object_frame and dataset_frame(dataset) == "viewer":
+    clouds = split_frame_points(dataset)
+    if object_frame and dataset.frame == "viewer":
         clouds = to_object_frame(clouds, item_rotations(dataset))
-    return clouds.astype(np.float32, copy=False)
-
-
-def dataset_frame(dataset: Dataset) -> str:
-    return str(getattr(dataset, "frame", "object"))
-
-
-def item_rotations(dataset: Dataset) -> np.ndarray:
-    """(N, 3, 3) world → camera rotations of the items' views."""
-    reader = getattr(dataset, "rotation", None)
-    rotations = [reader(i) if callable(reader) else dataset[i]["cam_rotmat"] for i in range(len(dataset))]  # type: ignore[arg-type]
-    return np.stack([np.asarray(r, dtype=np.float64) for r in rotations])
-
-
-def image_paths(dataset: Dataset) -> list[Path]:
-    """The image file of every item, in order; ValueError if the dataset cannot name them."""
-    reader = getattr(dataset, "image_path", None)
-    if not callable(reader):
-        raise ValueError(
-            f"{type(dataset).__name__} does not name its image files (no image_path(i)); input image DS needs them"
-        )
-    return [Path(reader(i)) for i in range(len(dataset))]  # type: ignore[arg-type]
-
-
-def item_ids(dataset: Dataset) -> list[str]:
-    reader = getattr(dataset, "item_id", None)
-    if callable(reader):
-        return [str(reader(i)) for i in range(len(dataset))]  # type: ignore[arg-type]
-    return [str(dataset[i].get("id", i)) for i in range(len(dataset))]  # type: ignore[arg-type]
+    return clouds
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -324,7 +291,7 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
             matrix = chamfer_matrix(stacked_points(dataset), device=device, out=out, launch=launch if out else None)
             columns["features"] = "chamfer"
         write_ds_record(
-            preset, name, matrix, columns, {"run": run.name, "split": "train", "frame": dataset_frame(dataset)}, device
+            preset, name, matrix, columns, {"run": run.name, "split": "train", "frame": dataset.frame}, device
         )
     if preset.experiment.predictors and preset.runs and _needs_measuring(record_path(preset, "gt_test")):
         run = preset.runs[0]
@@ -345,7 +312,7 @@ def measure_inputs(preset: Preset, *, device: str = "cpu", launch: Launch | None
         )
 
 
-def input_split(preset: Preset, run: Run) -> Dataset:
+def input_split(preset: Preset, run: Run) -> DatasetSplit:
     """A run's training split for input DS: all items, or the seeded subsample of ``ds.input_subsample``."""
     dataset = evaluation_split(preset, run_config(preset, run), "train")
     fraction = preset.ds["input_subsample"]
@@ -353,19 +320,7 @@ def input_split(preset: Preset, run: Run) -> Dataset:
         return dataset
     count = max(1, round(fraction * len(dataset)))
     rng = np.random.default_rng([preset.ds["ds_seed"], _INPUT_SUBSAMPLE_STREAM])
-    return _Subset(dataset, np.sort(rng.choice(len(dataset), size=count, replace=False)).tolist())
-
-
-class _Subset(Subset):
-    """A subset that keeps the runner's optional dataset methods (points, image_path, rotation, frame)."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("points", "image_path", "item_id", "rotation"):
-            method = getattr(self.dataset, name)
-            return lambda index: method(self.indices[index])
-        if name == "frame":
-            return getattr(self.dataset, "frame", "object")
-        raise AttributeError(name)
+    return dataset.subset(np.sort(rng.choice(len(dataset), size=count, replace=False)).tolist())
 
 
 def feature_cache(preset: Preset, paths: list[Path]) -> Path:
@@ -380,7 +335,7 @@ def feature_cache(preset: Preset, paths: list[Path]) -> Path:
     return preset.results_dir / "features" / f"{digest.hexdigest()[:32]}.npy"
 
 
-def _image_features(preset: Preset, datasets: Iterable[Dataset], device: str) -> dict[Path, np.ndarray]:
+def _image_features(preset: Preset, datasets: Iterable[DatasetSplit], device: str) -> dict[Path, np.ndarray]:
     """VGG16 features of every image the datasets use, keyed by path; each image computed once, in batches
     (training sets often share images)."""
     paths = sorted({path for dataset in datasets for path in image_paths(dataset)})

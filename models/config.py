@@ -13,19 +13,22 @@ Rules:
     ``--set model.atlasnet.grid_size=null``).
 
 The ``run`` section holds settings that do not change what a run computes (checkpoint frequency, data loader
-workers, progress bars, the debug stop); a run may be resumed with different ``run`` settings.
+workers, progress bars, the debug stop); a run may be resumed with different ``run`` settings. The ``data`` section
+belongs to the dataset registry (:data:`dataset.registry.DATA_SCHEMA`, docs/datasets.md); the schema language
+(:class:`~dataset.schema.Key`, its defaults and validation) is :mod:`dataset.schema`'s.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dataset.registry import DATA_SCHEMA
+from dataset.schema import Key, schema_defaults, validate
 
 MODEL_NAMES = ("atlasnet", "psgn", "foldnet")
 
@@ -58,49 +61,13 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 RUNTIME_SECTION = "run"
 
 
-@dataclass(frozen=True)
-class Key:
-    """One leaf of the schema: its type, default, whether null is allowed, allowed values, meaning."""
-
-    type: type
-    default: Any
-    doc: str
-    nullable: bool = False
-    choices: tuple[Any, ...] | None = None
-    item_type: type | None = None  # for lists; ``choices`` then apply to every item
-    required: bool = False
-    minimum: float | None = None  # smallest allowed value (of every item, for lists)
-    maximum: float | None = None  # largest allowed value
-
-
 SCHEMA: dict[str, Any] = {
     "preset": Key(str, "custom", "name recorded with results (paper, quick, ...)"),
     "seed": Key(int, 1, "seeds python, numpy, torch, the model initialisation and the data order"),
-    "data": {
-        "dataset": Key(str, "cubesphere", "dataset class name (models.data.DATASETS)"),
-        "root": Key(str, None, "dataset root; relative paths are relative to the repository root", required=True),
-        "train_file": Key(str, "train_pool.json", "index file of the training items (relative to root)"),
-        "val_file": Key(str, "val.json", "index file of the validation items"),
-        "test_file": Key(str, "test.json", "index file of the test items (used by evaluation, not training)"),
-        "num_points": Key(int, 2500, "ground-truth points per item (loss and metrics)", minimum=1),
-        "image_size": Key(int, 224, "network input size in pixels (images are resized to it)", minimum=1),
-        "normalization": Key(str, "unit_ball", "point-cloud normalisation passed to the dataset"),
-        "point_seed": Key(int, 0, "seed of the per-item ground-truth point sampling (not the training seed)"),
-        # Options of data.dataset: shapenet (docs/shapenet.md); other datasets ignore them.
-        "shapenet": {
-            "categories": Key(
-                list, None, "category names or synset ids; null = the ShapeNet-13", nullable=True, item_type=str
-            ),
-            "images": Key(str, "r2n2", "render set: 3D-R2N2 views or a yaw-limited set", choices=("r2n2", "yaw")),
-            "views": Key(int, 1, "R2N2 training views per shape (01..views; test uses view 00)", minimum=1),
-            "yaw": Key(int, None, "yaw range r of the training renders (images: yaw)", nullable=True, minimum=0),
-            "test_yaw": Key(
-                int, None, "yaw range of the test renders; null = yaw (the paper tests on 90)", nullable=True
-            ),
-            "frame": Key(str, "object", "target frame: object- or viewer-centred", choices=("object", "viewer")),
-            "cache_dir": Key(str, None, "where the normalised-cloud cache lives; null = the default", nullable=True),
-        },
-    },
+    # The data section is the dataset registry's (dataset.registry.DATA_SCHEMA): the keys every dataset reads and
+    # one section per registered dataset with settings of its own (data.shapenet); live, so a dataset registered
+    # later (a test, a new experiment) has its section here too.
+    "data": DATA_SCHEMA,
     "model": {
         "name": Key(str, "atlasnet", "decoder", choices=MODEL_NAMES),
         "bottleneck": Key(int, 1024, "latent size: ResNet-18 fc output, AtlasNet first decoder layer width", minimum=1),
@@ -169,14 +136,7 @@ SCHEMA: dict[str, Any] = {
 
 def default_config(schema: Mapping[str, Any] = SCHEMA) -> dict[str, Any]:
     """The schema's defaults (for the training schema, ``data.root`` is None and must be set)."""
-    return _defaults(schema)
-
-
-def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: _defaults(entry) if isinstance(entry, Mapping) else copy.deepcopy(entry.default)
-        for name, entry in schema.items()
-    }
+    return schema_defaults(schema)
 
 
 def load_config(
@@ -216,7 +176,7 @@ def resolve_config(config: Mapping[str, Any], *, schema: Mapping[str, Any] = SCH
     """Fills defaults into a partial config and validates it against ``schema``; returns a new dict."""
     resolved = default_config(schema)
     _merge(resolved, dict(config), path="")
-    _validate(resolved, schema, path="")
+    validate(resolved, schema)
     return resolved
 
 
@@ -326,66 +286,3 @@ def _apply_override(config: dict[str, Any], override: str) -> None:
             raise ValueError(f"override {override!r}: {prefix} is a value, not a section")
         node = child
     node[parts[-1]] = value
-
-
-def _validate(config: dict[str, Any], schema: Mapping[str, Any], *, path: str) -> None:
-    unknown = sorted(set(config) - set(schema))
-    if unknown:
-        names = ", ".join(f"{path}{name}" for name in unknown)
-        raise ValueError(f"unknown config key(s): {names}; valid keys here: {', '.join(schema)}")
-    for name, entry in schema.items():
-        key_path = f"{path}{name}"
-        if isinstance(entry, Mapping):
-            if not isinstance(config[name], dict):
-                raise ValueError(f"{key_path}: must be a section (mapping), got {config[name]!r}")
-            _validate(config[name], entry, path=f"{key_path}.")
-        else:
-            config[name] = _check_value(key_path, config[name], entry)
-
-
-def _check_value(key_path: str, value: Any, key: Key) -> Any:
-    if value is None:
-        if key.required:
-            raise ValueError(f"{key_path}: must be set ({key.doc})")
-        if not key.nullable:
-            raise ValueError(f"{key_path}: must not be null; expected {key.type.__name__} ({key.doc})")
-        return None
-    value = _coerce(key_path, value, key.type)
-    if key.item_type is not None:
-        value = [_coerce(f"{key_path}[{i}]", item, key.item_type) for i, item in enumerate(value)]
-        for i, item in enumerate(value):
-            _check_range(f"{key_path}[{i}]", item, key)
-    else:
-        _check_range(key_path, value, key)
-    return value
-
-
-def _check_range(key_path: str, value: Any, key: Key) -> None:
-    if key.choices is not None and value not in key.choices:
-        raise ValueError(f"{key_path}: must be one of {list(key.choices)}, got {value!r}")
-    if key.minimum is not None and value < key.minimum:
-        raise ValueError(f"{key_path}: must be >= {key.minimum:g}, got {value!r}")
-    if key.maximum is not None and value > key.maximum:
-        raise ValueError(f"{key_path}: must be <= {key.maximum:g}, got {value!r}")
-
-
-def _coerce(key_path: str, value: Any, expected: type) -> Any:
-    if expected is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    elif expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif expected is list:
-        if isinstance(value, list | tuple):
-            return list(value)
-    elif isinstance(value, expected) and not (expected is not bool and isinstance(value, bool)):
-        return value
-    if expected is float and isinstance(value, float):  # NaN or infinite: say so, "expected float" would not
-        raise ValueError(f"{key_path}: expected a finite float, got {value!r}")
-    raise ValueError(f"{key_path}: expected {expected.__name__}, got {type(value).__name__} {value!r}")

@@ -31,12 +31,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dataset.registry import build_dataset
+from dataset.splits import CachedDataset, evenly_spaced_subset
 from dispersion_score import resolve_device
 from dispersion_score.chamfer import chamfer_distance, fscore
 from models import build_model
 from models.base import PointCloudNet
 from models.config import dump_config, resolve_config, results_relevant
-from models.data import CachedDataset, build_dataset, evenly_spaced_subset
 from models.training import (
     CHECKPOINT_FILE,
     CONFIG_FILE,

@@ -18,8 +18,9 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from torch.utils.data import Dataset
 
+from dataset.base import DatasetBase
+from dataset.registry import register_dataset, unregister_dataset
 from dataset.shapenet.camera import camera_rotation
 from dispersion_score import nearest_shapes
 from dispersion_score.artefact import record_file
@@ -37,7 +38,6 @@ from experiments.baselines import (
 from experiments.config import Preset, load_preset
 from experiments.declaration import EXPERIMENTS, Axis, Experiment, InputMeasure, register_experiment
 from experiments.predictions import read_predictions
-from models.data import DATASETS, register_dataset
 
 POINTS = 48
 
@@ -59,10 +59,10 @@ class Item:
 SPLITS: dict[str, tuple[str, list[Item]]] = {}  # index file name → (frame, items)
 
 
-class FakeSplit(Dataset):
-    """The runner's dataset protocol: points(i) (in the split's frame), image(i), image_path(i), rotation(i)."""
+class FakeSplit(DatasetBase):
+    """The dataset contract: points(i) (in the split's frame), image(i), image_path(i), rotation(i), frame."""
 
-    def __init__(self, root: Path, index_file: str, **_: Any) -> None:
+    def __init__(self, index_file: str) -> None:
         self.frame, self.items = SPLITS[index_file]
 
     def __len__(self) -> int:
@@ -109,7 +109,7 @@ def _preset(tmp_path: Path, splits: dict[str, tuple[str, list[Item]]], predictor
     """A fake experiment: grid a ∈ {1} (training set train<a>, a data axis) × seed ∈ {1, 2} (not a data axis)."""
     SPLITS.clear()
     SPLITS.update(splits)
-    register_dataset("baseline_fake", FakeSplit)
+    register_dataset("baseline_fake", lambda request: FakeSplit(request.index_file))
     register_experiment(
         "baseline_fake",
         lambda: Experiment(
@@ -148,7 +148,7 @@ def _unregister() -> Any:
     yield
     torch.set_num_threads(threads)
     EXPERIMENTS.pop("baseline_fake", None)
-    DATASETS.pop("baseline_fake", None)
+    unregister_dataset("baseline_fake")
     SPLITS.clear()
 
 
@@ -319,7 +319,7 @@ def test_items_outside_a_subsampled_matrix_get_the_nearest_medoid(tmp_path: Path
     rng = np.random.default_rng(2)
     clouds = [base + 0.02 * rng.standard_normal((POINTS, 3)) for base in (a, b, a, a, b, b, a)]
     SPLITS["train"] = ("object", [Item(cloud, tmp_path / "unused.png") for cloud in clouds])
-    train = FakeSplit(tmp_path, "train")
+    train = FakeSplit("train")
     rows = np.array([0, 1, 4])  # a subsample: items 0, 1, 4 are matrix rows, labelled by k-medoids
     labels = label_training_items(train, rows, np.array([1, 0, 1]), medoids=np.array([1, 0]))
     # label 0 = medoid item 1 (b), label 1 = medoid item 0 (a). Rows keep their k-medoids labels, even one that

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from torch.utils.data import Dataset
 
+from dataset.base import DatasetBase
+from dataset.registry import SplitRequest, register_dataset, unregister_dataset
 from experiments import runner
 from experiments.config import Preset, load_preset
 from experiments.declaration import (
@@ -33,16 +34,15 @@ from experiments.declaration import (
     register_experiment,
 )
 from experiments.predictions import read_predictions
-from models.data import DATASETS, register_dataset
 
 A = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=np.float32)
 B = np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]], dtype=np.float32)
 SPLITS = {"train1": [A, A, B, B], "train2": [A, A, A, A], "test": [A, B, A, B]}
 
 
-class KnownClouds(Dataset):
-    def __init__(self, root: Path, index_file: str, **_: Any) -> None:
-        self.clouds = SPLITS[index_file]
+class KnownClouds(DatasetBase):
+    def __init__(self, request: SplitRequest) -> None:
+        self.clouds = SPLITS[request.index_file]
 
     def __len__(self) -> int:
         return len(self.clouds)
@@ -96,7 +96,7 @@ def preset(tmp_path: Path) -> Preset:
     path.write_text(yaml.safe_dump(document))
     yield load_preset(path)
     EXPERIMENTS.pop("fake")
-    DATASETS.pop("known_clouds")
+    unregister_dataset("known_clouds")
 
 
 def _run(preset: Preset) -> pd.DataFrame:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dataset.toy import ToyShapesDataset
 from dispersion_score.chamfer import chamfer_distance
 from models import MODELS, build_model
 from models.engine import make_optimizer, train_step
 from models.templates import SphereTemplate, SquareTemplate
-from models.toy_data import ToyShapesDataset
 
 TINY = {"bottleneck": 16, "atlasnet": {"hidden": 8}, "psgn": {"hidden": [8]}, "foldnet": {"hidden": [8]}}
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dataset.splits import item_rotations
 from dispersion_score.frames import to_object_frame
 from experiments import runner
 from experiments.cli import main_all
@@ -120,7 +121,7 @@ def test_viewer_predictions_and_ground_truth_are_rotated_back_to_the_object_fram
     viewer_test = runner.evaluation_split(preset, runner.run_config(preset, viewer_run), "test")
     viewer_points = runner.stacked_points(viewer_test)
     assert not np.allclose(viewer_points, runner.stacked_points(object_test), atol=1e-3)
-    back = to_object_frame(viewer_points, runner.item_rotations(viewer_test))
+    back = to_object_frame(viewer_points, item_rotations(viewer_test))
     np.testing.assert_allclose(back, runner.stacked_points(object_test), atol=1e-5)
     np.testing.assert_allclose(runner.stacked_points(viewer_test, object_frame=True), back, atol=1e-6)
 

@@ -313,16 +313,19 @@ def test_dataloader_workers_share_the_memory_map(data) -> None:
 
 
 def test_registered_factory(data) -> None:
-    from models.data import DATASETS
+    from dataset.registry import build_dataset
+    from models.config import resolve_config
 
     root, _, cache = data
-    dataset = DATASETS["shapenet"](
-        root, "test", categories=[CHAIR], num_points=10, image_size=32, normalization="unit_ball", seed=0,
-        cache_dir=cache,
-    )  # fmt: skip
-    assert isinstance(dataset, ShapeNet) and len(dataset) == 2
+    settings = {"dataset": "shapenet", "root": str(root), "num_points": 10, "image_size": 32,
+                "shapenet": {"categories": [CHAIR], "cache_dir": str(cache)}}  # fmt: skip
+    dataset = build_dataset(resolve_config({"data": settings}), "test")
+    assert isinstance(dataset, ShapeNet) and len(dataset) == 2 and dataset.split == "test"
+    # The split rule: ShapeNet has no validation split, "val" reads the test split.
+    validation = build_dataset(resolve_config({"data": settings}), "val")
+    assert validation.split == "test" and validation.image_paths() == dataset.image_paths()
     with pytest.raises(ValueError, match="unit ball"):
-        DATASETS["shapenet"](root, "test", normalization="none", cache_dir=cache)
+        build_dataset(resolve_config({"data": {**settings, "normalization": "none"}}), "test")
 
 
 # --------------------------------------------------------------------------------------------- cache

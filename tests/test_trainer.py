@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
+from dataset.registry import SplitRequest, build_dataset, register_dataset, unregister_dataset
+from dataset.toy import ToyShapesDataset
 from models import build_model
 from models.config import resolve_config
-from models.data import DATASETS, build_dataset, register_dataset
 from models.engine import CheckpointError, RunDirectoryError, load_trained, predict_points, train
-from models.toy_data import ToyShapesDataset
 from train_scripts.train import main as train_main
 
 EPOCHS = 4
@@ -215,22 +215,23 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_dataset_registry(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="data.dataset"):
         build_dataset(resolve_config(_config(data={**TINY["data"], "dataset": "nope"})), "train")
-    seen = []
+    seen: list[SplitRequest] = []
 
-    def factory(root, index_file, **options):
-        seen.append((root, index_file, options))
-        return ToyShapesDataset(root, "train:2", **options)
+    def factory(request: SplitRequest) -> ToyShapesDataset:
+        seen.append(request)
+        return ToyShapesDataset(request.root, "train:2", num_points=request.num_points)
 
     register_dataset("spy", factory)
     try:
         config = resolve_config(_config(data={**TINY["data"], "dataset": "spy", "root": "rel/dir"}))
         assert len(build_dataset(config, "test")) == 2
     finally:
-        del DATASETS["spy"]
-    root, index_file, options = seen[0]
-    assert root.is_absolute() and root.parts[-2:] == ("rel", "dir")  # relative to the repository root
-    assert index_file == TINY["data"].get("test_file", "test.json")
-    assert options == {"num_points": 64, "image_size": 32, "normalization": "unit_ball", "seed": 0}
+        unregister_dataset("spy")
+    request = seen[0]
+    assert request.root.is_absolute() and request.root.parts[-2:] == ("rel", "dir")  # relative to the repository root
+    assert request.index_file == TINY["data"].get("test_file", "test.json")
+    assert (request.dataset, request.split, request.options) == ("spy", "test", {})
+    assert (request.num_points, request.image_size, request.normalization, request.seed) == (64, 32, "unit_ball", 0)
 
 
 def test_cubesphere_is_wired(tmp_path: Path) -> None:

@@ -27,9 +27,10 @@ import yaml
 from torch.utils.data import DataLoader
 
 from benchmarks.gpu._step import CheckFailed, Recorder, Sizes, cpu_count
+from dataset.registry import build_dataset
+from dataset.splits import CachedDataset
 from models import build_model
 from models.config import decoder_overrides, load_config
-from models.data import CachedDataset, build_dataset
 from models.engine import METRICS_FILE, make_optimizer, predict_points, train, train_step
 
 REPO = Path(__file__).resolve().parents[2]

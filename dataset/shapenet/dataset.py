@@ -15,7 +15,12 @@ Items are dicts:
   normalised dense cloud by a generator seeded by (seed, item index); in the object frame, or rotated into
   the view's frame (``P Rᵀ``) when ``frame="viewer"``.
 * ``cam_rotmat``: (3, 3) float32 R of docs/shapenet.md for the item's camera (from the metadata file).
-* ``category`` (synset id), ``id`` (model id), ``view`` (render index; 0 for yaw renders), ``index``.
+* ``category`` (synset id), ``id`` (the ShapeNet model id: ``id`` is its one name in items, the cache's
+  ``ids`` and :class:`~dataset.shapenet.cache.Skipped`), ``view`` (render index; 0 for yaw renders), ``index``.
+
+:class:`ShapeNet` implements :class:`dataset.contract.DatasetSplit` (``frame`` as given, ``rotation`` from each
+item's camera). Registered as ``data.dataset: shapenet`` (:mod:`dataset.builtin`; factory :func:`shapenet_split`,
+which also holds the split rule: ShapeNet has no validation split, "val" reads the test split).
 
 Items are ordered by category (the given order; default: the 13 by synset id), then model id, then view.
 The split is the usual one: per category the sorted ids of the point-cloud files, first int(0.8·n) train. A shape
@@ -39,10 +44,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from dataset.base import DatasetBase
 from dataset.locations import DATASET_DIR
+from dataset.registry import SplitRequest
 from dataset.shapenet.cache import Skipped, SplitClouds, load_split_clouds
 from dataset.shapenet.camera import View, camera_rotation
 from dataset.shapenet.categories import SHAPENET13, SPLITS, resolve_categories, split_ids
@@ -165,7 +171,7 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-class ShapeNet(Dataset):
+class ShapeNet(DatasetBase):
     """ShapeNet images with their shapes' point clouds (see the module docstring for the items).
 
     Args:
@@ -374,6 +380,7 @@ class ShapeNet(Dataset):
         return View(float(azimuth), float(elevation), float(ratio))
 
     def image_path(self, index: int) -> Path:
+        """The render file of item ``index`` (R2N2 view ``view`` or the yaw set's ``00.png``)."""
         index = self._check_index(index)
         synset, model_id = self.shape(index)
         if self.images == "yaw":
@@ -436,43 +443,38 @@ def split_image_paths(
     return dataset.image_paths()
 
 
-def shapenet_dataset(
-    root: str | os.PathLike,
-    split: str,
-    *,
-    categories: Iterable[str] | None = None,
-    images: str = "r2n2",
-    views: int = 1,
-    yaw: int | None = None,
-    frame: str = "object",
-    num_points: int = 2500,
-    image_size: int = 224,
-    normalization: str = "unit_ball",
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-) -> ShapeNet:
-    """Factory of the training-data registry (``models.data.DATASETS["shapenet"]``): a :class:`ShapeNet`.
+def shapenet_split(request: SplitRequest) -> ShapeNet:
+    """The registry's factory of ``shapenet``: a :class:`ShapeNet` from ``request.options`` (``data.shapenet``).
 
-    ``split`` is "train" or "test" (ShapeNet has no validation split); ``normalization`` must be
-    "unit_ball" (docs/shapenet.md; accepted so the registry's common options pass through). The other options are
-    :class:`ShapeNet`'s.
+    The split rule: ShapeNet has no validation split (docs/shapenet.md), so "train" reads the train split and
+    both "val" and "test" read the test split, with the test renders' yaw range ``test_yaw`` (null: ``yaw``);
+    validation during training therefore runs on the test split, as AtlasNet's. ``request.index_file`` is not
+    used (the split comes from the point-cloud files).
+
+    Raises:
+        ValueError: ``normalization`` is not "unit_ball" (the clouds are cached normalised), or a bad option
+            (see :class:`ShapeNet`).
     """
-    if normalization not in NORMALIZATIONS:
+    if request.normalization not in NORMALIZATIONS:
         raise ValueError(
-            f"ShapeNet clouds are normalised to the unit ball; normalization={normalization!r} is not supported"
+            f"ShapeNet clouds are normalised to the unit ball; normalization={request.normalization!r} is not supported"
         )
+    options = request.options
+    split, yaw = request.split, options["yaw"]
+    if split != "train":
+        split, yaw = "test", (options["test_yaw"] if options["test_yaw"] is not None else yaw)
     return ShapeNet(
-        root,
+        request.root,
         split=split,
-        categories=categories,
-        images=images,
-        views=views,
+        categories=options["categories"],
+        images=options["images"],
+        views=options["views"],
         yaw=yaw,
-        frame=frame,
-        num_points=num_points,
-        image_size=image_size,
-        seed=seed,
-        cache_dir=cache_dir,
+        frame=options["frame"],
+        num_points=request.num_points,
+        image_size=request.image_size,
+        seed=request.seed,
+        cache_dir=options["cache_dir"],
     )
 
 

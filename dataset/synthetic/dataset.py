@@ -27,6 +27,10 @@ Each item is a dict:
   item's position in the index file.
 
 Items keep the index file's order (the original loader sorted by ``shapekey_value``; we do not).
+
+The dataset implements :class:`dataset.contract.DatasetSplit`: object frame; ``rotation`` raises
+:class:`~dataset.contract.NotProvidedError` (one fixed isometric camera, not recorded per item). Registered as
+``data.dataset: cubesphere`` (:mod:`dataset.builtin`; factory :func:`cubesphere_split`).
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from dataset.base import DatasetBase
+from dataset.registry import SplitRequest
 from dispersion_score.chamfer import unit_ball_transform
 from dispersion_score.images import read_image
 from dispersion_score.io import read_npy
@@ -92,7 +97,7 @@ def _original_shapekeys(root: Path, entries: list[dict]) -> dict[str, float]:
     return table
 
 
-class CubeSphereDataset(Dataset):
+class CubeSphereDataset(DatasetBase):
     """Images and point clouds of the synthetic cube↔sphere data (see the module docstring).
 
     Args:
@@ -202,6 +207,11 @@ class CubeSphereDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _check_index(self, index: int) -> int:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        return int(index) % len(self)
+
     def _describe(self, index: int) -> str:
         return f"item {index} (id {self.items[index].id!r}) of {self.index_file}"
 
@@ -235,6 +245,7 @@ class CubeSphereDataset(Dataset):
 
     def points(self, index: int) -> torch.Tensor:
         """(num_points, 3) float32 points of item ``index`` (drawn once, then cached)."""
+        index = self._check_index(index)
         cached = self._points_cache.get(index)
         if cached is not None:
             return cached
@@ -255,14 +266,15 @@ class CubeSphereDataset(Dataset):
 
     def image_path(self, index: int) -> Path:
         """The image file of item ``index``."""
-        return self.items[index].image
+        return self.items[self._check_index(index)].image
 
     def item_id(self, index: int) -> str:
         """The id of item ``index``."""
-        return self.items[index].id
+        return self.items[self._check_index(index)].id
 
     def image(self, index: int) -> torch.Tensor:
         """(3, H, W) float32 RGB image of item ``index`` in [0, 1] (:func:`dispersion_score.images.read_image`)."""
+        index = self._check_index(index)
         path = self.items[index].image
         try:
             array = read_image(path, size=self.image_size)
@@ -273,9 +285,7 @@ class CubeSphereDataset(Dataset):
         return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
-        index = index % len(self)
+        index = self._check_index(index)
         item = self.items[index]
         return {
             "image": self.image(index),
@@ -285,3 +295,15 @@ class CubeSphereDataset(Dataset):
             "id": item.id,
             "index": index,
         }
+
+
+def cubesphere_split(request: SplitRequest) -> CubeSphereDataset:
+    """The registry's factory of ``cubesphere``: the split's index file ``request.index_file`` under the root."""
+    return CubeSphereDataset(
+        request.root,
+        request.index_file,
+        num_points=request.num_points,
+        image_size=request.image_size,
+        normalization=request.normalization,
+        seed=request.seed,
+    )

@@ -3,26 +3,28 @@
 Item i of a split of n items has a shape parameter t = (i + offset) / n (offset 0, 0.25, 0.5 for train, val,
 test, as in docs/dataset.md). Its target is a superellipsoid |x|^p + |y|^p + |z|^p = 1 with p = 2 + 8t (a sphere at
 t = 0, close to a cube at t = 1), normalised to the unit ball; its image is a smoothly shaded superellipse
-with the same exponent. Registered as ``data.dataset: toy``; the index file names the split and size,
-``"train:20"``; ``root`` is ignored.
+with the same exponent. Registered as ``data.dataset: toy`` (:mod:`dataset.builtin`); the index file names the
+split and size, ``"train:20"``; ``root`` is ignored. Object frame; no image files and no cameras
+(``image_path`` and ``rotation`` raise :class:`~dataset.contract.NotProvidedError`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from dataset.base import DatasetBase
+from dataset.registry import SplitRequest
 from dispersion_score.chamfer import normalize_unit_ball
 
 _OFFSETS = {"train": 0.0, "val": 0.25, "test": 0.5}
 
 
-class ToyShapesDataset(Dataset):
+class ToyShapesDataset(DatasetBase):
     """Items: dict(image=(3, S, S) float in [0, 1], points=(num_points, 3), t, t_image, id, index).
 
     Args:
-        root: ignored (kept for the registry's factory signature).
+        root: ignored (the data is procedural; kept so every dataset takes its root first).
         index_file: ``"<split>:<count>"``, split in train/val/test.
         num_points: points per target cloud, drawn once per item from a generator seeded by (seed, index).
         image_size: image side S (default 64).
@@ -54,22 +56,54 @@ class ToyShapesDataset(Dataset):
         return self.count
 
     def t(self, index: int) -> float:
+        """The shape parameter of item ``index`` (see the module docstring)."""
         return (index + _OFFSETS[self.split]) / self.count
 
-    def __getitem__(self, index: int) -> dict[str, object]:
-        if not 0 <= index < self.count:
+    def _check_index(self, index: int) -> int:
+        if not -self.count <= index < self.count:
             raise IndexError(f"index {index} out of range for {self.count} items")
-        t = self.t(index)
-        exponent = 2.0 + 8.0 * t
+        return int(index) % self.count
+
+    def _exponent(self, index: int) -> float:
+        return 2.0 + 8.0 * self.t(index)
+
+    def points(self, index: int) -> torch.Tensor:
+        """(num_points, 3) float32 points of item ``index`` on its superellipsoid, in the unit ball."""
+        index = self._check_index(index)
         generator = np.random.default_rng([self.seed, index])
+        return torch.from_numpy(_superellipsoid(self._exponent(index), self.num_points, generator))
+
+    def image(self, index: int) -> torch.Tensor:
+        """(3, S, S) float32 image of item ``index`` in [0, 1]."""
+        return torch.from_numpy(_image(self._exponent(self._check_index(index)), self.image_size))
+
+    def item_id(self, index: int) -> str:
+        """``"<split>_<index:04d>"``."""
+        return f"{self.split}_{self._check_index(index):04d}"
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        index = self._check_index(index)
+        t = self.t(index)
         return {
-            "image": torch.from_numpy(_image(exponent, self.image_size)),
-            "points": torch.from_numpy(_superellipsoid(exponent, self.num_points, generator)),
+            "image": self.image(index),
+            "points": self.points(index),
             "t": t,
             "t_image": t,
-            "id": f"{self.split}_{index:04d}",
+            "id": self.item_id(index),
             "index": index,
         }
+
+
+def toy_split(request: SplitRequest) -> ToyShapesDataset:
+    """The registry's factory of ``toy``: ``request.index_file`` (``data.<split>_file``) names split and size."""
+    return ToyShapesDataset(
+        request.root,
+        request.index_file,
+        num_points=request.num_points,
+        image_size=request.image_size,
+        normalization=request.normalization,
+        seed=request.seed,
+    )
 
 
 def _image(exponent: float, size: int) -> np.ndarray:
