@@ -1,6 +1,6 @@
 """Recognition baselines as predictors (docs/baselines.md; Tatarchenko et al., CVPR 2019, as the paper uses them).
 
-Each baseline writes test-split predictions as files like a trained network (:mod:`experiments.predictions`), so
+Each baseline writes test-split predictions as files like a trained network (:mod:`experiments.prediction_files`), so
 output DS, test Chamfer and F-score are measured on them by the same code, and their rows appear in the tables
 with ``predictor`` = the baseline's name. They put a network's output DS on a scale: pure recognition (the
 baselines) at one end, the ground-truth test set's DS at the other.
@@ -47,7 +47,7 @@ from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.cluster_classifier import classify, load_classifier, train_classifier, weights_label
 from experiments.config import Preset, partial_point
 from experiments.declaration import Experiment, PredictedClouds, Target
-from experiments.predictions import rotate_to_object_frame
+from experiments.prediction_files import rotate_to_object_frame
 from experiments.runner import (
     DS_THREADS,
     dataset_frame,

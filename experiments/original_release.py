@@ -20,7 +20,7 @@ from typing import Any
 
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
-from experiments.predictions import rotate_to_object_frame
+from experiments.prediction_files import rotate_to_object_frame
 from experiments.runner import dataset_frame, item_ids, item_rotations
 from models.config import DECODERS, resolve_config
 from models.data import build_dataset

@@ -28,15 +28,16 @@ import torch
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
+from dataset.locations import REPO_ROOT
 from dispersion_score import chamfer_distance, chamfer_matrix, dispersion_score, elbow, feature_matrix, fscore
 from dispersion_score.artefact import made_from, save_npy_recorded
 from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
-from experiments.config import REPO_ROOT, Preset, Run, partial_point, with_settings
+from experiments.config import Preset, Run, partial_point, with_settings
 from experiments.declaration import InputMeasure, Predictor, Target
 from experiments.directions import write_directions
-from experiments.predictions import (
+from experiments.prediction_files import (
     is_complete,
     read_predictions,
     rotate_to_object_frame,

@@ -23,16 +23,9 @@ from torch.utils.data import Dataset
 
 from experiments import runner
 from experiments.config import Preset, load_preset
-from experiments.declaration import (
-    EXPERIMENTS,
-    Axis,
-    Experiment,
-    InputMeasure,
-    PredictedClouds,
-    Target,
-    register_experiment,
-)
-from experiments.predictions import read_predictions
+from experiments.declaration import Axis, Experiment, InputMeasure, PredictedClouds, Target
+from experiments.prediction_files import read_predictions
+from experiments.registry import EXPERIMENTS, register_experiment
 from models.data import DATASETS, register_dataset
 
 A = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=np.float32)

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from dataset.locations import REPO_ROOT
 from experiments import runner
 from experiments.cli import main_all
-from experiments.config import REPO_ROOT, load_preset
-from experiments.predictions import rotate_to_object_frame
+from experiments.config import load_preset
+from experiments.prediction_files import rotate_to_object_frame
 from tests.results_tables_check import check_directions, check_results_tables
 
 CATEGORIES = ["chair", "airplane"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
-from experiments.predictions import rotate_to_object_frame
+from experiments.prediction_files import rotate_to_object_frame
 from experiments.runner import dataset_frame, evaluation_split, item_ids, item_rotations
 from models.engine import FINAL_FILE, load_trained, predict_points
 
