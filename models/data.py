@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SPLITS = ("train", "val", "test")
+from dataset.locations import REPO_ROOT
+
+# What build_dataset is asked for (the trainer's validation included); each family maps them to its own split
+# files (ShapeNet has no validation split: dataset.shapenet.categories.SPLITS).
+SPLIT_ROLES = ("train", "val", "test")
 
 DatasetFactory = Callable[..., Dataset]
 
@@ -63,8 +66,8 @@ def data_root(data: Mapping[str, Any]) -> Path:
 
 def build_dataset(config: Mapping[str, Any], split: str) -> Dataset:
     """The dataset of one split ("train", "val", "test") of a resolved config's ``data`` section."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in SPLIT_ROLES:
+        raise ValueError(f"split must be one of {SPLIT_ROLES}, got {split!r}")
     data = config["data"]
     name = data["dataset"]
     if name not in DATASETS:

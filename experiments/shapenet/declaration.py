@@ -27,7 +27,7 @@ import pandas as pd
 
 from dataset.locations import REPO_ROOT
 from dataset.shapenet.dataset import FRAMES
-from dataset.shapenet.layout import R2N2_VIEWS, TEST_YAW, YAW_RANGES
+from dataset.shapenet.layout import R2N2_VIEWS, TEST_YAW, YAW_IMAGE_SIZE, YAW_RANGES
 from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
 from experiments.config import Preset, repo_path
@@ -56,7 +56,7 @@ DATA_SETTINGS = {
     ),
     "standin_seed": Key(int, 0, "seed of the stand-in generator", minimum=0),
     "yaw_renders": Key(bool, False, "render the yaw-limited sets this experiment needs if missing"),
-    "yaw_image_size": Key(int, 224, "side of the yaw-limited renders", minimum=8),
+    "yaw_image_size": Key(int, YAW_IMAGE_SIZE, "side of the yaw-limited renders", minimum=8),
     "render_seed": Key(int, 0, "seed of the yaw-limited camera draws", minimum=0),
 }
 
