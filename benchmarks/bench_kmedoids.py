@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from benchmarks._inputs import blob_points, clustered_distance_matrix, squared_distances_over_dim
+from dataset.locations import REPO_ROOT
 from dispersion_score import chamfer_matrix, kmedoids
 from dispersion_score.clustering import kpp_seed
 from dispersion_score.io import atomic_save_npy, atomic_write_text, provenance
@@ -66,7 +67,6 @@ from dispersion_score.io import atomic_save_npy, atomic_write_text, provenance
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS / "bench_kmedoids.json"
 QUALITY_OUT = RESULTS / "bench_kmedoids_quality.json"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024**3
 
 

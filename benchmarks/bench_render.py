@@ -28,9 +28,10 @@ from dataset.shapenet.camera import (
     sample_r2n2_views,
     sample_yaw_view,
 )
+from dataset.shapenet.layout import YAW_RANGES
 from dataset.shapenet.mesh import Mesh, load_mesh
 from dataset.shapenet.render.renderer import BLENDER_LIGHTING, MeshRenderer
-from dataset.shapenet.render.yaw_sets import YAW_RANGES, YawRenderConfig, YawSettings, candidate_views, render_yaw_sets
+from dataset.shapenet.render.yaw_sets import YawRenderConfig, YawSettings, candidate_views, render_yaw_sets
 
 REAL_SHAPES = 43_783
 NODE_CORES = 64

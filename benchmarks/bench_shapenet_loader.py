@@ -35,14 +35,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from dataset.locations import REPO_ROOT
 from dataset.shapenet.cache import load_split_clouds
 from dataset.shapenet.dataset import ShapeNet, category_ids, split_files
 from dataset.shapenet.layout import r2n2_dir
 from dataset.shapenet.standin.build import DEFAULT_ROOT, ensure_standin
 from dispersion_score.io import atomic_write_text, provenance
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "benchmarks" / "results" / "bench_shapenet_loader.json"
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "bench_shapenet_loader.json"
 CHAIR = "03001627"
 
 

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from dataset.locations import REPO_ROOT
 from dataset.splits import CachedDataset
 from dataset.toy import ToyShapesDataset
 from dispersion_score.chamfer import chamfer_distance
@@ -53,8 +54,7 @@ from models import build_model
 from models.config import load_config, resolve_config
 from models.engine import make_optimizer, train_epoch
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "benchmarks" / "results" / "bench_train.json"
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "bench_train.json"
 PAPER_MODELS = {
     "atlasnet_sphere1": {"name": "atlasnet", "atlasnet": {"template": "sphere", "primitives": 1}},
     "atlasnet_square25": {"name": "atlasnet", "atlasnet": {"template": "square", "primitives": 25}},
@@ -89,7 +89,7 @@ def preset_throughput(path: Path, *, epochs: int, items: int) -> dict[str, Any]:
         train_epoch(model, loader, optimizer, device=device)
     seconds = time.perf_counter() - started
     return {
-        "config": str(path.relative_to(REPO)),
+        "config": str(path.relative_to(REPO_ROOT)),
         "image_size": config["data"]["image_size"],
         "num_points": config["data"]["num_points"],
         "bottleneck": config["model"]["bottleneck"],
@@ -157,7 +157,7 @@ def step_comparison(model_settings: dict[str, Any], *, repeats: int) -> dict[str
 
 
 def _git(*arguments: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *arguments], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["git", "-C", str(REPO_ROOT), *arguments], check=True, capture_output=True, text=True).stdout
 
 
 def _training_run(root: Path, out: Path, overrides: list[str], threads: int) -> float:
@@ -192,7 +192,7 @@ def end_to_end(base: str, data_root: Path, *, repeats: int, threads: int, overri
         for repeat in range(repeats):
             # Alternating order (base first, then current first, ...) and per-repeat ratios: the load of a shared
             # machine drifts, and a fixed order would hand the drift to one side.
-            order = (("base", worktree), ("current", REPO))
+            order = (("base", worktree), ("current", REPO_ROOT))
             for name, root in order if repeat % 2 == 0 else order[::-1]:
                 run = scratch / f"{name}_{repeat}"
                 times[name].append(_training_run(root, run, settings, threads))
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"presets": {}, "paper_steps": {}}
     for name in presets:
         epochs = args.epochs if name.endswith("quick") else 1
-        result = preset_throughput(REPO / "configs" / "training" / f"{name}.yaml", epochs=epochs, items=args.items)
+        result = preset_throughput(REPO_ROOT / "configs" / "training" / f"{name}.yaml", epochs=epochs, items=args.items)
         results["presets"][name] = result
         print(f"{name:18s} {result['items_per_second']:8.2f} items/s  ({result['seconds_per_epoch']:.2f} s/epoch)")
     if not args.skip_paper:

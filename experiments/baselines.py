@@ -1,6 +1,6 @@
 """Recognition baselines as predictors (docs/baselines.md; Tatarchenko et al., CVPR 2019, as the paper uses them).
 
-Each baseline writes test-split predictions as files like a trained network (:mod:`experiments.predictions`), so
+Each baseline writes test-split predictions as files like a trained network (:mod:`experiments.prediction_files`), so
 output DS, test Chamfer and F-score are measured on them by the same code, and their rows appear in the tables
 with ``predictor`` = the baseline's name. They put a network's output DS on a scale: pure recognition (the
 baselines) at one end, the ground-truth test set's DS at the other.

@@ -1,8 +1,13 @@
-"""The command line shared by every experiment's entry points (train, evaluate, everything, one job).
+"""The command line shared by every experiment's entry points (everything, train, evaluate, plot, one job).
 
-    python -m experiments.<name> --preset quick                      # data, training, evaluation, figures
+    python -m experiments.synthetic --preset quick                   # data, training, evaluation, figures
+    python -m experiments.shapenet --preset quick [--experiments more_imgs ...]   # the three, one sweep
     python train_scripts/train_<name>.py --preset paper --gpus 0 1   # the training sweep
     python eval_scripts/eval_ds_<name>.py --preset paper --gpus 0    # the DS tables
+    python -m experiments.evaluate --config FILE --target NAME       # one evaluation job of a sweep
+
+The experiment declarations (:mod:`experiments.synthetic.declaration`, ...) hold no entry code: the commands
+are here, and ``python -m experiments.<name>`` is the package's ``__main__`` calling :func:`main_all`.
 
 Options: ``--preset NAME`` or ``--config FILE``, ``--set key.sub=value`` (preset overrides), ``--seeds``,
 ``--gpus``, ``--workers``, ``--launcher local|slurm|submitit-local`` and the SLURM settings. Bad input (an
@@ -24,12 +29,21 @@ from typing import NoReturn
 
 import pandas as pd
 
-from dispersion_score.launch import Launch, add_launch_arguments, fail_on, launch_from_arguments, non_negative_int
+import experiments.builtin  # noqa: F401 - the entry points register the built-in experiments
+from dataset.locations import REPO_ROOT
+from dispersion_score.launch import (
+    Launch,
+    SweepReport,
+    add_launch_arguments,
+    fail_on,
+    launch_from_arguments,
+    non_negative_int,
+)
 from dispersion_score.locks import DirectoryLockedError, directory_lock
 from experiments import runner
 from experiments.config import Preset, load_preset, preset_path
-from experiments.declaration import get_experiment
 from experiments.directions import DIRECTIONS_TABLE, format_directions
+from experiments.registry import get_experiment
 
 EXIT_BAD_INPUT = 2
 
@@ -39,9 +53,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message}\n")
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
-    """The options every experiment entry point takes."""
-    parser = _Parser(description=description)
+def build_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The options every experiment entry point takes (``prog``: the command in usage lines; default the script)."""
+    parser = _Parser(description=description, prog=prog)
     parser.add_argument("--preset", default="quick", help="preset name (configs/presets/<experiment>/<preset>.yaml)")
     parser.add_argument("--config", type=Path, help="a preset file instead of a named preset")
     parser.add_argument(
@@ -63,18 +77,37 @@ def parse(
 ) -> tuple[argparse.Namespace, Preset, Launch]:
     """Parses the options, loads the preset and checks the launch; bad input exits with status 2."""
     args = parser.parse_args(argv)
+    presets, launch = load_presets([experiment], parser, args)
+    return args, presets[0], launch
+
+
+def load_presets(
+    experiments: Sequence[str], parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[Preset], Launch]:
+    """The presets of ``experiments`` (``--preset`` or ``--config``, then ``--set`` and ``--seeds``) and the launch.
+
+    ``--config`` names one preset file, hence one experiment. Bad input (an unknown preset, a schema error, a
+    repeated seed, ``--config`` with several experiments, a launch that cannot run) exits with status 2.
+    """
     overrides = [item for group in args.overrides for item in group]
     try:
         if args.seeds:
             if len(set(args.seeds)) != len(args.seeds):
                 raise ValueError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
             overrides.append(f"grid.seed=[{', '.join(map(str, args.seeds))}]")
-        path = args.config or preset_path(get_experiment(experiment), args.preset)
-        preset = load_preset(path, overrides, experiment=experiment)
+        if args.config is not None and len(experiments) != 1:
+            raise ValueError(
+                f"--config {args.config} is the preset of one experiment; pick it with --experiments "
+                f"(one of {', '.join(experiments)})"
+            )
+        presets = [
+            load_preset(args.config or preset_path(get_experiment(name), args.preset), overrides, experiment=name)
+            for name in experiments
+        ]
         launch = launch_from_arguments(args)
     except ValueError as error:
         parser.exit(EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
-    return args, preset, launch
+    return presets, launch
 
 
 def setup_logging(log_file: Path) -> None:
@@ -142,25 +175,72 @@ def print_summary(preset: Preset, table: pd.DataFrame) -> None:
         print(format_directions(pd.read_csv(directions)))
 
 
-def main_all(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
-    """Everything: data, training, evaluation, tables, figures and a summary."""
-    parser = build_parser(description or f"The {experiment} experiment, end to end.")
+def main_all(
+    experiments: str | Sequence[str],
+    argv: Sequence[str] | None = None,
+    *,
+    description: str = "",
+    suite: str = "",
+    prog: str | None = None,
+) -> int:
+    """Everything: data, training, evaluation, tables, figures and a summary; the exit status.
+
+    Args:
+        experiments: one experiment's registry name, or the names of a suite (``--experiments`` then picks some;
+            default all) whose runs are trained in one sweep, so that every worker stays busy.
+        argv: the options (default ``sys.argv[1:]``); see :func:`build_parser`, plus ``--skip-figures``.
+        description: the ``--help`` description.
+        suite: the suite's name in messages ("ShapeNet"); required with several experiments.
+        prog: the command in usage lines (``python -m experiments.shapenet``; default the script's name).
+
+    Raises:
+        ValueError: several experiments without a suite name (bad input exits with status 2 instead).
+    """
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    if len(names) > 1 and not suite:
+        raise ValueError(f"main_all of several experiments {names} needs the suite's name")
+    parser = build_parser(description or f"The {names[0]} experiment, end to end.", prog)
+    if suite:
+        parser.add_argument("--experiments", nargs="+", choices=names, default=names, help="run only these")
     parser.add_argument("--skip-figures", action="store_true")
-    args, preset, launch = parse(experiment, parser, argv)
-    with owning(parser, [preset], runs=True, results=True):
-        setup_logging(preset.results_dir / "experiment.log")
-        started = time.time()
-        runner.build_data(preset, launch)
-        status = fail_on(runner.train(preset, launch), "training")
-        report, table = runner.evaluate(preset, launch)
-        status = max(status, fail_on(report, "evaluation"))
-        if not args.skip_figures and preset.experiment.figures is not None:
-            for path in preset.experiment.figures(preset.results_dir):
-                print(f"figure: {path}")
-    print_summary(preset, table)
-    table_file = preset.experiment.view_file or runner.LONG_TABLE
-    print(f"table: {preset.results_dir / table_file}  ({time.time() - started:.0f} s)")
+    args = parser.parse_args(argv)
+    presets, launch = load_presets(args.experiments if suite else names, parser, args)
+    started = time.time()
+    with owning(parser, presets, runs=True, results=True):
+        for preset in presets:
+            setup_logging(preset.results_dir / "experiment.log")
+            runner.build_data(preset, launch)
+        status = fail_on(_train(presets, launch, suite), "training")
+        for preset in presets:
+            report, table = runner.evaluate(preset, launch)
+            status = max(status, fail_on(report, f"evaluation ({preset.experiment.name})" if suite else "evaluation"))
+            if not args.skip_figures and preset.experiment.figures is not None:
+                for path in preset.experiment.figures(preset.results_dir):
+                    print(f"figure: {path}")
+            table_file = preset.results_dir / (preset.experiment.view_file or runner.LONG_TABLE)
+            if suite:
+                print(f"== {preset.experiment.name} ({preset.name}): {table_file}")
+                print_summary(preset, table)
+    if suite:
+        print(f"{suite} experiments done in {time.time() - started:.0f} s")
+    else:
+        print_summary(preset, table)
+        print(f"table: {table_file}  ({time.time() - started:.0f} s)")
     return status
+
+
+def _train(presets: Sequence[Preset], launch: Launch, suite: str) -> SweepReport:
+    """The training sweep: one preset's (:func:`runner.train`), or one sweep for the runs of a whole suite."""
+    if not suite:
+        return runner.train(presets[0], launch)
+    jobs = [job for preset in presets if runner.needs_training(preset) for job in runner.training_jobs(preset)]
+    return launch.run(
+        jobs,
+        default_workers=presets[0].workers,
+        cwd=REPO_ROOT,
+        folder=presets[0].runs_dir.parent / "submitit",
+        description=f"training ({suite})",
+    )
 
 
 def main_train(experiment: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:

@@ -17,7 +17,8 @@ from typing import Any
 
 from dataset.locations import REPO_ROOT
 from dispersion_score.clustering import METHODS
-from experiments.declaration import Experiment, Point, get_experiment
+from experiments.declaration import Experiment, Point
+from experiments.registry import get_experiment
 from models.config import Key, load_config, read_config, resolve_config
 
 DS_SCHEMA: dict[str, Key] = {

@@ -8,7 +8,7 @@ An :class:`Experiment` names
   ``train_overrides`` plus the declaration's ``run_overrides(point, preset)``;
 * its **input measurements** (:class:`InputMeasure`): image DS and/or shape DS of the training split, taken
   once per combination of the axes they depend on;
-* its **predictors**: objects that write test-split predictions as files (:mod:`experiments.predictions`);
+* its **predictors**: objects that write test-split predictions as files (:mod:`experiments.prediction_files`);
   the trained network of each run is one, recognition baselines are others;
 * its **data build**, its **figures**, and an optional **table view** (the experiment's own CSV columns);
 * its **expected directions** (:class:`Direction`): how a DS should move along an axis, fixed before any result
@@ -160,7 +160,7 @@ class Target:
 
 
 class Predictor(Protocol):
-    """Writes test-split predictions (see :mod:`experiments.predictions`)."""
+    """Writes test-split predictions (see :mod:`experiments.prediction_files`)."""
 
     name: str
     trains: bool  # whether its targets need the training runs first
@@ -170,7 +170,7 @@ class Predictor(Protocol):
         ...
 
     def predict(self, preset: Preset, target: Target, *, device: str) -> PredictedClouds:
-        """Predicts the target's test split (object-frame clouds; see :mod:`experiments.predictions`)."""
+        """Predicts the target's test split (object-frame clouds; see :mod:`experiments.prediction_files`)."""
         ...
 
 
@@ -253,26 +253,3 @@ def _product(names: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> Iterato
     for value in grid[first]:
         for tail in _product(rest, grid):
             yield {first: value, **tail}
-
-
-EXPERIMENTS: dict[str, Callable[[], Experiment]] = {}
-
-
-def register_experiment(name: str, factory: Callable[[], Experiment]) -> None:
-    """Makes ``experiment: <name>`` in a preset refer to the declaration ``factory()`` returns."""
-    EXPERIMENTS[name] = factory
-
-
-def get_experiment(name: str) -> Experiment:
-    """The declaration registered under ``name``; ValueError listing the registered ones otherwise."""
-    _import_builtin_experiments()
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; registered: {sorted(EXPERIMENTS)}")
-    return EXPERIMENTS[name]()
-
-
-def _import_builtin_experiments() -> None:
-    # The built-in declarations register themselves on import; importing them here (not at module level)
-    # keeps this module free of their heavy dependencies until a name is looked up.
-    import experiments.shapenet  # noqa: F401
-    import experiments.synthetic  # noqa: F401

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.declaration import Direction, Experiment, get_experiment
+from experiments.declaration import Direction, Experiment
+from experiments.registry import get_experiment
 from models.config import Key
 
 DIRECTIONS_TABLE = "directions.csv"

@@ -24,11 +24,12 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from dataset.locations import REPO_ROOT
 from dispersion_score.io import save_figure
 from dispersion_score.launch import Job, fail_on, python_command
 from dispersion_score.paths import check_writable_folder
 from experiments import cli, runner
-from experiments.config import REPO_ROOT, Preset, Run
+from experiments.config import Preset, Run
 from experiments.runner import LONG_TABLE, TRAIN_SCRIPT
 
 FOLDER = "learning_curves"

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.declaration import Experiment, get_experiment
+from experiments.declaration import Experiment
 from experiments.directions import DIRECTIONS_TABLE, write_directions
+from experiments.registry import get_experiment
 
 SCALE = 1e3  # DS and Chamfer are printed ×10⁻³, as in the README
 MEASURE_NAMES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}

@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from dataset.contract import DatasetSplit
+from dataset.locations import REPO_ROOT
 from dataset.registry import build_dataset
 from dataset.splits import image_paths, item_rotations
 from dataset.splits import stacked_points as split_frame_points
@@ -36,10 +37,10 @@ from dispersion_score.frames import to_object_frame
 from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
-from experiments.config import REPO_ROOT, Preset, Run, partial_point
+from experiments.config import Preset, Run, partial_point
 from experiments.declaration import InputMeasure, Predictor, Target
 from experiments.directions import write_directions
-from experiments.predictions import (
+from experiments.prediction_files import (
     is_complete,
     read_predictions,
     write_predictions,

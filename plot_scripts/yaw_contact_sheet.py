@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from dataset.shapenet.render.yaw_sets import IMAGE_NAME, SET_PREFIX, YAW_RANGES, render_folder
+from dataset.shapenet.layout import YAW_RANGES
+from dataset.shapenet.render.yaw_sets import IMAGE_NAME, SET_PREFIX, render_folder
 from dispersion_score.launch import OneLineParser, positive_int
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.declaration import get_experiment
+from experiments.registry import get_experiment
 from experiments.results_tables import main as results_tables
 
 

@@ -36,8 +36,9 @@ from experiments.baselines import (
     retrieval_predictor,
 )
 from experiments.config import Preset, load_preset
-from experiments.declaration import EXPERIMENTS, Axis, Experiment, InputMeasure, register_experiment
-from experiments.predictions import read_predictions
+from experiments.declaration import Axis, Experiment, InputMeasure
+from experiments.prediction_files import read_predictions
+from experiments.registry import EXPERIMENTS, register_experiment
 
 POINTS = 48
 

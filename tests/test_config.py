@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dataset.locations import REPO_ROOT
 from models.config import SCHEMA, default_config, dump_config, load_config, parse_override, resolve_config
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _write(path: Path, content: dict) -> Path:
@@ -119,7 +118,7 @@ def test_malformed_override(bad: str) -> None:
 
 
 def test_paper_preset_is_spec_section_5() -> None:
-    config = load_config(REPO / "configs" / "training" / "synthetic_paper.yaml")
+    config = load_config(REPO_ROOT / "configs" / "training" / "synthetic_paper.yaml")
     assert config["preset"] == "paper"
     assert config["data"]["root"] == "dataset/synthetic_data/cubesphere_1000"
     assert (config["data"]["num_points"], config["data"]["image_size"]) == (2500, 224)
@@ -137,8 +136,8 @@ def test_paper_preset_is_spec_section_5() -> None:
 
 
 def test_quick_preset_inherits_paper() -> None:
-    quick = load_config(REPO / "configs" / "training" / "synthetic_quick.yaml")
-    paper = load_config(REPO / "configs" / "training" / "synthetic_paper.yaml")
+    quick = load_config(REPO_ROOT / "configs" / "training" / "synthetic_quick.yaml")
+    paper = load_config(REPO_ROOT / "configs" / "training" / "synthetic_paper.yaml")
     assert quick["preset"] == "quick"
     assert quick["data"]["root"] == "dataset/synthetic_data/cubesphere_quick"
     assert quick["data"]["train_file"] == paper["data"]["train_file"]

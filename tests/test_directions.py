@@ -207,8 +207,8 @@ def _synthetic_results(folder) -> pd.DataFrame:  # noqa: ANN001
 
 
 def test_command_rewrites_directions_of_an_old_results_folder(tmp_path, capsys) -> None:  # noqa: ANN001
-    from experiments.declaration import get_experiment
     from experiments.directions import main
+    from experiments.registry import get_experiment
 
     table = _synthetic_results(tmp_path / "old")
     assert main([str(tmp_path / "old")]) == 0

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = REPO / "download"
+from dataset.locations import REPO_ROOT
+
+SCRIPTS = REPO_ROOT / "download"
 
 
 def _module():

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dataset.locations import REPO_ROOT
 from dispersion_score.launch import Launch
 from experiments.cli import main_evaluate
-from experiments.config import REPO_ROOT, load_preset, preset_path
-from experiments.declaration import get_experiment
+from experiments.config import load_preset, preset_path
+from experiments.registry import get_experiment
 from experiments.runner import training_jobs
 
 SYNTHETIC = get_experiment("synthetic")

@@ -24,16 +24,9 @@ from dataset.base import DatasetBase
 from dataset.registry import SplitRequest, register_dataset, unregister_dataset
 from experiments import runner
 from experiments.config import Preset, load_preset
-from experiments.declaration import (
-    EXPERIMENTS,
-    Axis,
-    Experiment,
-    InputMeasure,
-    PredictedClouds,
-    Target,
-    register_experiment,
-)
-from experiments.predictions import read_predictions
+from experiments.declaration import Axis, Experiment, InputMeasure, PredictedClouds, Target
+from experiments.prediction_files import read_predictions
+from experiments.registry import EXPERIMENTS, register_experiment
 
 A = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=np.float32)
 B = np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]], dtype=np.float32)

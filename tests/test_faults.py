@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataset.locations import REPO_ROOT
 from dispersion_score.artefact import FileRecord, mismatch, record_file
 from dispersion_score.cli import main as ds_main
 
@@ -132,7 +133,7 @@ def test_sigkill_of_a_sweep_ends_its_jobs_and_a_rerun_resumes(tmp_path: Path) ->
 
     script = tmp_path / "sweep.py"
     script.write_text(_SWEEP)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     parent = subprocess.Popen([sys.executable, str(script), str(tmp_path), "120"], env=env, stderr=subprocess.DEVNULL)
     pid_files = [tmp_path / f"run{i}" / "pid" for i in range(2)]
     deadline = time.monotonic() + 60
@@ -182,13 +183,12 @@ def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Pat
 
     root, meshes = tmp_path / "root", tmp_path / "meshes"
     meshes.mkdir()
-    repo = Path(__file__).resolve().parents[1]
     command = {
         "shapenet_standin": ["-m", "dataset.shapenet.standin", "--root", str(root), "--per-category", "1",
                              "--categories", "chair", "--no-progress", "--workers", "1"],
         "render_yaw": ["-m", "dataset.shapenet.render", "--meshes", str(meshes), "--out", str(root), "--no-progress"],
         "synthetic": ["-m", "dataset.synthetic", "--root", str(root), "--no-progress"],
-        "download": [str(repo / "download" / "download.py"), "data", "--root", str(tmp_path),
+        "download": [str(REPO_ROOT / "download" / "download.py"), "data", "--root", str(tmp_path),
                      "--cache-dir", str(root), "--from-dir", str(tmp_path)],
     }[builder]  # fmt: skip
     if builder == "download":
@@ -201,7 +201,7 @@ def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Pat
     with _held(root):
         result = subprocess.run(
             [sys.executable, *command], capture_output=True, text=True, timeout=120,
-            env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT,
         )  # fmt: skip
     error = result.stderr.strip().splitlines()
     assert result.returncode != 0 and f"in use by pid {os.getpid()}" in error[-1], result.stderr
@@ -223,11 +223,10 @@ def test_standin_spp_3_stops_at_once_naming_the_option(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[1]
     result = subprocess.run(
         [sys.executable, "-m", "dataset.shapenet.standin", "--root", str(tmp_path / "r"), "--spp", "3",
          "--per-category", "1", "--categories", "chair", "--no-progress"],
-        capture_output=True, text=True, timeout=120, cwd=repo,
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
     )  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--spp" in result.stderr
     assert not (tmp_path / "r").exists()
@@ -328,7 +327,7 @@ def _script(relative: str):  # noqa: ANN202 - the module of a script that is not
 
     name = "_script_" + relative.replace("/", "_").removesuffix(".py")
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / relative)
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relative)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # before running it: its dataclasses look their module up there
         spec.loader.exec_module(module)
@@ -353,7 +352,7 @@ def _entry_points(tmp_path: Path) -> dict[str, tuple]:
         _shape_folder(shapes, 3)
     matrix = tmp_path / "D.npy"
     np.save(matrix, np.ones((3, 3), dtype=np.float32) - np.eye(3, dtype=np.float32))
-    config = str(Path(__file__).parents[1] / "configs" / "training" / "synthetic_quick.yaml")
+    config = str(REPO_ROOT / "configs" / "training" / "synthetic_quick.yaml")
 
     def experiment(argv: list[str]) -> int:
         return experiments_cli.main_evaluate("synthetic", argv)
@@ -481,7 +480,7 @@ def test_sigkill_of_a_build_ends_its_pool_workers(tmp_path: Path) -> None:
 
     script = tmp_path / "pool.py"
     script.write_text(_POOL)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("worker*"))) < 2:
@@ -510,7 +509,7 @@ def test_render_yaw_refuses_an_output_inside_its_mesh_folder(tmp_path: Path, cap
 def test_a_non_finite_float_setting_is_named_as_such() -> None:
     from models.config import load_config
 
-    config = Path(__file__).parents[1] / "configs" / "training" / "synthetic_quick.yaml"
+    config = REPO_ROOT / "configs" / "training" / "synthetic_quick.yaml"
     with pytest.raises(ValueError, match="train.lr: expected a finite float, got nan"):
         load_config(config, ["train.lr=nan"])
 

@@ -17,8 +17,8 @@ from benchmarks.gpu import prepare
 from benchmarks.gpu.run import JSON_NAME, LOG_NAME, STEPS, run
 from benchmarks.gpu.step_compute import cdist_min_matrix
 from benchmarks.gpu.steps import INJECTED_FAILURE
+from dataset.locations import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
 # Figures each step must record (the README and docs/gpu.md quote them).
 REQUIRED_FIGURES = {
     "environment": {"source_commit", "python", "torch", "cuda_available", "cpus", "packages"},
@@ -52,10 +52,10 @@ def test_cdist_baseline_matches_a_naive_float64_chamfer() -> None:
 @pytest.mark.slow
 def test_dry_run_records_every_step_and_one_failure_loses_nothing_else(tmp_path: Path) -> None:
     """The whole dry run in a subprocess, as on the GPU machine, with one step made to fail in the middle."""
-    env = {**os.environ, INJECTED_FAILURE: "kmedoids", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, INJECTED_FAILURE: "kmedoids", "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.gpu.run", "--dry", "--out", str(tmp_path)],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -103,8 +103,8 @@ def test_steps_past_the_deadline_are_skipped_with_the_reason(tmp_path: Path) -> 
 def test_unknown_step_names_are_refused(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.gpu.run", "--dry", "--out", str(tmp_path), "--only", "chamfr"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
     )

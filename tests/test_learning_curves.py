@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from experiments.config import load_preset, preset_path
-from experiments.declaration import get_experiment
 from experiments.learning_curves import curve_dir, curve_overrides, curve_runs, curves_figure, read_curves
+from experiments.registry import get_experiment
 
 
 def _preset(name: str, tmp_path: Path, *overrides: str):  # noqa: ANN202

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from dataset.locations import REPO_ROOT
 from dispersion_score.locks import LOCK_NAME, DirectoryLockedError, directory_lock
-
-REPO = Path(__file__).resolve().parents[1]
 
 _HOLDER = textwrap.dedent(
     """
@@ -34,7 +33,7 @@ _HOLDER = textwrap.dedent(
 
 
 def _start_holder(directory: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(directory)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -118,7 +117,7 @@ def test_lock_module_does_not_import_torch():
     # The dataset builder (and its worker processes) use the lock and the atomic writes without torch.
     code = "import sys, dispersion_score.locks, dispersion_score.atomic, dataset.synthetic.build; "
     code += "print('torch' in sys.modules)"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"
 
@@ -168,7 +167,7 @@ def test_train_script_reports_a_locked_run_in_one_line(tmp_path):
         out = subprocess.run(
             [
                 sys.executable,
-                str(REPO / "train_scripts" / "train.py"),
+                str(REPO_ROOT / "train_scripts" / "train.py"),
                 "--config",
                 str(tmp_path / "toy.yaml"),
                 "--out",
@@ -176,7 +175,7 @@ def test_train_script_reports_a_locked_run_in_one_line(tmp_path):
             ],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             timeout=120,
         )
         assert time.monotonic() - started < 60

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataset.locations import REPO_ROOT
 from dataset.synthetic.dataset import CubeSphereDataset
 from dispersion_score import chamfer_matrix, dispersion_score
-from experiments.config import REPO_ROOT
 from models.engine import predict_points
 from models.original import load_original_run
 from tests.original_release import write_original_release

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dispersion_score.artefact import inputs_mismatch, made_from
-from experiments.predictions import is_complete, write_predictions
+from experiments.prediction_files import is_complete, write_predictions
 from experiments.records import record_mismatch, write_record
 from models.engine import DONE_FILE, FINAL_FILE, CheckpointError, final_model_problem, load_trained, train
 from tests.test_trainer import TINY

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from dataset.locations import REPO_ROOT
 from dataset.splits import item_rotations
 from dispersion_score.frames import to_object_frame
 from experiments import runner
 from experiments.cli import main_all
-from experiments.config import REPO_ROOT, load_preset
+from experiments.config import load_preset
 from tests.results_tables_check import check_directions, check_results_tables
 
 CATEGORIES = ["chair", "airplane"]

@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.config import REPO_ROOT, load_preset, preset_path
-from experiments.declaration import get_experiment
+from dataset.locations import REPO_ROOT
+from experiments.config import load_preset, preset_path
+from experiments.registry import get_experiment
 
 SCRIPTS = {  # experiment: (training script, evaluation script)
     "more_imgs": ("train_more_imgs.py", "eval_ds_moreimgs.py"),

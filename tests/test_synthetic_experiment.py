@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from dataset.locations import REPO_ROOT
 from dispersion_score import chamfer_matrix, dispersion_score
-from experiments.config import REPO_ROOT
-from experiments.synthetic import main as run_experiment
+from experiments.cli import main_all
 from tests.results_tables_check import check_directions, check_results_tables
 
 TEST_SIZE = 12
@@ -58,7 +58,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     config = tmp / "sweep.yaml"
     config.write_text(yaml.safe_dump(sweep))
-    assert run_experiment(["--config", str(config)]) == 0
+    assert main_all("synthetic", ["--config", str(config)]) == 0
     return tmp
 
 
@@ -132,7 +132,7 @@ def test_rerun_is_resumed_not_redone(experiment: Path) -> None:
     records = sorted((experiment / "results" / "records").glob("*.json"))
     before = {path: path.stat().st_mtime_ns for path in records}
     config = experiment / "sweep.yaml"
-    assert run_experiment(["--config", str(config), "--skip-figures"]) == 0
+    assert main_all("synthetic", ["--config", str(config), "--skip-figures"]) == 0
     assert {path: path.stat().st_mtime_ns for path in records} == before
 
 

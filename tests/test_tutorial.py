@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from dataset.locations import REPO_ROOT
 from dispersion_score import load_result
 
-TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
+TUTORIAL = REPO_ROOT / "docs" / "tutorial.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 

@@ -25,7 +25,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from dataset.locations import REPO_ROOT
+
 WHEELS_DIR = ".gpu_wheels"
 COMMIT_FILE = "commit.txt"  # the tree's commit, read by the run's environment step (no .git travels)
 LIMIT_BYTES = 64 * 2**20
@@ -69,7 +70,7 @@ def download(folder: Path, versions: dict[str, str], *, python_version: str = "3
     return sorted(folder.glob("*.whl"))
 
 
-def write_commit(folder: Path, repo: Path = REPO) -> str:
+def write_commit(folder: Path, repo: Path = REPO_ROOT) -> str:
     """Writes ``git rev-parse HEAD`` (with ``-dirty`` when tracked files differ from it) to ``folder``."""
 
     def git(*args: str) -> str:
@@ -96,7 +97,7 @@ def missing_requirements(wheels: list[Path]) -> list[str]:
     return missing
 
 
-def travelling_bytes(repo: Path = REPO) -> dict[str, int]:
+def travelling_bytes(repo: Path = REPO_ROOT) -> dict[str, int]:
     """Bytes that travel without ``carry``: tracked files and untracked files git does not ignore."""
     sizes = {}
     for label, args in (("tracked", ["--cached"]), ("untracked", ["--others", "--exclude-standard"])):
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "--python-version", default="3.12", help="the GPU machine's Python, MAJOR.MINOR (default 3.12, the device's)"
     )
     args = parser.parse_args(argv)
-    folder = REPO / WHEELS_DIR
+    folder = REPO_ROOT / WHEELS_DIR
     if args.check:
         wheels = sorted(folder.glob("*.whl"))
     else:

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from benchmarks.gpu._step import MODES, read_figures
+from dataset.locations import REPO_ROOT
 from dispersion_score.atomic import atomic_write_text
 from dispersion_score.paths import check_writable_folder
 
-REPO = Path(__file__).resolve().parents[2]
 FORMAT = "dispersion-score-gpu-run/1"
 JSON_NAME, LOG_NAME = "gpu_run.json", "gpu_run.log"
 EXIT_SKIPPED, EXIT_CHECK_FAILED = 3, 4  # benchmarks.gpu.steps (not imported: the runner stays torch-free)
@@ -77,7 +77,9 @@ def _run_step(step: Step, mode: str, seconds: float, out: Path, work: Path, log:
     log.flush()
     started = time.perf_counter()
     # A new session, so that a step over its budget is killed with every process it started.
-    proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, stderr = proc.communicate(timeout=seconds)
         timed_out = False

@@ -27,15 +27,15 @@ import yaml
 from torch.utils.data import DataLoader
 
 from benchmarks.gpu._step import CheckFailed, Recorder, Sizes, cpu_count
+from dataset.locations import REPO_ROOT
 from dataset.registry import build_dataset
 from dataset.splits import CachedDataset
 from models import build_model
 from models.config import decoder_overrides, load_config
 from models.engine import METRICS_FILE, make_optimizer, predict_points, train, train_step
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs" / "training"
-PRESETS = REPO / "configs" / "presets"
+CONFIGS = REPO_ROOT / "configs" / "training"
+PRESETS = REPO_ROOT / "configs" / "presets"
 # Device vs CPU training loss, per epoch: float32 sums in another order and cuDNN's TF32 convolutions (torch's
 # default on Ampere and later) change the loss in the 4th significant digit per step; after a few dozen Adam
 # steps the runs drift apart by well under 5 %.
@@ -185,7 +185,7 @@ def _build_standin(sizes: Sizes, root: Path, record: Recorder) -> None:
     if sizes.standin_categories:
         command += ["--categories", *sizes.standin_categories]
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=REPO)
+    subprocess.run(command, check=True, cwd=REPO_ROOT)
     record.put("standin_build_seconds", time.perf_counter() - started)
 
 

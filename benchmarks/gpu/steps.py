@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.gpu._step import MODES, CheckFailed, Recorder, Sizes, StepSkipped, cpu_count
+from dataset.locations import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
 EXIT_SKIPPED, EXIT_CHECK_FAILED = 3, 4
 INJECTED_FAILURE = "DISPERSION_SCORE_GPU_RUN_FAIL"  # a step name: that step raises (the runner's own test)
 
@@ -34,7 +34,7 @@ def environment_step(sizes: Sizes, record: Recorder, work: Path) -> None:
 
     from dispersion_score import _chamfer_kernel
 
-    commit_file = REPO / ".gpu_wheels" / "commit.txt"  # written by benchmarks.gpu.prepare: no .git travels
+    commit_file = REPO_ROOT / ".gpu_wheels" / "commit.txt"  # written by benchmarks.gpu.prepare: no .git travels
     record.put("source_commit", commit_file.read_text().strip() if commit_file.is_file() else _git_head())
     record.put("python", platform.python_version())
     record.put("torch", torch.__version__)
@@ -67,7 +67,7 @@ def environment_step(sizes: Sizes, record: Recorder, work: Path) -> None:
 def _git_head() -> str | None:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -82,7 +82,7 @@ def pytest_step(sizes: Sizes, record: Recorder, work: Path, *, seconds: float) -
     command += list(sizes.pytest_paths)
     record.put("command", " ".join(command[1:]))
     try:  # a little under the step's budget, so the counts of a slow run still get recorded
-        proc = subprocess.run(command, cwd=REPO, timeout=max(5.0, seconds - 15.0), capture_output=True, text=True)
+        proc = subprocess.run(command, cwd=REPO_ROOT, timeout=max(5.0, seconds - 15.0), capture_output=True, text=True)
         output, timed_out = proc.stdout + proc.stderr, False
     except subprocess.TimeoutExpired as error:
         output = (error.stdout or b"").decode(errors="replace") + (error.stderr or b"").decode(errors="replace")

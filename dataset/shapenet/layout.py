@@ -37,6 +37,7 @@ METADATA_NAME = "rendering_metadata.txt"
 DISN_METADATA_NAME = "rendering_metadata_disn.txt"
 YAW_ROOT_DIR = "ShapeNetV1RenderingAnglelimit"
 YAW_RANGES = (0, 15, 30, 45, 60, 75, 90)
+TEST_YAW = 90  # the yaw range of the test renders every more-images run is evaluated on (the paper's)
 YAW_IMAGE_SIZE = 224
 MESH_DIR = "ShapeNetCore.v1"
 

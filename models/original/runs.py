@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from dataset.shapenet.layout import TEST_YAW  # every more-images run was evaluated on r = 90
+
 LOGGER = logging.getLogger(__name__)
 
 REPOSITORY = "https://github.com/YefanZhou/dispersion-score"
@@ -45,7 +47,6 @@ CHECKPOINT_ARCHIVES = {
 ORIGINAL_SYNTHETIC_ROOT = "dataset/synthetic_data/original_cubesphere_1000"
 SHAPENET_ROOT = "dataset/data"
 ANGLELIMIT_DIR = "ShapeNetV1RenderingAnglelimit"
-EVAL_YAW = 90  # every more-images run was evaluated on the r = 90 test renders (eval_ds_moreimgs.py)
 
 WEIGHT_FILES = {
     "train_synthetic": {"last": "checkpoint.pt", "best": "best_checkpoint.pt"},
@@ -202,7 +203,7 @@ class OriginalRun:
             }
         common = {"dataset": "shapenet", "root": SHAPENET_ROOT, "split": "test", "frame": self.mode}
         if self.experiment == "more_imgs":
-            return {**common, "images": "yaw", "yaw": EVAL_YAW, "image_size": 224}
+            return {**common, "images": "yaw", "yaw": TEST_YAW, "image_size": 224}
         return {**common, "images": "r2n2", "view": 0, "image_size": 224}
 
     @property

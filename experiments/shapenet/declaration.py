@@ -8,8 +8,9 @@
   (identical for both frames), input shape DS per frame; output DS in the object frame.
 * ``nviews`` (number of training views): viewer-centred AtlasNet sphere×1 with 1, 3, 6, … R2N2 views per shape.
 
-``python -m experiments.shapenet --preset quick`` runs all three (building the stand-in and its yaw renders
-when the preset asks for it); ``train_scripts/train_more_imgs.py`` etc. run one experiment's steps.
+Registered by :mod:`experiments.builtin`. ``python -m experiments.shapenet --preset quick`` runs all three
+(:data:`EXPERIMENT_NAMES`; building the stand-in and its yaw renders when the preset asks for it);
+``train_scripts/train_more_imgs.py`` etc. run one experiment's steps (:mod:`experiments.cli`).
 Presets: ``configs/presets/<experiment>/<preset>.yaml``; results under ``results/shapenet/<preset>/<experiment>/``.
 """
 
@@ -18,36 +19,27 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from dispersion_score.launch import Launch, fail_on, launch_from_arguments
-from experiments import cli, runner
+from dataset.locations import REPO_ROOT
+from dataset.shapenet.dataset import FRAMES
+from dataset.shapenet.layout import R2N2_VIEWS, TEST_YAW, YAW_IMAGE_SIZE, YAW_RANGES
+from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
-from experiments.config import REPO_ROOT, Preset, load_preset, preset_path, repo_path
-from experiments.declaration import (
-    Axis,
-    Direction,
-    Experiment,
-    InputMeasure,
-    Point,
-    get_experiment,
-    register_experiment,
-)
+from experiments.config import Preset, repo_path
+from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point
 from experiments.directions import SETTINGS as DIRECTION_SETTINGS
-from experiments.predictors import network_predictor
+from experiments.network_predictor import network_predictor
 from experiments.records import MEASUREMENT_COLUMNS
 from models.config import DECODERS, Key, decoder_overrides
 
 LOGGER = logging.getLogger("experiments.shapenet")
-YAWS = (0, 15, 30, 45, 60, 75, 90)
-TEST_YAW = 90
-FRAMES = ("object", "viewer")
-MAX_VIEWS = 23  # R2N2 training views are 01..23 (00 is the test view)
+MAX_VIEWS = R2N2_VIEWS - 1  # R2N2 training views are 01..23 (00 is the test view)
+# The experiments ``python -m experiments.shapenet`` runs (one training sweep for all), in this order.
 EXPERIMENT_NAMES = ("more_imgs", "more_shapes", "nviews")
 # Columns of each experiment's ds_table.csv: every ShapeNet axis (empty where an experiment does not use it).
 VIEW_COLUMNS = ("experiment", "yaw", "frame", "decoder", "views", "seed", *MEASUREMENT_COLUMNS)
@@ -64,7 +56,7 @@ DATA_SETTINGS = {
     ),
     "standin_seed": Key(int, 0, "seed of the stand-in generator", minimum=0),
     "yaw_renders": Key(bool, False, "render the yaw-limited sets this experiment needs if missing"),
-    "yaw_image_size": Key(int, 224, "side of the yaw-limited renders", minimum=8),
+    "yaw_image_size": Key(int, YAW_IMAGE_SIZE, "side of the yaw-limited renders", minimum=8),
     "render_seed": Key(int, 0, "seed of the yaw-limited camera draws", minimum=0),
 }
 
@@ -74,7 +66,7 @@ MORE_IMGS_DIRECTIONS = (
     Direction("input image DS rises with the yaw range r", "input_image", "yaw", +1),
     Direction("output DS falls with the yaw range r", "output", "yaw", -1),
 )
-VC_OC = ("object", "viewer")
+VC_OC = ("object", "viewer")  # (low, high) of the paired tests: the direction is stated towards viewer-centred
 MORE_SHAPES_DIRECTIONS = (
     Direction("input shape DS viewer-centred > object-centred", "input_shape", "frame", +1, "paired", VC_OC),
     Direction("output DS viewer-centred > object-centred", "output", "frame", +1, "paired", VC_OC, per=("decoder",)),
@@ -204,7 +196,7 @@ def table_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def _figures(name: str):  # noqa: ANN202 - a small closure factory
     def write(results_dir: Path) -> list[Path]:
-        from experiments.shapenet_figures import write_figures
+        from experiments.shapenet.figures import write_figures
 
         return write_figures(results_dir, name)
 
@@ -239,7 +231,10 @@ def _declaration(
 
 
 def more_imgs() -> Experiment:
-    yaw = Axis("yaw", int, "yaw range r of the training renders, degrees", choices=YAWS, label=lambda r: f"yaw{r:03d}")
+    """The declaration of the more-images experiment (yaw range r × seed; registered as ``more_imgs``)."""
+    yaw = Axis(
+        "yaw", int, "yaw range r of the training renders, degrees", choices=YAW_RANGES, label=lambda r: f"yaw{r:03d}"
+    )
     return _declaration(
         "more_imgs",
         (yaw, SEED),
@@ -253,6 +248,7 @@ def more_imgs() -> Experiment:
 
 
 def more_shapes() -> Experiment:
+    """The declaration of the more-shapes experiment (frame × decoder × seed; registered as ``more_shapes``)."""
     frame = Axis("frame", str, "target frame: object- or viewer-centred", choices=FRAMES)
     decoder = Axis("decoder", str, "decoder (models.config.DECODERS)", choices=tuple(DECODERS))
     return _declaration(
@@ -268,6 +264,7 @@ def more_shapes() -> Experiment:
 
 
 def nviews() -> Experiment:
+    """The declaration of the number-of-views experiment (views × seed; registered as ``nviews``)."""
     views = Axis(
         "views",
         int,
@@ -286,54 +283,3 @@ def nviews() -> Experiment:
         directions=NVIEWS_DIRECTIONS,
         steps=STEPS_SETTINGS,
     )
-
-
-for _name, _factory in (("more_imgs", more_imgs), ("more_shapes", more_shapes), ("nviews", nviews)):
-    register_experiment(_name, _factory)
-
-
-# -------------------------------------------------------------------------------------- all three
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """All three ShapeNet experiments of a preset: data, one training sweep, evaluation, figures, summaries."""
-    parser = cli.build_parser("The paper's three ShapeNet experiments, end to end.")
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENT_NAMES, default=list(EXPERIMENT_NAMES))
-    parser.add_argument("--skip-figures", action="store_true")
-    args = parser.parse_args(argv)
-    presets: list[Preset] = []
-    try:
-        for name in args.experiments:
-            overrides = [item for group in args.overrides for item in group]
-            if args.seeds:
-                overrides.append(f"grid.seed=[{', '.join(map(str, args.seeds))}]")
-            presets.append(load_preset(preset_path(get_experiment(name), args.preset), overrides, experiment=name))
-        launch = launch_from_arguments(args)
-    except ValueError as error:
-        parser.exit(cli.EXIT_BAD_INPUT, f"error: {' '.join(str(error).split())}\n")
-    started = time.time()
-    with cli.owning(parser, presets, runs=True, results=True):
-        for preset in presets:
-            cli.setup_logging(preset.results_dir / "experiment.log")
-            runner.build_data(preset, launch)
-        # One sweep for the runs of all experiments keeps every worker busy.
-        jobs = [job for preset in presets for job in runner.training_jobs(preset)]
-        folder = presets[0].runs_dir.parent / "submitit"
-        report = launch.run(
-            jobs, default_workers=presets[0].workers, cwd=REPO_ROOT, folder=folder, description="training (ShapeNet)"
-        )
-        status = fail_on(report, "training")
-        for preset in presets:
-            report, table = runner.evaluate(preset, launch)
-            status = max(status, fail_on(report, f"evaluation ({preset.experiment.name})"))
-            if not args.skip_figures:
-                for path in preset.experiment.figures(preset.results_dir):
-                    print(f"figure: {path}")
-            print(f"== {preset.experiment.name} ({preset.name}): {preset.results_dir / 'ds_table.csv'}")
-            cli.print_summary(preset, table)
-    print(f"ShapeNet experiments done in {time.time() - started:.0f} s")
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

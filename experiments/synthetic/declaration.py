@@ -4,7 +4,8 @@ Grid: kind (image_aug, shape_aug) × cluster size s × seed; each run trains on 
 ``cluster_<kind>_2by10_cltsize<s>.json``. Inputs: image DS and shape DS of each training set (per kind and s).
 Predictors: the trained networks and the recognition baselines (one prediction per kind and s, the data axes;
 docs/baselines.md). ``ds_table.csv`` keeps the experiment's own columns (kind, s, seed, ...);
-``measurements.csv`` is the long table shared by all experiments.
+``measurements.csv`` is the long table shared by all experiments. Registered by :mod:`experiments.builtin`;
+the commands (:mod:`experiments.cli`):
 
     python -m experiments.synthetic --preset quick          # data, training, evaluation, figures
     python train_scripts/train_synthetic.py --preset paper --gpus 0 1 2 3
@@ -16,20 +17,20 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from dataset.locations import REPO_ROOT
 from dataset.synthetic.training_sets import CLUSTER_SIZES, KINDS, training_set_name
 from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
-from experiments.cli import main_all
-from experiments.config import REPO_ROOT, Preset, repo_path
-from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point, register_experiment
+from experiments.config import Preset, repo_path
+from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point
 from experiments.directions import SETTINGS as DIRECTION_SETTINGS
-from experiments.predictors import network_predictor
-from experiments.synthetic_figures import write_figures
+from experiments.network_predictor import network_predictor
+from experiments.synthetic.figures import write_figures
 from models.config import Key
 
 LOGGER = logging.getLogger("experiments.synthetic")
@@ -115,7 +116,8 @@ def table_view(table: pd.DataFrame) -> pd.DataFrame:
     return view.sort_values(["measure", "kind", "s", "predictor", "seed"], na_position="first").reset_index(drop=True)
 
 
-def declaration() -> Experiment:
+def synthetic() -> Experiment:
+    """The declaration of the synthetic experiment (registered as ``synthetic``)."""
     return Experiment(
         name=NAME,
         axes=(
@@ -134,14 +136,3 @@ def declaration() -> Experiment:
         table_view=table_view,
         view_file="ds_table.csv",
     )
-
-
-register_experiment(NAME, declaration)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return main_all(NAME, argv, description=__doc__.splitlines()[0])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
