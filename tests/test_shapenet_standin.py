@@ -193,9 +193,9 @@ def test_layout_and_formats(tiny: Path) -> None:
 
 def test_ids_do_not_follow_the_parameters() -> None:
     shapes = standin.plan(0, 20, ["03001627"])
-    ids = [s.id for s in shapes]
+    ids = [s.model_id for s in shapes]
     assert len(set(ids)) == 20 and sorted(ids) != ids
-    assert standin.plan(1, 1, ["03001627"])[0].id != ids[0]  # derived from the seed
+    assert standin.plan(1, 1, ["03001627"])[0].model_id != ids[0]  # derived from the seed
 
 
 def test_camera_check_points_land_in_the_alpha_mask(tiny: Path) -> None:
