@@ -52,6 +52,16 @@ class SplitRequest:
     seed: int
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def item_settings(self) -> dict[str, Any]:
+        """What every item is made with, as the keyword arguments the built-in dataset classes take:
+        ``num_points``, ``image_size``, ``normalization`` and ``seed``."""
+        return {
+            "num_points": self.num_points,
+            "image_size": self.image_size,
+            "normalization": self.normalization,
+            "seed": self.seed,
+        }
+
 
 DatasetFactory = Callable[[SplitRequest], DatasetSplit]
 

@@ -96,14 +96,7 @@ class ToyShapesDataset(DatasetBase):
 
 def toy_split(request: SplitRequest) -> ToyShapesDataset:
     """The registry's factory of ``toy``: ``request.index_file`` (``data.<split>_file``) names split and size."""
-    return ToyShapesDataset(
-        request.root,
-        request.index_file,
-        num_points=request.num_points,
-        image_size=request.image_size,
-        normalization=request.normalization,
-        seed=request.seed,
-    )
+    return ToyShapesDataset(request.root, request.index_file, **request.item_settings())
 
 
 def _image(exponent: float, size: int) -> np.ndarray:

@@ -6,7 +6,8 @@
     its reason. Only the repository's own modules count (``os._exit`` is the standard library's API).
 (b) No import cycle among the repository's modules: module- and function-level imports, except those under
     ``if TYPE_CHECKING:`` (never executed).
-(c) ``dispersion_score`` imports nothing from ``dataset``, ``models`` or ``experiments`` (the library stands alone).
+(c) The layers import only downwards: ``dispersion_score`` (the library stands alone) ← ``dataset`` ← ``models`` ←
+    ``experiments``; a module of one layer imports nothing from a layer after it in :data:`LAYERS`.
 
 tests/ is exempt as an importer. The checkers are plain functions of the sources, so the tests at the end show each
 one fails on a violation.
@@ -43,8 +44,7 @@ BENCHMARK_PRIVATE_MODULES = {
         "records in the device report whether the compiled kernel builds on the machine, and why not"
     ),
 }
-LIBRARY = "dispersion_score"
-LAYERS_ABOVE_LIBRARY = ("dataset", "models", "experiments")
+LAYERS = ("dispersion_score", "dataset", "models", "experiments")
 
 
 @dataclass(frozen=True)
@@ -274,14 +274,16 @@ def import_cycles(modules: dict[str, Module]) -> list[list[str]]:
     return sorted(components)
 
 
-def library_layer_violations(modules: dict[str, Module]) -> list[str]:
-    """(c): imports (any, TYPE_CHECKING included) of the layers above the library from inside it."""
+def layer_violations(modules: dict[str, Module]) -> list[str]:
+    """(c): imports (any, TYPE_CHECKING included) of a later layer of :data:`LAYERS` from an earlier one."""
     problems = []
     for module in modules.values():
-        if module.name.split(".")[0] != LIBRARY:
+        layer = module.name.split(".")[0]
+        if layer not in LAYERS:
             continue
+        above = LAYERS[LAYERS.index(layer) + 1 :]
         for imported in imports_of(module):
-            if imported.module.split(".")[0] in LAYERS_ABOVE_LIBRARY:
+            if imported.module.split(".")[0] in above:
                 problems.append(f"{module.path}:{imported.line}: imports {imported.module}")
     return problems
 
@@ -311,9 +313,9 @@ def test_no_import_cycles(repository: dict[str, Module]) -> None:
     assert not cycles, "import cycles (strongly connected modules):\n" + "\n".join(map(str, cycles))
 
 
-def test_the_library_imports_no_layer_above_it(repository: dict[str, Module]) -> None:
-    problems = library_layer_violations(repository)
-    assert not problems, "dispersion_score imports the layers above it:\n" + "\n".join(problems)
+def test_layers_import_only_downwards(repository: dict[str, Module]) -> None:
+    problems = layer_violations(repository)
+    assert not problems, "imports of a layer above:\n" + "\n".join(problems)
 
 
 # --- the checkers fail on violations ------------------------------------------------------------------------
@@ -364,4 +366,6 @@ def test_layer_check_flags_an_import_of_the_experiments() -> None:
     modules = modules_from_sources(
         {"dispersion_score/__init__.py": "", "dispersion_score/x.py": "def f():\n    import experiments.runner\n"}
     )
-    assert library_layer_violations(modules) == ["dispersion_score/x.py:2: imports experiments.runner"]
+    assert layer_violations(modules) == ["dispersion_score/x.py:2: imports experiments.runner"]
+    modules = modules_from_sources({"dataset/__init__.py": "", "dataset/y.py": "from models.engine import train\n"})
+    assert layer_violations(modules) == ["dataset/y.py:1: imports models.engine"]

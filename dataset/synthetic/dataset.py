@@ -299,11 +299,4 @@ class CubeSphereDataset(DatasetBase):
 
 def cubesphere_split(request: SplitRequest) -> CubeSphereDataset:
     """The registry's factory of ``cubesphere``: the split's index file ``request.index_file`` under the root."""
-    return CubeSphereDataset(
-        request.root,
-        request.index_file,
-        num_points=request.num_points,
-        image_size=request.image_size,
-        normalization=request.normalization,
-        seed=request.seed,
-    )
+    return CubeSphereDataset(request.root, request.index_file, **request.item_settings())
