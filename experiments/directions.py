@@ -170,15 +170,17 @@ def direction_table(
     settings = {**DEFAULTS, **(settings or {})}
     rows = []
     for direction in experiment.directions:
-        selected = _select(table, direction)
-        selected_curves = _select(curves, direction) if curves is not None and len(curves) else None
-        for group, rows_of_group in _groups(selected, direction):
+        selected = direction_rows(table, direction)
+        selected_curves = direction_rows(curves, direction) if curves is not None and len(curves) else None
+        for group, rows_of_group in direction_groups(selected, direction):
             curve = None if selected_curves is None else _in_group(selected_curves, direction, group)
             rows.append(_row(experiment, direction, group, rows_of_group, curve, settings))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _select(table: pd.DataFrame, direction: Direction) -> pd.DataFrame:
+def direction_rows(table: pd.DataFrame, direction: Direction) -> pd.DataFrame:
+    """The rows of ``table`` a direction is tested on: its measure (and predictor), its ``where`` values, the two
+    levels of a paired test; rows without a DS left out."""
     rows = table[table["measure"] == direction.measure]
     if direction.measure == "output":
         rows = rows[rows["predictor"] == direction.predictor]
@@ -194,7 +196,8 @@ def _text(value: Any) -> str:
     return "-" if pd.isna(value) else str(value)
 
 
-def _groups(rows: pd.DataFrame, direction: Direction) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+def direction_groups(rows: pd.DataFrame, direction: Direction) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """``rows`` split by the direction's ``per`` axes: (the group's axis values, its rows); one group without."""
     if not direction.per:
         return [({}, rows)]
     return [
