@@ -2,4 +2,4 @@
 (:mod:`dataset.registry`; the built-ins are registered by :mod:`dataset.builtin`, imported here), the dataset
 families (``synthetic``, ``shapenet``, ``toy``) and what their builds share (``build``, ``locations``)."""
 
-import dataset.builtin  # noqa: F401  (registers cubesphere, shapenet and toy)
+import dataset.builtin  # noqa: F401  (registers the built-in datasets)

@@ -27,15 +27,24 @@ class DatasetBase(Dataset):
 
     def points(self, index: int) -> torch.Tensor:
         """FloatTensor (P, 3): ``self[index]["points"]``."""
-        return self[index]["points"]
+        return self._key(index, "points")
 
     def image(self, index: int) -> torch.Tensor:
         """FloatTensor (3, H, W) in [0, 1]: ``self[index]["image"]``."""
-        return self[index]["image"]
+        return self._key(index, "image")
 
     def item_id(self, index: int) -> str:
         """``str(self[index]["id"])``."""
-        return str(self[index]["id"])
+        return str(self._key(index, "id"))
+
+    def _key(self, index: int, key: str) -> Any:
+        item = self[index]
+        if key not in item:
+            raise KeyError(
+                f"{type(self).__name__} item {index} has no {key!r}: the contract's items carry image, points, id "
+                "and index (docs/datasets.md; dataset.checks.check_split checks a split)"
+            )
+        return item[key]
 
     def image_path(self, index: int) -> Path:
         """Not provided by default.

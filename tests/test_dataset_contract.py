@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from dataset.base import DatasetBase, SplitSubset
+from dataset.checks import check_split
 from dataset.contract import FRAMES, DatasetSplit, NotProvidedError
 from dataset.registry import (
     DATA_SCHEMA,
@@ -37,12 +38,12 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny synthetic build: two instances per split, written by the build's own instance generator."""
     from dataset.synthetic.geometry import uv_sphere
     from dataset.synthetic.instance import InstanceSettings, instance_payload, write_instance
-    from dataset.synthetic.render import MeshRenderer, RenderSettings
+    from dataset.synthetic.render import CubeSphereRenderer, RenderSettings
     from dataset.synthetic.training_sets import INDEX_FILES, index_entry, split_instances
 
     root = tmp_path_factory.mktemp("cubesphere")
     settings = InstanceSettings(num_points=300, render=RenderSettings(image_size=SIZE, samples_per_pixel=4))
-    renderer = MeshRenderer(uv_sphere()[1], settings.render)
+    renderer = CubeSphereRenderer(uv_sphere()[1], settings.render)
     for split, index_file in INDEX_FILES.items():
         instances = split_instances(split, 3)
         for instance in instances:
@@ -95,6 +96,7 @@ def roots(synthetic_root: Path, standin_root: Path) -> dict[str, Path]:
 @pytest.mark.parametrize(("name", "split", "data"), BUILTINS)
 def test_builtin_datasets_meet_the_contract(name, split, data, roots, tmp_path) -> None:
     dataset = _split(name, split, roots, tmp_path, **data)
+    check_split(dataset, num_points=POINTS, image_size=SIZE)  # the checker a new dataset's tests use
     assert isinstance(dataset, DatasetSplit) and dataset.frame in FRAMES and len(dataset) >= 2
     for i in range(len(dataset)):
         item = dataset[i]
@@ -244,3 +246,46 @@ def test_a_factory_must_return_the_contract(tmp_path: Path) -> None:
             build_dataset(resolve_config({"data": {"dataset": "items_only", "root": str(tmp_path)}}), "train")
     finally:
         unregister_dataset("items_only")
+
+
+class _Broken(DatasetBase):
+    """A split that breaks the contract in the way ``fault`` says."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = range(3)[min(index, 2) if self.fault == "no IndexError" else index]
+        size = 8 if self.fault == "image size" else SIZE
+        item = {
+            "image": torch.zeros(3, size, size),
+            "points": torch.zeros(POINTS, 3),
+            "id": f"i{index}",
+            "index": index,
+        }
+        if self.fault == "no id":
+            del item["id"]
+        return item
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("none", None),
+        ("no id", r"_Broken item 0: missing key\(s\) \['id'\]"),
+        ("image size", r"_Broken item 0: image must be a float32 tensor \(3, 24, 24\)"),
+        ("no IndexError", "_Broken item 3: reading one past the end must raise IndexError"),
+    ],
+)
+def test_check_split_names_the_dataset_item_and_problem(fault: str, message: str | None) -> None:
+    if message is None:
+        check_split(_Broken(fault), num_points=POINTS, image_size=SIZE)
+        return
+    with pytest.raises(ValueError, match=message):
+        check_split(_Broken(fault), num_points=POINTS, image_size=SIZE)
+    if fault == "no id":
+        with pytest.raises(KeyError, match="_Broken item 0 has no 'id'"):
+            item_ids(_Broken(fault))
