@@ -12,6 +12,9 @@ the test Chamfer of the recognition baselines (from ``measurements.csv``, when t
 
 Which runs: the first and last value of every numeric axis, every value of a categorical one (kind, frame,
 decoder), the first seed.
+
+The convergence criterion of docs/convergence.md is computed from the curves (:func:`convergence_table`) and
+written next to the figure (``<figure>_convergence.csv``); it looks at the training Chamfer only, never at DS.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from matplotlib.figure import Figure
 
 from dataset.locations import REPO_ROOT
 from dispersion_score.io import save_figure
-from dispersion_score.launch import Job, fail_on, python_command
+from dispersion_score.launch import Job, fail_on, positive_int, python_command
 from dispersion_score.paths import check_writable_folder
 from experiments import cli, runner
 from experiments.config import Preset, Run
@@ -49,10 +52,17 @@ def curve_runs(preset: Preset) -> list[Run]:
     return [run for run in preset.runs if all(run.point[name] in chosen[name] for name in chosen)]
 
 
-def curve_overrides(preset: Preset, run: Run) -> list[str]:
-    """The run's overrides plus validation on the whole test split at every epoch."""
+PLATEAU_WINDOW = 0.1
+"""Share of the training epochs in each of the two windows the plateau ratio compares (docs/convergence.md)."""
+PLATEAU_THRESHOLD = 0.95
+"""A run has converged when its plateau ratio is at least this: the training Chamfer fell by less than 5 % over
+the last tenth of training (docs/convergence.md)."""
+
+
+def curve_overrides(preset: Preset, run: Run, every: int = 1) -> list[str]:
+    """The run's overrides plus validation on the whole test split every ``every`` epochs."""
     data = preset.training_config(run)["data"]
-    overrides = [*run.overrides, "eval.every=1", "eval.items=null"]
+    overrides = [*run.overrides, f"eval.every={every}", "eval.items=null"]
     if data["dataset"] != "shapenet":  # ShapeNet validates on its test split already (shapenet_split)
         overrides.append(f"data.val_file={data['test_file']}")
     return overrides
@@ -62,12 +72,12 @@ def curve_dir(preset: Preset, run: Run) -> Path:
     return preset.runs_dir / FOLDER / run.name
 
 
-def curve_jobs(preset: Preset) -> list[Job]:
-    """One ``train_scripts/train.py`` job per learning-curve run."""
+def curve_jobs(preset: Preset, every: int = 1) -> list[Job]:
+    """One ``train_scripts/train.py`` job per learning-curve run (validation every ``every`` epochs)."""
     jobs = []
     for run in curve_runs(preset):
         out = curve_dir(preset, run)
-        settings = [item for override in curve_overrides(preset, run) for item in ("--set", override)]
+        settings = [item for override in curve_overrides(preset, run, every) for item in ("--set", override)]
         command = python_command(TRAIN_SCRIPT, "--config", str(preset.train_config_path), "--out", str(out), *settings)
         jobs.append(Job(f"curve_{run.name}", command, out / "done", out / "job.log"))
     return jobs
@@ -84,6 +94,32 @@ def read_curves(preset: Preset) -> pd.DataFrame:
         for record in map(json.loads, metrics.read_text().splitlines()):
             rows.append({"run": run.name, **run.point, "epoch": record["epoch"],
                          "train_chamfer": record["train_loss"], "test_chamfer": record["val_chamfer"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def convergence_table(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
+    """The convergence criterion of docs/convergence.md per run: one row per run of ``curves`` (from
+    :func:`read_curves`) that reached ``epochs``.
+
+    Columns: ``run``, ``epochs``, ``train_chamfer_last`` (mean training Chamfer over the last
+    ``PLATEAU_WINDOW`` of the epochs), ``train_chamfer_before`` (the same over the window before it),
+    ``plateau_ratio`` (last / before), ``converged`` (ratio >= ``PLATEAU_THRESHOLD``), ``test_chamfer_last``
+    (the last validated test Chamfer, reported next to the baselines, not part of the criterion).
+    """
+    window = max(1, round(PLATEAU_WINDOW * epochs))
+    rows = []
+    for name, run in curves.groupby("run", sort=False):
+        run = run.sort_values("epoch")
+        if run["epoch"].max() < epochs:
+            continue
+        last = run[run["epoch"] > epochs - window]["train_chamfer"].mean()
+        before = run[(run["epoch"] > epochs - 2 * window) & (run["epoch"] <= epochs - window)]["train_chamfer"].mean()
+        tested = run.dropna(subset=["test_chamfer"])
+        ratio = float(last / before)
+        test_last = tested["test_chamfer"].iloc[-1] if len(tested) else float("nan")
+        rows.append({"run": name, "epochs": epochs, "train_chamfer_last": last, "train_chamfer_before": before,
+                     "plateau_ratio": ratio, "converged": ratio >= PLATEAU_THRESHOLD,
+                     "test_chamfer_last": test_last})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -127,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment, rest = argv[0], argv[1:]
     parser = cli.build_parser(__doc__.splitlines()[0])
     parser.add_argument("--figure", type=Path, default=None, help="PNG path (default: <results>/figures/...)")
+    parser.add_argument("--every", type=positive_int, default=1, help="validate on the test split every N epochs")
     args, preset, launch = cli.parse(experiment, parser, rest)
     path = args.figure or preset.results_dir / "figures" / f"learning_curves_{preset.name}.png"
     try:  # before hours of training: the figure must be writable
@@ -136,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with cli.owning(parser, [preset], runs=True, results=False):
         runner.build_data(preset, launch)
         report = launch.run(
-            curve_jobs(preset),
+            curve_jobs(preset, args.every),
             default_workers=preset.workers,
             cwd=REPO_ROOT,
             folder=preset.runs_dir / FOLDER / "submitit",
@@ -148,7 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status or 1
     save_figure(curves_figure(curves, baseline_chamfer(preset), f"{experiment} ({preset.name})"), path)
     curves.to_csv(path.with_suffix(".csv"), index=False)
+    epochs = int(preset.training_config(curve_runs(preset)[0])["train"]["epochs"])
+    convergence = convergence_table(curves, epochs)
+    convergence.to_csv(path.with_name(f"{path.stem}_convergence.csv"), index=False)
     print(f"figure: {path}")
+    print(convergence.to_string(index=False))
     return status
 
 

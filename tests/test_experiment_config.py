@@ -93,7 +93,7 @@ def test_missing_key_and_unknown_preset(tmp_path: Path) -> None:
     del document["runs_dir"]
     with pytest.raises(ValueError, match="runs_dir: must be set"):
         load_preset(_write(tmp_path, document))
-    with pytest.raises(ValueError, match="unknown preset 'nope'; available: \\['paper', 'quick'\\]"):
+    with pytest.raises(ValueError, match="unknown preset 'nope'; available: \\['cpu', 'paper', 'quick'\\]"):
         preset_path(SYNTHETIC, "nope")
 
 
@@ -105,7 +105,7 @@ def _entry_point(*args: str) -> subprocess.CompletedProcess:
 def test_entry_point_bad_preset_exits_2_with_one_line() -> None:
     result = _entry_point("--preset", "nope")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: unknown preset 'nope'; available: ['paper', 'quick']"]
+    assert result.stderr.strip().splitlines() == ["error: unknown preset 'nope'; available: ['cpu', 'paper', 'quick']"]
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_scripts_of_another_checkout_run_that_checkout(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "imported from the clone" in result.stderr
-    assert "available: ['onlyhere', 'paper', 'quick']" in result.stderr
+    assert "available: ['cpu', 'onlyhere', 'paper', 'quick']" in result.stderr
 
 
 def test_a_sweep_folder_is_owned_by_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,3 +186,19 @@ def test_a_sweep_folder_is_owned_by_one_process(tmp_path: Path, capsys: pytest.C
     assert exit_info.value.code == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and str(results) in message and f"pid {__import__('os').getpid()}" in message
+
+
+def test_cpu_preset_is_quick_on_the_papers_schedule(tmp_path: Path) -> None:
+    """The cpu preset changes only the training schedule (docs/convergence.md): the paper's epochs and milestones,
+    everything else the quick preset's."""
+    experiment = get_experiment("synthetic")
+    cpu, quick, paper = (load_preset(preset_path(experiment, name)) for name in ("cpu", "quick", "paper"))
+    run_cpu, run_quick, run_paper = (preset.runs[0] for preset in (cpu, quick, paper))
+    train_cpu, train_quick = cpu.training_config(run_cpu), quick.training_config(run_quick)
+    train_paper = paper.training_config(run_paper)
+    for key in ("epochs", "milestones", "gamma", "lr", "batch_size"):
+        assert train_cpu["train"][key] == train_paper["train"][key], key
+    assert train_cpu["data"] == train_quick["data"] and train_cpu["model"] == train_quick["model"]
+    assert {k: v for k, v in cpu.config.items() if k not in ("preset", "train_config", "runs_dir", "results_dir")} == {
+        k: v for k, v in quick.config.items() if k not in ("preset", "train_config", "runs_dir", "results_dir")
+    }

@@ -5,8 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from experiments.config import load_preset, preset_path
-from experiments.learning_curves import curve_dir, curve_overrides, curve_runs, curves_figure, read_curves
+from experiments.learning_curves import (
+    convergence_table,
+    curve_dir,
+    curve_overrides,
+    curve_runs,
+    curves_figure,
+    read_curves,
+)
 from experiments.registry import get_experiment
 
 
@@ -51,3 +62,21 @@ def test_curves_are_read_from_the_metrics_and_drawn(tmp_path: Path) -> None:
     assert list(second["train_chamfer"]) == [1 / 2, 1 / 3, 1 / 4] and list(second["test_chamfer"]) == [2, 1, 2 / 3]
     figure = curves_figure(curves, curves.groupby("run")["test_chamfer"].min(), "test")
     assert len(figure.axes) == 2 and len(figure.axes[0].lines) == 2
+
+
+def test_convergence_criterion_on_hand_computable_curves() -> None:
+    # 20 epochs, windows of 2: run "flat" ends at 1.0 after 1.02 (ratio 0.98 >= 0.95), "falling" at 0.5 after 1.0.
+    epochs = list(range(1, 21))
+    flat = [2.0] * 16 + [1.02, 1.02, 1.0, 1.0]
+    falling = [2.0] * 16 + [1.0, 1.0, 0.5, 0.5]
+    short = [1.0] * 10  # stopped early: left out
+    rows = []
+    for name, values in (("flat", flat), ("falling", falling), ("short", short)):
+        for epoch, value in zip(epochs[: len(values)], values, strict=True):
+            test = 3.0 if (name, epoch) == ("flat", 20) else None
+            rows.append({"run": name, "epoch": epoch, "train_chamfer": value, "test_chamfer": test})
+    table = convergence_table(pd.DataFrame(rows), 20).set_index("run")
+    assert list(table.index) == ["flat", "falling"]
+    assert table.loc["flat", "plateau_ratio"] == pytest.approx(1.0 / 1.02) and table.loc["flat", "converged"]
+    assert table.loc["falling", "plateau_ratio"] == pytest.approx(0.5) and not table.loc["falling", "converged"]
+    assert table.loc["flat", "test_chamfer_last"] == 3.0 and np.isnan(table.loc["falling", "test_chamfer_last"])
