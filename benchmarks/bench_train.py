@@ -52,7 +52,8 @@ from dispersion_score.chamfer import chamfer_distance
 from dispersion_score.io import atomic_write_text, provenance
 from models import build_model
 from models.config import load_config, resolve_config
-from models.engine import make_optimizer, train_epoch
+from models.engine import train_epoch
+from models.training import make_optimizer
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "bench_train.json"
 PAPER_MODELS = {

@@ -14,7 +14,8 @@ from dataset.registry import build_dataset
 from dataset.splits import item_ids, item_rotations
 from experiments.config import Preset
 from experiments.declaration import PredictedClouds, Target
-from models.engine import FINAL_FILE, load_trained, predict_points
+from models.engine import load_trained, predict_points
+from models.training import FINAL_FILE
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from experiments.prediction_files import (
 )
 from experiments.records import long_table, read_records, record_mismatch, write_record, write_table
 from models.config import load_config
-from models.engine import DONE_FILE, final_model_problem
+from models.training import DONE_FILE, final_model_problem
 
 LOGGER = logging.getLogger("experiments.runner")
 TRAIN_SCRIPT = REPO_ROOT / "train_scripts" / "train.py"

@@ -39,25 +39,16 @@ from models import build_model
 from models.base import PointCloudNet
 from models.config import dump_config, resolve_config, results_relevant
 from models.training import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    DONE_FILE,
     FINAL_FILE,
-    LOG_FILE,
-    METRICS_FILE,
     CheckpointError,
-    RunDirectoryError,
     RunOptions,
     TrainingTask,
-    clear_run,
     final_model_problem,
-    final_record,
     load_checkpoint_file,
     make_optimizer,
     run_training,
     seed_everything,
     seed_worker,
-    write_done,
 )
 
 CHECKPOINT_FORMAT = "dispersion-score-checkpoint/1"
@@ -364,26 +355,4 @@ class ReconstructionTask(TrainingTask):
         )
 
 
-__all__ = [
-    "CHECKPOINT_FILE",
-    "CONFIG_FILE",
-    "DONE_FILE",
-    "FINAL_FILE",
-    "LOG_FILE",
-    "METRICS_FILE",
-    "CheckpointError",
-    "ReconstructionTask",
-    "RunDirectoryError",
-    "clear_run",
-    "final_model_problem",
-    "final_record",
-    "load_trained",
-    "make_optimizer",
-    "predict_points",
-    "resolve_device",
-    "train",
-    "train_epoch",
-    "train_step",
-    "validate",
-    "write_done",
-]
+__all__ = ["ReconstructionTask", "load_trained", "predict_points", "train", "train_epoch", "train_step", "validate"]

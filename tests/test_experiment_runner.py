@@ -226,7 +226,7 @@ def test_predictions_and_measurements_of_changed_weights_are_made_again(
 def test_a_run_with_damaged_weights_is_trained_again_by_the_sweep(preset: Preset) -> None:
     """The sweep skips a training job whose ``done`` marker exists: a run whose final model no longer matches
     the record in ``done`` loses the marker, so the job runs (and trains it again); intact runs keep theirs."""
-    from models.engine import DONE_FILE, FINAL_FILE, write_done
+    from models.training import DONE_FILE, FINAL_FILE, write_done
 
     damaged, intact = preset.runs[0].directory, preset.runs[1].directory
     for directory in (damaged, intact):

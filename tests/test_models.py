@@ -8,8 +8,9 @@ import torch
 from dataset.toy import ToyShapesDataset
 from dispersion_score.chamfer import chamfer_distance
 from models import MODELS, build_model
-from models.engine import make_optimizer, train_step
+from models.engine import train_step
 from models.templates import SphereTemplate, SquareTemplate
+from models.training import make_optimizer
 
 TINY = {"bottleneck": 16, "atlasnet": {"hidden": 8}, "psgn": {"hidden": [8]}, "foldnet": {"hidden": [8]}}
 

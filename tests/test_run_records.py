@@ -13,7 +13,8 @@ import pytest
 from dispersion_score.artefact import inputs_mismatch, made_from
 from experiments.prediction_files import is_complete, write_predictions
 from experiments.records import record_mismatch, write_record
-from models.engine import DONE_FILE, FINAL_FILE, CheckpointError, final_model_problem, load_trained, train
+from models.engine import load_trained, train
+from models.training import DONE_FILE, FINAL_FILE, CheckpointError, final_model_problem
 from tests.test_trainer import TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,7 +17,8 @@ from dataset.registry import SplitRequest, build_dataset, register_dataset, unre
 from dataset.toy import ToyShapesDataset
 from models import build_model
 from models.config import resolve_config
-from models.engine import CheckpointError, RunDirectoryError, load_trained, predict_points, train
+from models.engine import load_trained, predict_points, train
+from models.training import CheckpointError, RunDirectoryError
 from train_scripts.train import main as train_main
 
 EPOCHS = 4

@@ -21,7 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_own_checkout(__file__)
     from dispersion_score.locks import DirectoryLockedError
     from models.config import dump_config, load_config
-    from models.engine import CheckpointError, train
+    from models.engine import train
+    from models.training import CheckpointError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="YAML config (may use inherit_from)")

@@ -32,7 +32,8 @@ from dataset.registry import build_dataset
 from dataset.splits import CachedDataset
 from models import build_model
 from models.config import decoder_overrides, load_config
-from models.engine import METRICS_FILE, make_optimizer, predict_points, train, train_step
+from models.engine import predict_points, train, train_step
+from models.training import METRICS_FILE, make_optimizer
 
 CONFIGS = REPO_ROOT / "configs" / "training"
 PRESETS = REPO_ROOT / "configs" / "presets"
