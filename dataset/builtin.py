@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from dataset.registry import SplitRequest, register_dataset
 from dataset.schema import Key
+from dispersion_score.frames import FRAMES
 
 if TYPE_CHECKING:
     from dataset.shapenet.dataset import ShapeNet
@@ -23,7 +24,7 @@ SHAPENET_SETTINGS: dict[str, Key] = {
     "views": Key(int, 1, "R2N2 training views per shape (01..views; test uses view 00)", minimum=1),
     "yaw": Key(int, None, "yaw range r of the training renders (images: yaw)", nullable=True, minimum=0),
     "test_yaw": Key(int, None, "yaw range of the test renders; null = yaw (the paper tests on 90)", nullable=True),
-    "frame": Key(str, "object", "target frame: object- or viewer-centred", choices=("object", "viewer")),
+    "frame": Key(str, "object", "target frame: object- or viewer-centred", choices=FRAMES),
     "cache_dir": Key(str, None, "where the normalised-cloud cache lives; null = the default", nullable=True),
 }
 """``data.shapenet``: the options of :class:`dataset.shapenet.dataset.ShapeNet` (docs/shapenet.md)."""

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset.contract import FRAMES, DatasetSplit, NotProvidedError
+from dataset.contract import DatasetSplit, NotProvidedError
+from dispersion_score.frames import FRAMES
 
 
 def _fail(split: DatasetSplit, index: int | None, message: str) -> ValueError:

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-FRAMES = ("object", "viewer")
 """Frames of the ground-truth points: "object" (the shape's canonical frame) or "viewer" (rotated into the
 item's camera frame, ``P Rᵀ`` with R = :meth:`DatasetSplit.rotation`)."""
 
@@ -76,7 +75,7 @@ class DatasetSplit(TrainingSplit, Protocol):
 
     @property
     def frame(self) -> str:
-        """The frame of ``points``: "object" or "viewer" (:data:`FRAMES`)."""
+        """The frame of ``points``: "object" or "viewer" (:data:`dispersion_score.frames.FRAMES`)."""
         ...
 
     def points(self, index: int) -> torch.Tensor:

@@ -21,7 +21,8 @@ from dataset.contract import CONTRACT_MEMBERS, DatasetSplit
 from dataset.locations import REPO_ROOT
 from dataset.schema import Key, validate, with_defaults
 
-SPLITS = ("train", "val", "test")
+SPLIT_ROLES = ("train", "val", "test")
+"""The splits a caller may ask a factory for (a dataset without one maps it to another, see SplitRequest)."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,8 @@ def build_dataset(
         TypeError: the factory returned something that is not a DatasetSplit (the message names the missing
             methods).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in SPLIT_ROLES:
+        raise ValueError(f"split must be one of {SPLIT_ROLES}, got {split!r}")
     data = config["data"]
     entry = dataset_entry(data["dataset"])
     options: dict[str, Any] = {}

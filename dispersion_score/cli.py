@@ -33,6 +33,7 @@ from dispersion_score._cli_tiles import (
     tiled_requested,
 )
 from dispersion_score._validation import resolve_device
+from dispersion_score.frames import FRAMES
 from dispersion_score.images import IMAGE_SUFFIXES
 from dispersion_score.io import FileScan, read_npy, scan_files
 from dispersion_score.launch import non_negative_int, positive_int
@@ -557,7 +558,7 @@ def _add_diagnose(commands: Any) -> None:
     diagnose.add_argument("--k", type=positive_int, required=True, help="number of medoids")
     diagnose.add_argument(
         "--frame",
-        choices=("object", "viewer"),
+        choices=FRAMES,
         default="object",
         help="viewer: predictions and ground truth in each item's camera frame (needs --rotations)",
     )

@@ -61,11 +61,10 @@ import torch
 from dispersion_score.chamfer import chamfer_matrix, normalize_unit_ball
 from dispersion_score.clustering import kmedoids
 from dispersion_score.evaluation import nearest_shapes, output_metrics
-from dispersion_score.frames import to_object_frame
+from dispersion_score.frames import FRAMES, to_object_frame
 from dispersion_score.score import dispersion_score
 from dispersion_score.shapes_io import list_shape_files, load_shapes
 
-FRAMES = ("object", "viewer")
 _ORTHONORMAL_TOLERANCE = 1e-3
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+FRAMES = ("object", "viewer")
+"""The two frames a cloud can be in: the shape's canonical ("object") frame or its view's camera ("viewer")."""
+
 
 def to_object_frame(points: Any, rotations: Any) -> np.ndarray:
     """Viewer-centred clouds back to the object frame: ``P_i R_i`` for every item i.

@@ -15,7 +15,7 @@ import torch
 
 from dataset.base import DatasetBase, SplitSubset
 from dataset.checks import check_split
-from dataset.contract import FRAMES, DatasetSplit, NotProvidedError
+from dataset.contract import DatasetSplit, NotProvidedError
 from dataset.registry import (
     DATA_SCHEMA,
     SplitRequest,
@@ -26,6 +26,7 @@ from dataset.registry import (
 )
 from dataset.schema import Key
 from dataset.splits import image_paths, item_ids
+from dispersion_score.frames import FRAMES
 from experiments import runner
 from models.config import default_config, resolve_config
 from models.engine import load_trained, predict_points, train

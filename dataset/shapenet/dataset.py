@@ -72,9 +72,9 @@ from dataset.shapenet.layout import (
     yaw_image_path,
     yaw_set_name,
 )
+from dispersion_score.frames import FRAMES
 
 IMAGE_SETS = ("r2n2", "yaw")
-FRAMES = ("object", "viewer")
 NORMALIZATIONS = ("unit_ball",)
 R2N2_CROP = 127
 TEST_VIEW = 0

@@ -21,6 +21,7 @@ import pandas as pd
 # a notebook shows the returned Figure objects inline.
 from matplotlib.figure import Figure
 
+from dispersion_score.frames import FRAMES
 from dispersion_score.io import save_figure
 from experiments.figure_parts import runs_and_mean
 
@@ -112,7 +113,7 @@ def frame_figure(table: pd.DataFrame) -> Figure:
     axis, inputs = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
     rows = _networks(table)
     decoders = sorted(rows["decoder"].dropna().unique())
-    frames = [f for f in ("object", "viewer") if f in set(rows["frame"].dropna())]
+    frames = [f for f in FRAMES if f in set(rows["frame"].dropna())]
     width = 0.8 / max(1, len(frames))
     positions = np.arange(len(decoders))
     for i, frame in enumerate(frames):

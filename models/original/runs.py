@@ -46,7 +46,6 @@ CHECKPOINT_ARCHIVES = {
 # dataset/synthetic_data/cubesphere_1000, where this project's own builder writes its paper preset.
 ORIGINAL_SYNTHETIC_ROOT = "dataset/synthetic_data/original_cubesphere_1000"
 SHAPENET_ROOT = "dataset/data"
-ANGLELIMIT_DIR = "ShapeNetV1RenderingAnglelimit"
 
 WEIGHT_FILES = {
     "train_synthetic": {"last": "checkpoint.pt", "best": "best_checkpoint.pt"},

@@ -66,13 +66,13 @@ from dataset.image_encoding import encode_png
 from dataset.locations import REPO_ROOT
 from dataset.shapenet.camera import View, format_disn_line, format_yaw_line, read_yaw_metadata, sample_yaw_view
 from dataset.shapenet.categories import SPLITS, resolve_categories, split_ids
+from dataset.shapenet.layout import YAW_RANGES
 from dataset.shapenet.mesh import load_mesh
 from dataset.shapenet.render.renderer import RENDERER_VERSION, MeshRenderer, check_not_blank, touches_border
 from dispersion_score.atomic import atomic_write_bytes, atomic_write_text
 from dispersion_score.launch import LAUNCHERS, Job, OneLineParser, non_negative_int, positive_int, run_jobs, square_int
 from dispersion_score.locks import directory_lock
 
-YAW_RANGES = (0, 15, 30, 45, 60, 75, 90)
 SET_PREFIX = "ShapeNetV1RenderingSampleYaw"
 IMAGE_NAME = "00.png"
 METADATA_NAME = "rendering_metadata.txt"
