@@ -266,80 +266,63 @@ def _compute(
     in_process_device: torch.device,
 ) -> np.memmap:
     with directory_lock(work, what="tile work directory"):
-        return _compute_locked(
-            manifest, write_input, input_shape, out, work, launch, progress, jobs, keep_tiles, in_process_device
+        existing = read_manifest(work)
+        if existing is not None:
+            differences = settings_difference(existing.settings, manifest.settings)
+            if differences:
+                shown = ", ".join(_describe(key, existing.settings, manifest.settings) for key in differences)
+                raise ValueError(
+                    f"{work} holds tiles of another matrix (settings differ: {shown}); finish it with the same "
+                    f"input and settings, or delete {work}"
+                )
+        if out.exists():
+            if existing is None or not existing.assembled:
+                raise ValueError(
+                    f"{out} exists but {work} does not record it as this matrix; delete it or choose another out"
+                )
+            reason = mismatch(out, FileRecord.from_json(existing.matrix))
+            if reason is None:
+                return np.load(out, mmap_mode="r")
+            # Recorded as assembled but not the file that was written: compute it again rather than trust it.
+            logger.warning("%s is not the matrix that was assembled (%s): computing it again", out, reason)
+            out.unlink()
+        manifest.assembled = False
+        input_path = work / "input.npy"
+        if existing is None or not _input_is_sound(input_path, input_shape):
+            atomic_write_stream(input_path, write_input)
+        write_manifest(work, manifest)  # after the input: a manifest means a complete input file
+
+        pending = missing_tiles(work, manifest.tiles)
+        monitor = TileProgress(
+            work, manifest.tiles, pending, work / "progress.log", show=progress, position=0 if launch is None else 1
         )
-
-
-def _compute_locked(
-    manifest: Manifest,
-    write_input: Callable[[Any], None],
-    input_shape: tuple[int, int],
-    out: Path,
-    work: Path,
-    launch: Launch | None,
-    progress: bool,
-    jobs: int | None,
-    keep_tiles: bool,
-    in_process_device: torch.device,
-) -> np.memmap:
-    existing = read_manifest(work)
-    if existing is not None:
-        differences = settings_difference(existing.settings, manifest.settings)
-        if differences:
-            shown = ", ".join(_describe(key, existing.settings, manifest.settings) for key in differences)
-            raise ValueError(
-                f"{work} holds tiles of another matrix (settings differ: {shown}); finish it with the same "
-                f"input and settings, or delete {work}"
-            )
-    if out.exists():
-        if existing is None or not existing.assembled:
-            raise ValueError(
-                f"{out} exists but {work} does not record it as this matrix; delete it or choose another out"
-            )
-        reason = mismatch(out, FileRecord.from_json(existing.matrix))
-        if reason is None:
-            return np.load(out, mmap_mode="r")
-        # Recorded as assembled but not the file that was written: compute it again rather than trust it.
-        logger.warning("%s is not the matrix that was assembled (%s): computing it again", out, reason)
-        out.unlink()
-    manifest.assembled = False
-    input_path = work / "input.npy"
-    if existing is None or not _input_is_sound(input_path, input_shape):
-        atomic_write_stream(input_path, write_input)
-    write_manifest(work, manifest)  # after the input: a manifest means a complete input file
-
-    pending = missing_tiles(work, manifest.tiles)
-    monitor = TileProgress(
-        work, manifest.tiles, pending, work / "progress.log", show=progress, position=0 if launch is None else 1
-    )
-    partial = out.with_name(f".{out.name}.partial")
-    to_write = list(manifest.tiles)
-    try:
-        for _ in range(_ASSEMBLY_ROUNDS):
-            if pending:
-                _run_pending(work, manifest, pending, launch, jobs, monitor, in_process_device)
-            bad = assemble(work, manifest, partial, to_write)
-            if not bad:
-                break
-            pending = to_write = bad
-            monitor.requeue(bad)
-        else:
-            raise RuntimeError(
-                f"{len(bad)} tiles of {out} failed their checks {_ASSEMBLY_ROUNDS} times; see {work}/logs"
-            )
-    finally:
-        monitor.stop()
-    # Recorded before the rename: a crash in between leaves a record without a matrix, which the next call
-    # assembles again, never a matrix without a record (which it would refuse).
-    manifest.assembled = True
-    manifest.matrix = record_file(partial).to_json()  # the same bytes as ``out`` after the rename
-    write_manifest(work, manifest)
-    publish(partial, out)
-    if not keep_tiles:
-        shutil.rmtree(work / "tiles", ignore_errors=True)
-        input_path.unlink(missing_ok=True)
-    return np.load(out, mmap_mode="r")
+        partial = out.with_name(f".{out.name}.partial")
+        to_write = list(manifest.tiles)
+        try:
+            for _ in range(_ASSEMBLY_ROUNDS):
+                if pending:
+                    _run_pending(work, manifest, pending, launch, jobs, monitor, in_process_device)
+                bad = assemble(work, manifest, partial, to_write)
+                if not bad:
+                    break
+                pending = to_write = bad
+                monitor.requeue(bad)
+            else:
+                raise RuntimeError(
+                    f"{len(bad)} tiles of {out} failed their checks {_ASSEMBLY_ROUNDS} times; see {work}/logs"
+                )
+        finally:
+            monitor.stop()
+        # Recorded before the rename: a crash in between leaves a record without a matrix, which the next call
+        # assembles again, never a matrix without a record (which it would refuse).
+        manifest.assembled = True
+        manifest.matrix = record_file(partial).to_json()  # the same bytes as ``out`` after the rename
+        write_manifest(work, manifest)
+        publish(partial, out)
+        if not keep_tiles:
+            shutil.rmtree(work / "tiles", ignore_errors=True)
+            input_path.unlink(missing_ok=True)
+        return np.load(out, mmap_mode="r")
 
 
 def _run_pending(
