@@ -146,6 +146,20 @@ def dispersion_score(
     method, seed = validate_method(method), validate_seed(seed)
     n_init, threads = validate_n_init(n_init, method), resolve_threads(threads)
     D = as_distance_tensor(D, device=device, threads=threads)
+    return _score_seed(D, k, seed, method=method, subsample=subsample, n_init=n_init, threads=threads)
+
+
+def _score_seed(
+    D: torch.Tensor,
+    k: int,
+    seed: int,
+    *,
+    method: str,
+    subsample: float | int | None,
+    n_init: int | None,
+    threads: int,
+) -> DispersionResult:
+    """DS of one seed on a validated matrix: the seed's subsample (if any), k checked against it, then k-medoids."""
     indices = _subsample_indices(D.shape[0], subsample, seed)
     scored = D if indices is None else _submatrix(D, indices)
     k = _validate_k(k, scored.shape[0], D.shape[0])
@@ -183,24 +197,9 @@ def dispersion_scores(
         raise ValueError(f"seeds must be a non-empty sequence of non-negative integers, got {seeds!r}")
     seeds = tuple(validate_seed(s) for s in seeds)
     D = as_distance_tensor(D, device=device, threads=threads)
-    results = []
-    for seed in seeds:
-        indices = _subsample_indices(D.shape[0], subsample, seed)
-        scored = D if indices is None else _submatrix(D, indices)
-        k_checked = _validate_k(k, scored.shape[0], D.shape[0])
-        results.append(
-            _score(
-                scored,
-                k_checked,
-                method=method,
-                seed=seed,
-                n_total=D.shape[0],
-                subsample=subsample,
-                indices=indices,
-                n_init=n_init,
-                threads=threads,
-            )
-        )
+    results = [
+        _score_seed(D, k, seed, method=method, subsample=subsample, n_init=n_init, threads=threads) for seed in seeds
+    ]
     ds = np.array([r.ds for r in results])
     inertia = np.array([r.inertia for r in results])
     ddof = 1 if len(results) > 1 else 0
