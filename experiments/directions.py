@@ -81,6 +81,10 @@ def spearman(x: Sequence[float], y: Sequence[float], *, alternative: str, seed: 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan"), float("nan")
+    # The sampled permutations act on positions: in a canonical order the p of the same (x, y) pairs does not
+    # depend on the order of the table's rows (pooled folders list their runs in another order).
+    order = np.lexsort((y, x))
+    x, y = x[order], y[order]
     rx = stats.rankdata(x)
 
     def rho(ry: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -385,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if table.empty or "experiment" not in table:
                 raise ValueError(f"{folder / 'measurements.csv'} has no experiment column or no rows")
             experiment = get_experiment(str(table["experiment"].iloc[0]))
-            settings = _preset_settings(folder)
+            settings = recorded_settings(folder)
             directions = write_directions(experiment, folder, table, settings=settings)
         except ValueError as error:
             parser.exit(2, f"error: {' '.join(str(error).split())}\n")
@@ -394,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _preset_settings(folder: Path) -> dict[str, Any] | None:
+def recorded_settings(folder: Path) -> dict[str, Any] | None:
     """The ``directions`` section of the preset recorded with the folder's records, if any."""
     import json
 

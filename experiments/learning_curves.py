@@ -3,7 +3,8 @@
 Issue 19 §2 asks for a convergence criterion that does not look at DS; these curves are what it is read from.
 The runs are the preset's own (same training config, data and seed) with validation on the test split at every
 epoch (``eval.every=1``; for a dataset with a validation file, ``data.val_file`` = its test file and every test
-item). Validation has its own RNG (``models.engine``), so the training curve is the one of the preset's run.
+item). Validation has its own RNG (``models.engine``), so the training computes what the preset's run computes; measured
+curves can still differ from a sweep's run by float rounding (thread counts), which a few hundred steps amplify.
 They are trained into ``<runs_dir>/learning_curves/`` (finished ones are kept) and drawn into one figure, with
 the test Chamfer of the recognition baselines (from ``measurements.csv``, when the preset was evaluated).
 
@@ -13,7 +14,7 @@ the test Chamfer of the recognition baselines (from ``measurements.csv``, when t
 Which runs: the first and last value of every numeric axis, every value of a categorical one (kind, frame,
 decoder), the first seed.
 
-The convergence criterion of docs/convergence.md is computed from the curves (:func:`convergence_table`) and
+The convergence criterion of docs/convergence.md is computed from the curves (:mod:`experiments.convergence`) and
 written next to the figure (``<figure>_convergence.csv``); it looks at the training Chamfer only, never at DS.
 """
 
@@ -33,6 +34,7 @@ from dispersion_score.launch import Job, fail_on, positive_int, python_command
 from dispersion_score.paths import check_writable_folder
 from experiments import cli, runner
 from experiments.config import Preset, Run
+from experiments.convergence import convergence_table
 from experiments.runner import LONG_TABLE, TRAIN_SCRIPT
 
 FOLDER = "learning_curves"
@@ -50,13 +52,6 @@ def curve_runs(preset: Preset) -> list[Run]:
         else:
             chosen[axis.name] = set(values)
     return [run for run in preset.runs if all(run.point[name] in chosen[name] for name in chosen)]
-
-
-PLATEAU_WINDOW = 0.1
-"""Share of the training epochs in each of the two windows the plateau ratio compares (docs/convergence.md)."""
-PLATEAU_THRESHOLD = 0.95
-"""A run has converged when its plateau ratio is at least this: the training Chamfer fell by less than 5 % over
-the last tenth of training (docs/convergence.md)."""
 
 
 def curve_overrides(preset: Preset, run: Run, every: int = 1) -> list[str]:
@@ -94,32 +89,6 @@ def read_curves(preset: Preset) -> pd.DataFrame:
         for record in map(json.loads, metrics.read_text().splitlines()):
             rows.append({"run": run.name, **run.point, "epoch": record["epoch"],
                          "train_chamfer": record["train_loss"], "test_chamfer": record["val_chamfer"]})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def convergence_table(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
-    """The convergence criterion of docs/convergence.md per run: one row per run of ``curves`` (from
-    :func:`read_curves`) that reached ``epochs``.
-
-    Columns: ``run``, ``epochs``, ``train_chamfer_last`` (mean training Chamfer over the last
-    ``PLATEAU_WINDOW`` of the epochs), ``train_chamfer_before`` (the same over the window before it),
-    ``plateau_ratio`` (last / before), ``converged`` (ratio >= ``PLATEAU_THRESHOLD``), ``test_chamfer_last``
-    (the last validated test Chamfer, reported next to the baselines, not part of the criterion).
-    """
-    window = max(1, round(PLATEAU_WINDOW * epochs))
-    rows = []
-    for name, run in curves.groupby("run", sort=False):
-        run = run.sort_values("epoch")
-        if run["epoch"].max() < epochs:
-            continue
-        last = run[run["epoch"] > epochs - window]["train_chamfer"].mean()
-        before = run[(run["epoch"] > epochs - 2 * window) & (run["epoch"] <= epochs - window)]["train_chamfer"].mean()
-        tested = run.dropna(subset=["test_chamfer"])
-        ratio = float(last / before)
-        test_last = tested["test_chamfer"].iloc[-1] if len(tested) else float("nan")
-        rows.append({"run": name, "epochs": epochs, "train_chamfer_last": last, "train_chamfer_before": before,
-                     "plateau_ratio": ratio, "converged": ratio >= PLATEAU_THRESHOLD,
-                     "test_chamfer_last": test_last})  # fmt: skip
     return pd.DataFrame(rows)
 
 

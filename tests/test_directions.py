@@ -77,6 +77,15 @@ def test_large_samples_use_seeded_permutations_close_to_the_t_approximation() ->
     assert p == pytest.approx(stats.t.sf(t, 14), abs=0.02)
 
 
+def test_sampled_p_does_not_depend_on_the_order_of_the_runs() -> None:
+    # 16 runs: sampled permutations. A pooled table lists the same runs in another order; its p must not move.
+    rng = np.random.default_rng(5)
+    x = np.repeat(np.arange(8), 2).astype(float)
+    y = 0.1 * x + rng.normal(size=16)
+    order = rng.permutation(16)
+    assert spearman(x, y, alternative="greater") == spearman(x[order], y[order], alternative="greater")
+
+
 def test_undefined_cases_are_nan_and_not_established() -> None:
     assert all(math.isnan(v) for v in spearman([1, 2], [1, 2], alternative="greater"))
     assert all(math.isnan(v) for v in spearman([1, 1, 1], [1, 2, 3], alternative="greater"))

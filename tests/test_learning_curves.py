@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from experiments.config import load_preset, preset_path
+from experiments.convergence import convergence_table
 from experiments.learning_curves import (
-    convergence_table,
     curve_dir,
     curve_overrides,
     curve_runs,
