@@ -5,6 +5,7 @@ its test Chamfer, ×10⁻³ as in the README) from ``measurements.csv``, and the
 ``directions.csv`` (written by :mod:`experiments.directions`; recomputed when missing, e.g. for old results).
 
     python plot_scripts/results_tables.py results/synthetic/quick results/shapenet/quick/* > tables.md
+    python plot_scripts/results_tables.py --stability seeds12 seeds34 seeds56 pooled   # verdicts side by side
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,11 +91,10 @@ def directions_markdown_table(directions: pd.DataFrame) -> pd.DataFrame:
     """The directions table's columns as the README shows them (strings)."""
     out = []
     for row in directions.itertuples(index=False):
-        group = f" ({row.group})" if isinstance(row.group, str) and row.group else ""
         ci = f" [{number(row.ci_low * SCALE, 3)}, {number(row.ci_high * SCALE, 3)}]" if np.isfinite(row.ci_low) else ""
         secondary = f"{row.k_share:.0%} of k {row.k_range}" if row.k_count else "—"
         out.append({
-            "direction": f"{row.direction}{group}",
+            "direction": _direction_label(row),
             "test": row.test,
             "statistic": number(row.statistic, 3),
             "p (one-sided)": number(row.p, 2),
@@ -104,6 +105,12 @@ def directions_markdown_table(directions: pd.DataFrame) -> pd.DataFrame:
             "holds over k": secondary,
         })  # fmt: skip
     return pd.DataFrame(out)
+
+
+def _direction_label(row: Any) -> str:
+    """A ``directions.csv`` row's direction with its group, e.g. ``output DS VC > OC (decoder=psgn)``."""
+    group = f" ({row.group})" if isinstance(row.group, str) and row.group else ""
+    return f"{row.direction}{group}"
 
 
 def results_markdown(results_dir: Path | str) -> str:
@@ -129,12 +136,61 @@ def results_markdown(results_dir: Path | str) -> str:
     return "\n".join(parts)
 
 
+def stability_markdown(results_dirs: Sequence[Path | str]) -> str:
+    """One table comparing the verdicts of several results folders of one experiment (independent seed sets and
+    their pool, :mod:`experiments.pool`): a row per direction, a column per folder headed by its seeds, each cell
+    ``verdict (statistic, p)`` from the folder's ``directions.csv``.
+
+    Raises:
+        ValueError: a folder without ``directions.csv`` or ``measurements.csv``, or folders whose directions differ.
+    """
+    columns: dict[str, pd.Series] = {}
+    labels: list[str] | None = None
+    for folder in map(Path, results_dirs):
+        directions_file, measurements = folder / DIRECTIONS_TABLE, folder / "measurements.csv"
+        if not directions_file.is_file() or not measurements.is_file():
+            raise ValueError(f"{folder} has no {DIRECTIONS_TABLE} or measurements.csv: evaluate or pool it first")
+        directions = pd.read_csv(directions_file)
+        names = [_direction_label(row) for row in directions.itertuples(index=False)]
+        if labels is not None and names != labels:
+            raise ValueError(f"{folder} tests other directions than {results_dirs[0]}; compare one experiment only")
+        labels = names
+        seeds = sorted({int(seed) for seed in pd.read_csv(measurements)["seed"].dropna()})
+        cells = [
+            f"**{row.verdict}** ({_statistic_symbol(row.test)} = {number(row.statistic, 3)}, p = {number(row.p, 2)})"
+            for row in directions.itertuples(index=False)
+        ]
+        columns[f"seeds {_seed_label(seeds)}"] = pd.Series(cells)
+    table = pd.DataFrame({"direction": labels or [], **columns})
+    return markdown(table) + "\n"
+
+
+def _statistic_symbol(test: str) -> str:
+    return "ρ" if test.startswith("Spearman") else "t"
+
+
+def _seed_label(seeds: Sequence[int]) -> str:
+    if not seeds:
+        return "—"
+    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1:
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="results folders (with measurements.csv)")
+    parser.add_argument(
+        "--stability",
+        action="store_true",
+        help="one table of the folders' verdicts side by side (seed sets of one experiment and their pool)",
+    )
     args = parser.parse_args(argv)
     try:
-        text = "\n".join(results_markdown(folder) for folder in args.results)
+        if args.stability:
+            text = stability_markdown(args.results)
+        else:
+            text = "\n".join(results_markdown(folder) for folder in args.results)
     except ValueError as error:
         parser.exit(2, f"error: {' '.join(str(error).split())}\n")
     sys.stdout.write(text)

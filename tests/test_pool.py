@@ -123,3 +123,33 @@ def test_the_command_answers_bad_input_in_one_line(tmp_path: Path, capsys: pytes
     with pytest.raises(SystemExit):
         main([str(a), str(a), str(b)])
     assert "one of the folders it pools" in capsys.readouterr().err
+
+
+def test_stability_table_shows_each_folders_verdicts_from_its_files(tmp_path: Path) -> None:
+    from experiments.directions import write_directions
+    from experiments.results_tables import main as tables_main
+    from experiments.results_tables import stability_markdown
+    from tests.results_tables_check import markdown_tables
+
+    whole = _measurements()
+    folders = [_folder(tmp_path / name, whole, seeds) for name, seeds in (("a", (1, 2)), ("b", (3, 4)))]
+    experiment = get_experiment("synthetic")
+    for folder in folders:
+        write_directions(experiment, folder)
+    write_pooled(folders, tmp_path / "pooled")
+    folders.append(tmp_path / "pooled")
+    (table,) = markdown_tables(stability_markdown(folders))
+    assert list(table.columns) == ["direction", "seeds 1–2", "seeds 3–4", "seeds 1–4"]
+    for column, folder in zip(table.columns[1:], folders, strict=True):
+        directions = pd.read_csv(folder / "directions.csv")
+        assert list(table["direction"]) == list(directions["direction"])
+        for cell, row in zip(table[column], directions.itertuples(), strict=True):
+            verdict, rest = cell.split(" (", 1)
+            assert verdict == f"**{row.verdict}**"
+            rho = float(rest.split("ρ = ")[1].split(",")[0])
+            p = float(rest.split("p = ")[1].rstrip(")"))
+            assert rho == pytest.approx(row.statistic, rel=5e-3, abs=1e-12)
+            assert p == pytest.approx(row.p, rel=5e-2)
+    with pytest.raises(SystemExit) as exit_info:
+        tables_main(["--stability", str(folders[0]), str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
