@@ -202,3 +202,30 @@ def test_cpu_preset_is_quick_on_the_papers_schedule(tmp_path: Path) -> None:
     assert {k: v for k, v in cpu.config.items() if k not in ("preset", "train_config", "runs_dir", "results_dir")} == {
         k: v for k, v in quick.config.items() if k not in ("preset", "train_config", "runs_dir", "results_dir")
     }
+
+
+@pytest.mark.parametrize("name", ["more_imgs", "more_shapes", "nviews"])
+def test_shapenet_cpu_presets_are_quick_on_the_papers_schedule(name: str) -> None:
+    """The ShapeNet cpu presets: the paper's epochs, milestones and seeds; data, model, batch and DS settings the
+    quick preset's (nviews: the paper's 120 epochs of one view, spread over the view counts)."""
+    experiment = get_experiment(name)
+    cpu, quick, paper = (load_preset(preset_path(experiment, preset)) for preset in ("cpu", "quick", "paper"))
+    assert cpu.config["grid"]["seed"] == paper.config["grid"]["seed"]
+    ignored = ("preset", "train_config", "runs_dir", "results_dir", "grid", "steps")
+    assert {k: v for k, v in cpu.config.items() if k not in ignored} == {
+        k: v for k, v in quick.config.items() if k not in ignored
+    }
+    assert {k: v for k, v in cpu.config["grid"].items() if k != "seed"} == {
+        k: v for k, v in quick.config["grid"].items() if k != "seed"
+    }
+    assert len(cpu.runs) == len(quick.runs) * len(paper.config["grid"]["seed"])
+    for run_cpu, run_quick in zip(cpu.runs[:: len(cpu.config["grid"]["seed"])], quick.runs, strict=True):
+        train_cpu, train_quick = cpu.training_config(run_cpu), quick.training_config(run_quick)
+        assert train_cpu["data"] == train_quick["data"] and train_cpu["model"] == train_quick["model"]
+        assert train_cpu["train"]["batch_size"] == train_quick["train"]["batch_size"]
+        views = run_cpu.point.get("views", 1)
+        paper_train = paper.training_config(paper.runs[0])["train"]
+        # one view: the paper's schedule; v views: its steps (epochs / v, milestones scaled, at least one epoch)
+        assert train_cpu["train"]["epochs"] == max(1, round(paper_train["epochs"] / views))
+        if views == 1:
+            assert train_cpu["train"]["milestones"] == paper_train["milestones"]
