@@ -70,6 +70,19 @@ def convergence_table(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def training_curve(metrics: Path, run: str) -> pd.DataFrame:
+    """A run's ``metrics.jsonl`` as curve rows: ``run``, ``epoch``, ``train_chamfer`` (the logged training loss,
+    random template), ``test_chamfer`` (the validation Chamfer; nan in epochs without validation).
+
+    Raises:
+        KeyError, ValueError: a line that is not the trainer's epoch record.
+    """
+    records = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line]
+    rows = [{"run": run, "epoch": record["epoch"], "train_chamfer": record["train_loss"],
+             "test_chamfer": record.get("val_chamfer")} for record in records]  # fmt: skip
+    return pd.DataFrame(rows, columns=["run", "epoch", "train_chamfer", "test_chamfer"]).astype({"test_chamfer": float})
+
+
 def sweep_convergence(runs_dir: Path) -> pd.DataFrame:
     """The criterion on every finished training run directly under ``runs_dir`` (a sweep's runs folder).
 
@@ -91,19 +104,10 @@ def sweep_convergence(runs_dir: Path) -> pd.DataFrame:
             continue
         try:
             epochs = int(yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"])
-            records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-            curve = pd.DataFrame(
-                {
-                    "run": run.name,
-                    "epoch": r["epoch"],
-                    "train_chamfer": r["train_loss"],
-                    "test_chamfer": r.get("val_chamfer"),
-                }
-                for r in records  # fmt: skip
-            )
+            curve = training_curve(run / "metrics.jsonl", run.name)
         except (KeyError, TypeError, ValueError, yaml.YAMLError) as error:
             raise ValueError(f"{run}: cannot read its training curve ({error!r})") from error
-        tables.append(convergence_table(curve.astype({"test_chamfer": float}), epochs))
+        tables.append(convergence_table(curve, epochs))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run"])
     return table.assign(runs_dir=str(runs_dir))
 

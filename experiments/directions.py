@@ -360,13 +360,14 @@ def format_directions(directions: pd.DataFrame) -> str:
         ci = f" [{row.ci_low:+.3g}, {row.ci_high:+.3g}]" if np.isfinite(row.ci_low) else ""
         secondary = f"; k {row.k_range}: {row.k_share:.0%} of {row.k_count} k" if row.k_count else ""
         lines.append(
-            f"{row.verdict:>15}  {row.direction}{group}: {_statistic_name(row.test)} = {row.statistic:+.3g}, "
+            f"{row.verdict:>15}  {row.direction}{group}: {statistic_name(row.test)} = {row.statistic:+.3g}, "
             f"p = {row.p:.3g}, effect {row.effect:+.3g}{ci}, {row.runs} runs, {row.seeds} seeds{secondary}"
         )
     return "\n".join(lines)
 
 
-def _statistic_name(test: str) -> str:
+def statistic_name(test: str) -> str:
+    """The symbol of a ``directions.csv`` test's statistic: ``rho`` (Spearman) or ``t`` (paired t)."""
     return "rho" if test.startswith("Spearman") else "t"
 
 

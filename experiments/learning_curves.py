@@ -20,7 +20,6 @@ written next to the figure (``<figure>_convergence.csv``); it looks at the train
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from dispersion_score.launch import Job, fail_on, positive_int, python_command
 from dispersion_score.paths import check_writable_folder
 from experiments import cli, runner
 from experiments.config import Preset, Run
-from experiments.convergence import convergence_table
+from experiments.convergence import convergence_table, training_curve
 from experiments.runner import LONG_TABLE, TRAIN_SCRIPT
 
 FOLDER = "learning_curves"
@@ -81,15 +80,15 @@ def curve_jobs(preset: Preset, every: int = 1) -> list[Job]:
 def read_curves(preset: Preset) -> pd.DataFrame:
     """One row per (run, epoch): the run's axes, ``epoch``, ``train_chamfer`` (training loss, random template),
     ``test_chamfer`` (regular template, whole test split); runs not started are left out."""
-    rows = []
+    curves = []
     for run in curve_runs(preset):
         metrics = curve_dir(preset, run) / "metrics.jsonl"
-        if not metrics.is_file():
-            continue
-        for record in map(json.loads, metrics.read_text().splitlines()):
-            rows.append({"run": run.name, **run.point, "epoch": record["epoch"],
-                         "train_chamfer": record["train_loss"], "test_chamfer": record["val_chamfer"]})  # fmt: skip
-    return pd.DataFrame(rows)
+        if metrics.is_file():
+            curves.append(training_curve(metrics, run.name).assign(**run.point))
+    if not curves:
+        return pd.DataFrame()
+    columns = ["run", *curve_runs(preset)[0].point, "epoch", "train_chamfer", "test_chamfer"]
+    return pd.concat(curves, ignore_index=True)[columns]
 
 
 def baseline_chamfer(preset: Preset) -> pd.Series:

@@ -171,10 +171,13 @@ def _pool(
         a = reference[value].astype(float).to_numpy()
         b = other.loc[reference.index, value].astype(float).to_numpy()
         scale = np.maximum(np.abs(a), np.abs(b))
-        relative = np.where(scale > 0, np.abs(a - b) / np.where(scale > 0, scale, 1.0), 0.0)
-        relative = np.where(np.isnan(a) & np.isnan(b), 0.0, relative)
-        if np.isnan(relative).any() or (relative > rtol).any():
-            worst = int(np.nanargmax(np.where(np.isnan(relative), np.inf, relative)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = np.abs(a - b) / scale
+        # equal values (both 0 or both missing) agree; one missing value never does
+        relative[(a == b) | (np.isnan(a) & np.isnan(b))] = 0.0
+        relative[np.isnan(relative)] = np.inf
+        if (relative > rtol).any():
+            worst = int(np.argmax(relative))
             raise ValueError(
                 f"{folder} and {folders[0]} disagree on the seedless row {reference.index[worst]}: "
                 f"{value} {b[worst]!r} vs {a[worst]!r} (relative tolerance {rtol}); they measured different data"

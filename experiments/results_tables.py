@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.declaration import Experiment
-from experiments.directions import DIRECTIONS_TABLE, write_directions
+from experiments.directions import DIRECTIONS_TABLE, statistic_name, write_directions
 from experiments.registry import get_experiment
 
 SCALE = 1e3  # DS and Chamfer are printed ×10⁻³, as in the README
@@ -157,24 +157,23 @@ def stability_markdown(results_dirs: Sequence[Path | str]) -> str:
         labels = names
         seeds = sorted({int(seed) for seed in pd.read_csv(measurements)["seed"].dropna()})
         cells = [
-            f"**{row.verdict}** ({_statistic_symbol(row.test)} = {number(row.statistic, 3)}, p = {number(row.p, 2)})"
+            f"**{row.verdict}** ({statistic_name(row.test).replace('rho', 'ρ')} = {number(row.statistic, 3)}, "
+            f"p = {number(row.p, 2)})"
             for row in directions.itertuples(index=False)
         ]
-        columns[f"seeds {_seed_label(seeds)}"] = pd.Series(cells)
+        columns[_seed_label(seeds)] = pd.Series(cells)
     table = pd.DataFrame({"direction": labels or [], **columns})
     return markdown(table) + "\n"
 
 
-def _statistic_symbol(test: str) -> str:
-    return "ρ" if test.startswith("Spearman") else "t"
-
-
 def _seed_label(seeds: Sequence[int]) -> str:
     if not seeds:
-        return "—"
-    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1:
-        return f"{seeds[0]}–{seeds[-1]}"
-    return ", ".join(map(str, seeds))
+        return "seeds —"
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,6 +87,11 @@ def test_seedless_rows_may_differ_by_floating_point_only(tmp_path: Path) -> None
     c = _folder(tmp_path / "c", shifted, (3, 4))
     with pytest.raises(ValueError, match=r"disagree on the seedless row.*different data"):
         pool_results([a, c])
+    missing = whole.copy()
+    missing.loc[missing["measure"] == "gt_test", "ds"] = np.nan  # measured in one folder, missing in the other
+    d = _folder(tmp_path / "d", missing, (3, 4))
+    with pytest.raises(ValueError, match=r"disagree on the seedless row"):
+        pool_results([a, d])
 
 
 @pytest.mark.parametrize(
