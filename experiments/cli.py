@@ -42,6 +42,7 @@ from dispersion_score.launch import (
 from dispersion_score.locks import DirectoryLockedError, directory_lock
 from experiments import runner
 from experiments.config import Preset, load_preset, preset_path
+from experiments.declaration import DataBuildError
 from experiments.directions import DIRECTIONS_TABLE, format_directions
 from experiments.registry import get_experiment
 
@@ -144,6 +145,15 @@ def owning(parser: argparse.ArgumentParser, presets: Sequence[Preset], *, runs: 
 SWEEP_LOCKS_VARIABLE = "DISPERSION_SCORE_SWEEP_LOCKS"
 
 
+def building_data(parser: argparse.ArgumentParser, preset: Preset, launch: Launch) -> None:
+    """:func:`runner.build_data`; a builder that fails (it has printed its own error, e.g. a data root in use by
+    another process) ends the command with one more line naming it, and the builder's exit status."""
+    try:
+        runner.build_data(preset, launch)
+    except DataBuildError as error:
+        parser.exit(error.returncode if error.returncode > 0 else 1, f"error: {error}\n")
+
+
 @contextlib.contextmanager
 def _environment(name: str, value: str) -> Iterator[None]:
     previous = os.environ.get(name)
@@ -209,7 +219,7 @@ def main_all(
     with owning(parser, presets, runs=True, results=True):
         for preset in presets:
             setup_logging(preset.results_dir / "experiment.log")
-            runner.build_data(preset, launch)
+            building_data(parser, preset, launch)
         status = fail_on(_train(presets, launch, suite), "training")
         for preset in presets:
             report, table = runner.evaluate(preset, launch)
@@ -250,7 +260,7 @@ def main_train(experiment: str, argv: Sequence[str] | None = None, *, descriptio
     _, preset, launch = parse(experiment, parser, argv)
     with owning(parser, [preset], runs=True, results=False):
         setup_logging(preset.runs_dir / "sweep.log")
-        runner.build_data(preset, launch)
+        building_data(parser, preset, launch)
         return fail_on(runner.train(preset, launch), "training")
 
 

@@ -20,6 +20,9 @@ joins the axes' labels in declaration order: ``image_aug_s05_seed1`` for the syn
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 
     from dispersion_score.launch import Launch
     from experiments.config import Preset
+
+LOGGER = logging.getLogger("experiments")
 
 Point = Mapping[str, Any]
 MEASURES = ("input_image", "input_shape", "output", "gt_test")
@@ -253,3 +258,31 @@ def _product(names: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> Iterato
     for value in grid[first]:
         for tail in _product(rest, grid):
             yield {first: value, **tail}
+
+
+class DataBuildError(RuntimeError):
+    """A data builder an experiment ran exited non-zero; it has printed its own error (see :func:`run_builder`).
+
+    Attributes:
+        what: the data, for messages ("the synthetic data").
+        command: the builder's command line.
+        returncode: its exit status (2: the builder refused its input, e.g. a data root in use).
+    """
+
+    def __init__(self, what: str, command: Sequence[str], returncode: int) -> None:
+        self.what, self.command, self.returncode = what, list(command), returncode
+        super().__init__(f"building {what} failed (exit {returncode}; its error is above): {' '.join(command)}")
+
+
+def run_builder(what: str, module: str, arguments: Sequence[str], cwd: Path) -> None:
+    """Run a data builder (``python -m module arguments``) in a child process, for a declaration's ``build_data``.
+
+    Raises:
+        DataBuildError: the builder exited non-zero; the experiment commands answer it in one line
+            (:func:`experiments.cli.building_data`).
+    """
+    command = [sys.executable, "-m", module, *arguments]
+    LOGGER.info("building data: %s", " ".join(command))
+    returncode = subprocess.run(command, cwd=cwd).returncode
+    if returncode != 0:
+        raise DataBuildError(what, command, returncode)

@@ -31,7 +31,7 @@ from dataset.locations import REPO_ROOT
 from dispersion_score.io import save_figure
 from dispersion_score.launch import Job, fail_on, positive_int, python_command
 from dispersion_score.paths import check_writable_folder
-from experiments import cli, runner
+from experiments import cli
 from experiments.config import Preset, Run
 from experiments.convergence import convergence_table, training_curve
 from experiments.runner import LONG_TABLE, TRAIN_SCRIPT
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.exit(cli.EXIT_BAD_INPUT, f"error: {error}\n")
     with cli.owning(parser, [preset], runs=True, results=False):
-        runner.build_data(preset, launch)
+        cli.building_data(parser, preset, launch)
         report = launch.run(
             curve_jobs(preset, args.every),
             default_workers=preset.workers,

@@ -208,6 +208,46 @@ def test_second_builder_on_one_folder_is_refused_naming_the_holder(tmp_path: Pat
     assert not (root / "manifest.json").exists()
 
 
+@pytest.mark.parametrize("experiment", ["synthetic", "shapenet"])
+def test_an_experiment_whose_data_root_is_in_use_ends_in_one_line(tmp_path: Path, experiment: str) -> None:
+    """The builder's refusal (another process builds the same data) was followed by a RuntimeError traceback
+    from the experiment command; now one more line names the build and the builder's status is the exit status."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = tmp_path / "data"
+    preset = {"synthetic": "synthetic", "shapenet": "more_imgs"}[experiment]
+    config = tmp_path / "preset.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "inherit_from": str(REPO_ROOT / "configs" / "presets" / preset / "quick.yaml"),
+                "train_overrides": [f"data.root={root}"],
+                "runs_dir": str(tmp_path / "runs"),
+                "results_dir": str(tmp_path / "results"),
+            }
+        )
+    )
+    module = {"synthetic": "experiments.synthetic", "shapenet": "experiments.shapenet"}[experiment]
+    argv = [sys.executable, "-m", module, "--config", str(config), "--workers", "1"]
+    if experiment == "shapenet":
+        argv = [*argv[:3], "--experiments", "more_imgs", *argv[3:]]
+    with _held(root):
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=REPO_ROOT,
+        )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"in use by pid {os.getpid()}" in result.stderr
+    assert lines[-1].startswith("error: building the ") and "(exit 2;" in lines[-1], lines[-1]
+    assert not list(tmp_path.rglob("metrics.jsonl"))  # nothing trained
+
+
 # --- kind 3: no hang, no unbounded memory ---------------------------------------------------------------
 
 

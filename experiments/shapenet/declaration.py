@@ -16,9 +16,6 @@ Presets: ``configs/presets/<experiment>/<preset>.yaml``; results under ``results
 
 from __future__ import annotations
 
-import logging
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,13 +28,12 @@ from dataset.shapenet.layout import R2N2_VIEWS, TEST_YAW, YAW_IMAGE_SIZE, YAW_RA
 from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
 from experiments.config import Preset, repo_path
-from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point
+from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point, run_builder
 from experiments.directions import SETTINGS as DIRECTION_SETTINGS
 from experiments.network_predictor import network_predictor
 from experiments.records import MEASUREMENT_COLUMNS
 from models.config import DECODERS, Key, decoder_overrides
 
-LOGGER = logging.getLogger("experiments.shapenet")
 MAX_VIEWS = R2N2_VIEWS - 1  # R2N2 training views are 01..23 (00 is the test view)
 # The experiments ``python -m experiments.shapenet`` runs (one training sweep for all), in this order.
 EXPERIMENT_NAMES = ("more_imgs", "more_shapes", "nviews")
@@ -88,10 +84,7 @@ def _data_root(preset: Preset) -> Path:
 
 
 def _run_module(module: str, *arguments: str) -> None:
-    command = [sys.executable, "-m", module, *arguments]
-    LOGGER.info("building data: %s", " ".join(command))
-    if subprocess.run(command, cwd=REPO_ROOT).returncode != 0:
-        raise RuntimeError(f"building ShapeNet data failed: {' '.join(command)}")
+    run_builder("the ShapeNet data", module, arguments, REPO_ROOT)
 
 
 def _categories(settings: Mapping[str, Any]) -> list[str]:

@@ -14,9 +14,6 @@ the commands (:mod:`experiments.cli`):
 
 from __future__ import annotations
 
-import logging
-import subprocess
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,13 +24,12 @@ from dataset.synthetic.training_sets import CLUSTER_SIZES, KINDS, training_set_n
 from dispersion_score.launch import Launch
 from experiments.baselines import BASELINES
 from experiments.config import Preset, repo_path
-from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point
+from experiments.declaration import Axis, Direction, Experiment, InputMeasure, Point, run_builder
 from experiments.directions import SETTINGS as DIRECTION_SETTINGS
 from experiments.network_predictor import network_predictor
 from experiments.synthetic.figures import write_figures
 from models.config import Key
 
-LOGGER = logging.getLogger("experiments.synthetic")
 NAME = "synthetic"
 
 # The columns of ds_table.csv: the experiment's view of the long table.
@@ -86,10 +82,7 @@ def build_data(preset: Preset, launch: Launch) -> None:
     """Build (or finish building) the synthetic dataset the training config points at."""
     training = preset.training_config(preset.runs[0])
     settings = preset.config["data"]
-    command = [
-        sys.executable,
-        "-m",
-        "dataset.synthetic",
+    arguments = [
         "--root",
         str(repo_path(training["data"]["root"])),
         "--image-size",
@@ -100,9 +93,7 @@ def build_data(preset: Preset, launch: Launch) -> None:
         str(launch.workers or preset.workers),
         *settings["build_args"],
     ]
-    LOGGER.info("building data: %s", " ".join(command))
-    if subprocess.run(command, cwd=REPO_ROOT).returncode != 0:
-        raise RuntimeError(f"building the synthetic data failed: {' '.join(command)}")
+    run_builder("the synthetic data", "dataset.synthetic", arguments, REPO_ROOT)
 
 
 def table_view(table: pd.DataFrame) -> pd.DataFrame:
