@@ -422,10 +422,17 @@ class ArgumentTarget(Protocol):
 
 
 def add_launch_arguments(parser: ArgumentTarget, *, jobs: str = "jobs") -> None:
-    """``--launcher``, ``--workers``, ``--gpus`` and the SLURM options of a :class:`Launch` (defaults None: unset;
-    see :func:`launch_from_arguments`). ``jobs`` names what the jobs are in the help texts."""
+    """``--launcher``, ``--workers``, ``--threads``, ``--gpus`` and the SLURM options of a :class:`Launch` (defaults
+    None: unset; see :func:`launch_from_arguments`). ``jobs`` names what the jobs are in the help texts."""
     parser.add_argument("--launcher", choices=LAUNCHERS, default=None, help=f"where {jobs} run (default: local)")
     parser.add_argument("--workers", type=positive_int, default=None, help=f"concurrent CPU {jobs}")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help=f"math-library threads of each CPU {jobs[:-1] if jobs.endswith('s') else jobs} (default: cores // "
+        "workers; lower it when other work shares the machine)",
+    )
     parser.add_argument(
         "--gpus", type=non_negative_int, nargs="*", default=None, help=f"GPU indices, one of the {jobs} per GPU"
     )
@@ -456,7 +463,7 @@ def launch_from_arguments(args: argparse.Namespace, *, check: bool = True, optio
             slurm["slurm_partition"] = args.slurm_partition
         if args.slurm_max_concurrent:
             slurm["slurm_array_parallelism"] = args.slurm_max_concurrent
-    launch = Launch(launcher, tuple(args.gpus or ()), args.workers, slurm)
+    launch = Launch(launcher, tuple(args.gpus or ()), args.workers, slurm, args.threads)
     if check:
         launch.check_available()
     return launch

@@ -72,6 +72,26 @@ def test_workers_run_concurrently_with_capped_threads(tmp_path: Path) -> None:
     assert recorded["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
+def test_threads_option_caps_each_jobs_math_threads(tmp_path: Path) -> None:
+    """``--threads`` reaches every local CPU job's environment (sweeps sharing one machine must not each take
+    cores // workers threads: two-thread jobs beside other work spin and run many times slower)."""
+    import argparse
+
+    from dispersion_score.launch import add_launch_arguments, launch_from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_launch_arguments(parser)
+    launch = launch_from_arguments(parser.parse_args(["--workers", "1", "--threads", "1"]))
+    assert launch is not None and launch.threads == 1
+    job = _job(tmp_path, "a")
+    assert launch.run([job]).ok
+    assert json.loads(job.done_marker.read_text())["env"]["OMP_NUM_THREADS"] == "1"
+    default = launch_from_arguments(parser.parse_args(["--workers", "1"]))
+    assert default is not None and default.threads is None  # cores // workers, as before
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--threads", "0"])
+
+
 def test_one_job_per_gpu_pinned_with_cuda_visible_devices(tmp_path: Path) -> None:
     jobs = [_job(tmp_path, name) for name in "abcd"]
     report = run_jobs(jobs, gpus=[3, 5])
