@@ -91,6 +91,16 @@ def read_curves(preset: Preset) -> pd.DataFrame:
     return pd.concat(curves, ignore_index=True)[columns]
 
 
+def curve_convergence(preset: Preset, curves: pd.DataFrame) -> pd.DataFrame:
+    """The convergence criterion of each finished learning-curve run, with the run's own number of epochs (nviews
+    trains every view count for the same steps, so its runs have different epoch counts)."""
+    tables = [
+        convergence_table(curves[curves["run"] == run.name], int(preset.training_config(run)["train"]["epochs"]))
+        for run in curve_runs(preset)
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
 def baseline_chamfer(preset: Preset) -> pd.Series:
     """Mean test Chamfer of each recognition baseline over its data points (empty if not evaluated)."""
     path = preset.results_dir / LONG_TABLE
@@ -153,8 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status or 1
     save_figure(curves_figure(curves, baseline_chamfer(preset), f"{experiment} ({preset.name})"), path)
     curves.to_csv(path.with_suffix(".csv"), index=False)
-    epochs = int(preset.training_config(curve_runs(preset)[0])["train"]["epochs"])
-    convergence = convergence_table(curves, epochs)
+    convergence = curve_convergence(preset, curves)
     convergence.to_csv(path.with_name(f"{path.stem}_convergence.csv"), index=False)
     print(f"figure: {path}")
     print(convergence.to_string(index=False))

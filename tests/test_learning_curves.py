@@ -12,6 +12,7 @@ import pytest
 from experiments.config import load_preset, preset_path
 from experiments.convergence import convergence_table
 from experiments.learning_curves import (
+    curve_convergence,
     curve_dir,
     curve_overrides,
     curve_runs,
@@ -80,3 +81,25 @@ def test_convergence_criterion_on_hand_computable_curves() -> None:
     assert table.loc["flat", "plateau_ratio"] == pytest.approx(1.0 / 1.02) and table.loc["flat", "converged"]
     assert table.loc["falling", "plateau_ratio"] == pytest.approx(0.5) and not table.loc["falling", "converged"]
     assert table.loc["flat", "test_chamfer_last"] == 3.0 and np.isnan(table.loc["falling", "test_chamfer_last"])
+
+
+def test_each_run_is_judged_on_its_own_epoch_count(tmp_path: Path) -> None:
+    """nviews trains its view counts for equal steps, so 1 view has 20 epochs and 12 views 2: the criterion of the
+    12-view run was left out when every run was judged on the first run's epoch count."""
+    preset = _preset("nviews", tmp_path)
+    runs = curve_runs(preset)
+    epochs = {run.name: int(preset.training_config(run)["train"]["epochs"]) for run in runs}
+    assert len(set(epochs.values())) == 2, epochs
+    for run in runs:
+        folder = curve_dir(preset, run)
+        folder.mkdir(parents=True)
+        lines = [{"epoch": e, "train_loss": 1.0 / e, "val_chamfer": None} for e in range(1, epochs[run.name] + 1)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    table = curve_convergence(preset, read_curves(preset)).set_index("run")
+    assert sorted(table.index) == sorted(epochs)
+    for name, count in epochs.items():
+        window = max(1, round(0.1 * count))
+        last = np.mean([1.0 / e for e in range(count - window + 1, count + 1)])
+        before = np.mean([1.0 / e for e in range(count - 2 * window + 1, count - window + 1)])
+        assert table.loc[name, "epochs"] == count
+        assert table.loc[name, "plateau_ratio"] == pytest.approx(last / before)
