@@ -7,11 +7,12 @@ For every output-DS direction of an experiment (input measures have no seeds) an
 * the **seed-to-seed SD** ``sigma``: the within-level sample SD pooled over the levels (``sqrt(sum of squared
   deviations from each level's mean / sum of (n_l - 1))``); for a paired test the SD of the paired differences;
 * **power(n)**: the probability that the declared test, with ``n`` seeds per level, gives p < alpha in the
-  declared direction when DS at level l of each run is drawn from N(``mu_l``, ``sigma``²). Spearman directions:
-  the share of ``simulations`` seeded simulated experiments in which Spearman's rho over the runs has a one-sided
-  p below alpha (scipy's t approximation, which the directions table replaces by a permutation p; with 16 or more
-  runs the two agree to the second digit); paired directions: the exact power of the one-sided paired t-test
-  (noncentral t, effect = mean paired difference / its SD);
+  declared direction when DS at level l of each run is drawn from N(``mu_l``, ``sigma``²) (a direction declared
+  without a sign, e.g. output DS against the views: p < alpha two-sided). Spearman directions: the share of
+  ``simulations`` seeded simulated experiments in which Spearman's rho over the runs has a one-sided p below
+  alpha (scipy's t approximation, which the directions table replaces by a permutation p; with 16 or more runs
+  the two agree to the second digit); paired directions: the exact power of the one-sided paired t-test
+  (noncentral t, effect = mean paired difference / its SD; two-sided without a sign);
 * **seeds_needed**: the smallest n in 2 … ``max_seeds`` with power ≥ ``target``; empty when even ``max_seeds``
   do not reach it (with the pilot's effect, the direction cannot be established with a reasonable number of
   runs: that is a result, not a reason to change the data or k).
@@ -95,12 +96,11 @@ def spearman_power(
     simulations: int, seed: int,
 ) -> float:  # fmt: skip
     """Share of simulated experiments (``seeds`` runs per level, DS ~ N(means[l], sigma²)) where Spearman's rho of
-    DS against the level is significant at ``alpha`` (one-sided, in the direction ``sign``)."""
+    DS against the level is significant at ``alpha`` (one-sided in the direction ``sign``; two-sided for 0)."""
     rng = np.random.default_rng(seed)
     x = np.repeat(np.asarray(levels, dtype=float), seeds)
     centre = np.repeat(np.asarray(means, dtype=float), seeds)
     draws = centre + sigma * rng.standard_normal((simulations, len(x)))
-    alternative = "greater" if sign > 0 else "less"
     ranks_x = stats.rankdata(x)
     ranks_y = stats.rankdata(draws, axis=1)
     cx = ranks_x - ranks_x.mean()
@@ -108,17 +108,24 @@ def spearman_power(
     rho = (cy @ cx) / np.sqrt((cx**2).sum() * (cy**2).sum(axis=1))
     n = len(x)
     t = rho * np.sqrt((n - 2) / np.clip(1.0 - rho**2, 1e-12, None))
-    p = stats.t.sf(t, n - 2) if alternative == "greater" else stats.t.cdf(t, n - 2)
+    if sign == 0:
+        p = 2.0 * stats.t.sf(np.abs(t), n - 2)
+    else:
+        p = stats.t.sf(t, n - 2) if sign > 0 else stats.t.cdf(t, n - 2)
     return float((p < alpha).mean())
 
 
 def paired_power(effect: float, sigma: float, seeds: int, *, sign: int, alpha: float) -> float:
     """Exact power of the one-sided paired t-test with ``seeds`` pairs when the differences are N(effect, sigma²):
     P(T > t_{1-alpha, n-1}) for T noncentral t with n - 1 degrees of freedom and noncentrality
-    sign · effect / sigma · sqrt(n)."""
+    sign · effect / sigma · sqrt(n); for ``sign`` 0 the two-sided test, P(|T| > t_{1-alpha/2, n-1})."""
     if seeds < 2 or sigma <= 0:
         return float("nan")
     dof = seeds - 1
+    if sign == 0:
+        critical = stats.t.ppf(1.0 - alpha / 2, dof)
+        shift = effect / sigma * np.sqrt(seeds)
+        return float(stats.nct.sf(critical, dof, shift) + stats.nct.cdf(-critical, dof, shift))
     critical = stats.t.ppf(1.0 - alpha, dof)
     return float(stats.nct.sf(critical, dof, sign * effect / sigma * np.sqrt(seeds)))
 
@@ -133,11 +140,11 @@ def power_table(
     simulations: int = 4000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per output-DS direction (and group) with a declared sign: the pilot's estimate, power at the
-    pilot's seed count, and ``seeds_needed`` (see the module docstring)."""
+    """One row per output-DS direction (and group): the pilot's estimate, power at the pilot's seed count, and
+    ``seeds_needed`` (see the module docstring)."""
     rows = []
     for direction in experiment.directions:
-        if direction.measure != "output" or direction.sign == 0:
+        if direction.measure != "output":
             continue
         for group, part in direction_groups(direction_rows(table, direction), direction):
             estimate = pilot_estimate(part, direction, experiment.axis_names)
@@ -185,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.exit(2, f"error: {' '.join(str(error).split())}\n")
     power.to_csv(args.results / POWER_TABLE, index=False)
+    if power.empty:
+        print(f"{experiment.name} declares no output-DS direction: nothing to compute")
+        return 0
     columns = ["direction", "group", "pilot_seeds", "effect", "seed_sd", "power_at_pilot_seeds", "seeds_needed"]
     print(power[columns].to_string(index=False))
     return 0

@@ -36,6 +36,9 @@ def test_paired_estimate_and_power_match_a_brute_force_simulation() -> None:
     simulated = (stats.ttest_1samp(differences, 0.0, axis=1, alternative="greater").pvalue < 0.05).mean()
     assert paired_power(effect, sigma, seeds, sign=+1, alpha=0.05) == pytest.approx(simulated, abs=0.015)
     assert paired_power(effect, sigma, seeds, sign=-1, alpha=0.05) < 0.01  # the effect goes the other way
+    both = (stats.ttest_1samp(differences, 0.0, axis=1).pvalue < 0.05).mean()  # a direction without a sign
+    assert paired_power(effect, sigma, seeds, sign=0, alpha=0.05) == pytest.approx(both, abs=0.015)
+    assert paired_power(-effect, sigma, seeds, sign=0, alpha=0.05) == pytest.approx(both, abs=0.015)
 
 
 def test_spearman_power_equals_a_loop_over_scipy_and_is_alpha_without_an_effect() -> None:
@@ -50,6 +53,11 @@ def test_spearman_power_equals_a_loop_over_scipy_and_is_alpha_without_an_effect(
     assert 0.035 < null < 0.065
     assert spearman_power(levels, means, 1e-6, 2, sign=+1, alpha=0.05, simulations=200, seed=0) == 1.0
     assert spearman_power(levels, means, 1e-6, 2, sign=-1, alpha=0.05, simulations=200, seed=0) == 0.0
+    two_sided = spearman_power(levels, means, sigma, 3, sign=0, alpha=0.05, simulations=300, seed=7)
+    naive_two = np.mean([stats.spearmanr(x, draw).pvalue < 0.05 for draw in draws])
+    assert two_sided == pytest.approx(naive_two, abs=1e-12)
+    null_two = spearman_power(levels, np.zeros(4), 1.0, 4, sign=0, alpha=0.05, simulations=8000, seed=0)
+    assert 0.035 < null_two < 0.065
 
 
 def test_power_table_on_a_synthetic_pilot() -> None:
@@ -70,3 +78,24 @@ def test_power_table_on_a_synthetic_pilot() -> None:
         - np.mean([r["ds"] for r in rows if r["kind"] == "shape_aug" and r["s"] == 1])
     )
     assert pd.isna(rises["seeds_needed"]) or rises["seeds_needed"] > 3  # no effect: not established cheaply
+
+
+def test_a_direction_without_a_sign_gets_its_two_sided_power(tmp_path) -> None:  # noqa: ANN001
+    """nviews declares "output DS against the views" without a sign; the table had no row for it and the command
+    ended in a KeyError traceback."""
+    from experiments.power import main
+
+    experiment = get_experiment("nviews")
+    rng = np.random.default_rng(1)
+    rows = [{"experiment": "nviews", "views": views, "seed": seed, "measure": "output", "predictor": "network",
+             "k": 10, "ds": 15.0 - 0.2 * rank + 0.3 * rng.standard_normal()}
+            for rank, views in enumerate((1, 3, 6, 12)) for seed in (1, 2, 3)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    power = power_table(experiment, table, simulations=500)
+    against = power[power["direction"] == "output DS against the views"]
+    assert len(against) == 1 and against["pilot_seeds"].iloc[0] == 3
+    means = [np.mean([r["ds"] for r in rows if r["views"] == v]) for v in (1, 3, 6, 12)]
+    assert against["effect"].iloc[0] == pytest.approx(means[-1] - means[0])
+    table.to_csv(tmp_path / "measurements.csv", index=False)
+    assert main([str(tmp_path), "--simulations", "200"]) == 0
+    assert (tmp_path / "power.csv").is_file()
