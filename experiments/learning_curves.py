@@ -37,6 +37,7 @@ from experiments.convergence import convergence_table, training_curve
 from experiments.runner import LONG_TABLE, TRAIN_SCRIPT
 
 FOLDER = "learning_curves"
+BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 
 
 def curve_runs(preset: Preset) -> list[Run]:
@@ -112,7 +113,8 @@ def baseline_chamfer(preset: Preset) -> pd.Series:
 
 
 def curves_figure(curves: pd.DataFrame, baselines: pd.Series, title: str) -> Figure:
-    """Training and test Chamfer against the epoch, one line per run (log scale), baselines as dashed lines."""
+    """Training and test Chamfer against the epoch, one line per run (log scale); the recognition baselines' mean
+    test Chamfer as black lines, one line style each, labelled with their value."""
     figure = Figure(figsize=(12, 4.5))
     train_axis, test_axis = figure.subplots(1, 2, sharey=True)
     for index, (name, rows) in enumerate(curves.groupby("run", sort=False)):
@@ -121,7 +123,8 @@ def curves_figure(curves: pd.DataFrame, baselines: pd.Series, title: str) -> Fig
         test = rows.dropna(subset=["test_chamfer"])
         test_axis.plot(test["epoch"], test["test_chamfer"], color=color, label=name)
     for index, (predictor, value) in enumerate(baselines.items()):
-        test_axis.axhline(value, linestyle=(0, (4, 2 + index)), color="grey", label=f"{predictor} (test)")
+        style = BASELINE_STYLES[index % len(BASELINE_STYLES)]
+        test_axis.axhline(value, linestyle=style, color="black", linewidth=1.0, label=f"{predictor} ({value:.3g})")
     for axis, name in ((train_axis, "training Chamfer (random template)"), (test_axis, "test Chamfer")):
         axis.set_yscale("log")
         axis.set_xlabel("epoch")
