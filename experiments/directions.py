@@ -298,6 +298,12 @@ def _expected(direction: Direction) -> str:
     return {1: "rises", -1: "falls", 0: "either way"}[direction.sign]
 
 
+def is_two_sided(expected: str) -> bool:
+    """Whether a ``directions.csv`` row's ``p`` is two-sided: its ``expected`` cell is that of a direction declared
+    without a sign ("either way", "viewer vs object"); every other row's p is one-sided."""
+    return expected == "either way" or " vs " in expected
+
+
 def _secondary(
     direction: Direction,
     curve: pd.DataFrame | None,

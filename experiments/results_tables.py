@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.declaration import Experiment
-from experiments.directions import DIRECTIONS_TABLE, statistic_name, write_directions
+from experiments.directions import DIRECTIONS_TABLE, is_two_sided, statistic_name, write_directions
 from experiments.registry import get_experiment
 
 SCALE = 1e3  # DS and Chamfer are printed ×10⁻³, as in the README
@@ -97,7 +97,7 @@ def directions_markdown_table(directions: pd.DataFrame) -> pd.DataFrame:
             "direction": _direction_label(row),
             "test": row.test,
             "statistic": number(row.statistic, 3),
-            "p (one-sided)": number(row.p, 2),
+            "p": _p_cell(row),
             "effect ×10⁻³ [95 % CI]": f"{number(row.effect * SCALE, 3)}{ci}",
             "runs": int(row.runs),
             "seeds": int(row.seeds),
@@ -105,6 +105,12 @@ def directions_markdown_table(directions: pd.DataFrame) -> pd.DataFrame:
             "holds over k": secondary,
         })  # fmt: skip
     return pd.DataFrame(out)
+
+
+def _p_cell(row: Any, mark: str = " (two-sided)") -> str:
+    """A directions row's p: one-sided in the declared direction; followed by ``mark`` where it is two-sided (a
+    direction declared without a sign)."""
+    return number(row.p, 2) + (mark if is_two_sided(row.expected) else "")
 
 
 def _direction_label(row: Any) -> str:
@@ -158,7 +164,7 @@ def stability_markdown(results_dirs: Sequence[Path | str]) -> str:
         seeds = sorted({int(seed) for seed in pd.read_csv(measurements)["seed"].dropna()})
         cells = [
             f"**{row.verdict}** ({statistic_name(row.test).replace('rho', 'ρ')} = {number(row.statistic, 3)}, "
-            f"p = {number(row.p, 2)})"
+            f"p = {_p_cell(row, ', two-sided')})"
             for row in directions.itertuples(index=False)
         ]
         columns[_seed_label(seeds)] = pd.Series(cells)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from experiments.directions import is_two_sided
 from experiments.registry import get_experiment
 from experiments.results_tables import main as results_tables
 
@@ -75,6 +76,9 @@ def check_results_tables(results: Path, axes: list[str]) -> None:
         assert int(cell["runs"]) == expected["runs"] and int(cell["seeds"]) == expected["seeds"]
         assert _close(cell["effect ×10⁻³ [95 % CI]"].split(" ")[0], expected["effect"] * 1e3, 3)
         assert _close(cell["statistic"], expected["statistic"], 3)
+        p, *sided = str(cell["p"]).split(" ", 1)
+        assert sided == (["(two-sided)"] if is_two_sided(str(expected["expected"])) else []), cell["p"]
+        assert _close(p, expected["p"], 2), (cell["p"], expected["p"])
 
 
 def check_directions(results: Path) -> None:
