@@ -15,7 +15,7 @@ accumulated in item order, so both give the same medoids (tests/test_kmedoids.py
 
 Swap step: caches of every item's nearest and second-nearest medoid (position and distance; ties go to the
 lower position) and the removal loss of every medoid position (sum of d_sec - d_near over the items it
-is nearest to). For candidate x, in index order and cyclically, the cost change of swapping x in for
+is nearest to). For candidate x, in the given processing order and cyclically, the cost change of swapping x in for
 position j is removal[j] plus, over the items o with D[x, o] < d_sec(o), the correction
 max(D[x, o], d_near(o)) - d_sec(o) at position near(o), plus the shared gain sum_o min(D[x, o] -
 d_near(o), 0); the best position is taken if it lowers the cost by more than ``rtol`` times the starting
@@ -48,7 +48,7 @@ from dispersion_score._native import CSRC, CompileError, LazyKernel, build_libra
 
 logger = logging.getLogger(__name__)
 
-_ABI_VERSION = 1
+_ABI_VERSION = 2
 
 SOURCE = CSRC / "kmedoids_kernel.cpp"
 
@@ -129,10 +129,19 @@ class KMedoidsKernel:
         return med, int(iters[0])
 
     def swap(
-        self, D: np.ndarray, medoids: np.ndarray, *, max_examined: int, rtol: float, batched: bool | None = None
+        self,
+        D: np.ndarray,
+        medoids: np.ndarray,
+        *,
+        max_examined: int,
+        rtol: float,
+        order: np.ndarray | None = None,
+        batched: bool | None = None,
     ) -> tuple[np.ndarray, int, int]:
         """Eager swaps from (k,) int64 ``medoids``: (medoids, candidates examined, swaps applied).
-        ``batched``: which evaluation loop (None: :func:`batched_swap_loop`); both give the same swaps.
+        ``order``: (N,) int64 permutation, the cyclic processing order of the candidates (None: index
+        order). ``batched``: which evaluation loop (None: :func:`batched_swap_loop`); both give the same
+        swaps, and the batched one evaluates 16 candidates at once where the order takes consecutive items.
 
         Raises:
             MemoryError: the kernel could not allocate its O(N·k) caches.
@@ -140,6 +149,9 @@ class KMedoidsKernel:
         """
         n, k = D.shape[0], medoids.shape[0]
         med = np.array(medoids, dtype=np.int64, copy=True)
+        order = np.arange(n, dtype=np.int64) if order is None else np.ascontiguousarray(order, dtype=np.int64)
+        if order.shape != (n,) or (n and not 0 <= order.min() <= order.max() < n):
+            raise ValueError(f"k-medoids swap order: expected a permutation of 0..{n - 1}, got shape {order.shape}")
         stats = np.zeros(2, dtype=np.int64)
         use_t = ctypes.c_int(int(n * k <= _T_LIMIT_ELEMS))
         batched_loop = ctypes.c_int(int(batched_swap_loop(n, k) if batched is None else batched))
@@ -148,6 +160,7 @@ class KMedoidsKernel:
             _i64(n),
             _i64(k),
             _ptr(med),
+            _ptr(order),
             _i64(max_examined),
             ctypes.c_double(rtol),
             use_t,

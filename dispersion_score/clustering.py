@@ -7,7 +7,8 @@ Two methods share one seeding:
   medoid; move each medoid to the member with the smallest sum of distances to its cluster; repeat until
   no medoid moves, at most ``max_iter`` times).
 * ``"pam"`` (default) — the same, then FasterPAM's eager swaps (Schubert & Rousseeuw, 2021): candidates
-  are taken in index order, cyclically, and the best swap of each (the medoid whose replacement by it
+  are taken in a seeded random processing order (blocks of 16 consecutive items, shuffled: see
+  :func:`swap_order`), cyclically, and the best swap of each (the medoid whose replacement by it
   lowers the total cost most, found in O(N) from the nearest / second-nearest caches and the removal
   loss) is applied at once, until N consecutive candidates give no improving swap. This runs from
   ``n_init`` starts (see :func:`pam_starts`) and keeps the lowest cost: start 0 swaps from the alternate
@@ -42,15 +43,28 @@ from dispersion_score._threads import cpu_threads, resolve_threads
 
 METHODS = ("pam", "alternate")
 
+# Raised whenever kmedoids can return other medoids for the same arguments, so that a DS stored by an earlier
+# revision is recognised (the experiments measure it again): 1 = "pam" swapped in index order (until
+# 2026-12-07); 2 = in the seeded block-shuffled order of swap_order.
+KMEDOIDS_REVISION = 2
+
 # Starts of "pam" unless n_init says otherwise (see pam_starts): one start is FasterPAM from a k-medoids++
-# start and lands on FasterPAM's mean inertia (within +-0.7 % per family); the best of two is at or below
-# it on all but one matrix family of benchmarks/bench_kmedoids.py --suite quality (Chamfer k = 10:
-# 1.0002), within 1.5x its CPU time (docs/library.md).
+# start and lands on FasterPAM's mean inertia (within +-0.7 % per family); the best of two is at or below it
+# on every matrix family of benchmarks/bench_kmedoids.py --suite quality (docs/library.md, Quality).
 PAM_STARTS = 2
 
 # Start r >= 1 draws its seeding from default_rng([seed, _RESTART_STREAM, r]); start 0 from default_rng(seed)
 # (the alternate method's seeding), and subsamples use stream 1 (dispersion_score.score).
 _RESTART_STREAM = 2
+
+# The swaps of a start take the candidates in blocks of SWAP_ORDER_BLOCK consecutive items, the blocks in
+# a random order drawn from default_rng([seed, _ORDER_STREAM, start]) (see swap_order). FasterPAM's
+# authors randomise the processing order (their kmedoids package shuffles it whenever a random_state is
+# given); in index order every start meets the items in the same sequence, and on some matrices all of
+# them end in the same local optimum (docs/library.md, Quality). Blocks of 16 keep the compiled kernel's
+# 16-candidate passes.
+SWAP_ORDER_BLOCK = 16
+_ORDER_STREAM = 3
 
 # Swap candidates per batch: a batch reads batch×N entries of D; about 2^19 keeps the per-batch Python
 # and dispatch overhead small next to the arithmetic while swaps stay frequent (measured at N = 5000).
@@ -106,11 +120,13 @@ def kmedoids(
         D: (N, N) distances: finite, non-negative, symmetric, zero diagonal (checked). Numpy array or
             tensor; a contiguous float32 input on the compute device is used without a copy.
         k: number of medoids, 1 <= k <= N.
-        method: ``"pam"`` (k-medoids++ seeding, alternate, then improving swaps until none is left; the
-            best of ``n_init`` starts) or ``"alternate"`` (k-medoids++ seeding and Voronoi iteration: the
+        method: ``"pam"`` (k-medoids++ seeding, alternate, then FasterPAM's eager swaps, Schubert &
+            Rousseeuw 2021, taking the candidates in a seeded random order of 16-item blocks, until none
+            improves; the best of ``n_init`` starts) or ``"alternate"`` (k-medoids++ seeding and Voronoi iteration: the
             paper's procedure, one start).
-        seed: seed of every random draw (numpy ``default_rng``; start 0 uses ``default_rng(seed)``, the
-            same seeding as ``"alternate"``); same seed, same result, on any device.
+        seed: seed of every random draw (numpy ``default_rng``; start 0 seeds from ``default_rng(seed)``,
+            as ``"alternate"`` does; start r's swap order is :func:`swap_order`); same seed, same result,
+            on any device.
         max_iter: at most this many Voronoi iterations, and at most this many swap passes, per start.
         n_init: starts of ``"pam"`` (None: 2, see :func:`pam_starts`; 1 is
             the fastest, a single start); must be None or 1 for ``"alternate"``.
@@ -221,7 +237,7 @@ def _run(
             medoids, n_iter = _alternate(D, medoids, max_iter)
         n_swaps = 0
         if method == "pam":
-            medoids, n_pass, n_swaps = _swap(D, medoids, max_iter)
+            medoids, n_pass, n_swaps = _swap(D, medoids, max_iter, order=swap_order(D.shape[0], seed, start))
             n_iter += n_pass
         labels, inertia = _assignment(D, medoids)
         if best is None or inertia < best[0]:
@@ -679,11 +695,25 @@ class _SwapState:
         caches.near[touched], caches.d_near[touched], caches.sec[touched], caches.d_sec[touched] = new
 
 
-def _swap(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int, int]:
+def swap_order(n: int, seed: int, start: int = 0) -> np.ndarray:
+    """The processing order of the swap candidates of start ``start``: (n,) int64, a permutation of 0..n-1
+    made of blocks of ``SWAP_ORDER_BLOCK`` consecutive items (the last one shorter when n is not a
+    multiple), the blocks shuffled by ``numpy.random.default_rng([seed, 3, start])``."""
+    blocks = np.arange(0, n, SWAP_ORDER_BLOCK, dtype=np.int64)
+    np.random.default_rng([seed, _ORDER_STREAM, start]).shuffle(blocks)
+    offsets = np.arange(SWAP_ORDER_BLOCK, dtype=np.int64)
+    order = (blocks[:, None] + offsets[None, :]).ravel()
+    return order[order < n]
+
+
+def _swap(
+    D: torch.Tensor, medoids: torch.Tensor, max_iter: int, *, order: np.ndarray | None = None
+) -> tuple[torch.Tensor, int, int]:
     """FasterPAM's eager swap search (Schubert & Rousseeuw 2021) until no single swap improves (or
     max_iter passes over the candidates); returns medoids, passes, swaps.
 
-    Candidates x are taken in index order, cyclically from 0; the best swap of x (the medoid position whose
+    Candidates x are taken in the processing order ``order`` ((N,) int64 permutation; None: index order),
+    cyclically from its first entry; the best swap of x (the medoid position whose
     replacement by x lowers the cost most) is applied at once if it lowers the cost by more than
     ``_SWAP_RTOL`` times the starting cost. The search stops after N consecutive candidates without a swap:
     a local optimum of PAM's swap neighbourhood. On the CPU the compiled kernel runs it
@@ -696,35 +726,41 @@ def _swap(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.
         return medoids, 0, 0
     kernel = _cpu_kernel(D)
     if kernel is not None:
-        swapped, examined, n_swaps = kernel.swap(D.numpy(), medoids.numpy(), max_examined=max_iter * n, rtol=_SWAP_RTOL)
+        swapped, examined, n_swaps = kernel.swap(
+            D.numpy(), medoids.numpy(), max_examined=max_iter * n, rtol=_SWAP_RTOL, order=order
+        )
         return torch.from_numpy(swapped), math.ceil(examined / n), n_swaps
-    return _swap_torch(D, medoids, max_iter)
+    return _swap_torch(D, medoids, max_iter, order=order)
 
 
-def _swap_torch(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, int, int]:
-    """:func:`_swap` in torch operations: candidates are evaluated in batches (rows of D, a view) against
+def _swap_torch(
+    D: torch.Tensor, medoids: torch.Tensor, max_iter: int, *, order: np.ndarray | None = None
+) -> tuple[torch.Tensor, int, int]:
+    """:func:`_swap` in torch operations: candidates are evaluated in batches (their rows of D) against
     the current caches; the first improving one of a batch is applied and evaluation resumes after it, so
     the swaps are exactly the one-candidate-at-a-time ones."""
     n, k = D.shape[0], medoids.numel()
+    positions = torch.arange(n, device=D.device) if order is None else torch.as_tensor(order, device=D.device)
     state = _SwapState.start(D, medoids)
     caches = state.caches
     removal = caches.removal_loss(k)
     cost = float(caches.d_near.double().sum())
     tol = _SWAP_RTOL * cost
     batch = int(min(n, max(8, _SWAP_BATCH_ELEMS // n)))
-    examined = since = n_swaps = x = 0
+    examined = since = n_swaps = p = 0
     max_examined = max_iter * n
     while since < n and examined < max_examined:
-        count = min(batch, n - x, n - since, max_examined - examined)
-        delta = _swap_deltas(D[x : x + count], caches, removal)
-        delta.masked_fill_(state.is_medoid[x : x + count][:, None], math.inf)
-        best, positions = _row_min(delta)
+        count = min(batch, n - p, n - since, max_examined - examined)
+        candidates = positions[p : p + count]
+        delta = _swap_deltas(D.index_select(0, candidates), caches, removal)
+        delta.masked_fill_(state.is_medoid[candidates][:, None], math.inf)
+        best, targets = _row_min(delta)
         improving = torch.nonzero(best < -tol)
         if improving.numel() == 0:
-            examined, since, x = examined + count, since + count, (x + count) % n
+            examined, since, p = examined + count, since + count, (p + count) % n
             continue
         r = int(improving[0, 0])
-        state.apply(D, x + r, int(positions[r]))
+        state.apply(D, int(candidates[r]), int(targets[r]))
         removal = caches.removal_loss(k)
         new_cost = float(caches.d_near.double().sum())
         if not new_cost < cost:
@@ -733,5 +769,5 @@ def _swap_torch(D: torch.Tensor, medoids: torch.Tensor, max_iter: int) -> tuple[
             )
         cost = new_cost
         n_swaps += 1
-        examined, since, x = examined + r + 1, 0, (x + r + 1) % n
+        examined, since, p = examined + r + 1, 0, (p + r + 1) % n
     return state.medoids, math.ceil(examined / n), n_swaps

@@ -33,8 +33,9 @@ from dataset.splits import image_paths, item_rotations
 from dataset.splits import stacked_points as split_frame_points
 from dispersion_score import chamfer_matrix, dispersion_score, elbow, feature_matrix, output_metrics
 from dispersion_score.artefact import made_from, save_npy_recorded
+from dispersion_score.clustering import KMEDOIDS_REVISION
 from dispersion_score.frames import to_object_frame
-from dispersion_score.io import atomic_write_text, read_npy
+from dispersion_score.io import atomic_write_text, load_result, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.config import Preset, Run, partial_point
@@ -195,7 +196,14 @@ def _ds_columns(preset: Preset, matrix: np.ndarray, device: str) -> dict[str, An
     result = dispersion_score(
         matrix, settings["k"], method=settings["method"], seed=settings["ds_seed"], device=device, threads=DS_THREADS
     )
-    return {"ds": result.ds, "inertia": result.inertia, "k": result.k, "n": result.n, "method": result.method}
+    return {
+        "ds": result.ds,
+        "inertia": result.inertia,
+        "k": result.k,
+        "n": result.n,
+        "method": result.method,
+        "kmedoids_revision": KMEDOIDS_REVISION,
+    }
 
 
 def write_ds_record(
@@ -239,12 +247,22 @@ def _representatives(preset: Preset, measure: InputMeasure) -> list[tuple[dict[s
 
 
 def _needs_measuring(path: Path) -> bool:
-    """True when the record at ``path`` is missing or does not verify (:func:`records.record_mismatch`); a
-    damaged one is reported and measured again."""
-    reason = record_mismatch(path)
+    """True when the record at ``path`` is missing, does not verify (:func:`records.record_mismatch`) or holds
+    a DS of another k-medoids revision (:data:`KMEDOIDS_REVISION`); such a record is reported and measured
+    again."""
+    reason = record_mismatch(path) or _revision_mismatch(path)
     if reason is not None and path.exists():
         LOGGER.warning("record %s is measured again: %s", path, reason)
     return reason is not None
+
+
+def _revision_mismatch(path: Path) -> str | None:
+    """Why the DS of a verified record is not this version's: computed by another k-medoids revision (records
+    written before revisions were stored hold revision 1)."""
+    revision = load_result(path, load_matrix=False)["result"].get("kmedoids_revision", 1)
+    if revision != KMEDOIDS_REVISION:
+        return f"its DS was computed by k-medoids revision {revision}, this version's is {KMEDOIDS_REVISION}"
+    return None
 
 
 def input_record_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
@@ -487,6 +505,7 @@ def _curve(preset: Preset, matrix_file: Path, ks: list[int]) -> list[float]:
         "ks": ks,
         "method": preset.ds["method"],
         "seed": preset.ds["ds_seed"],
+        "kmedoids_revision": KMEDOIDS_REVISION,
         "matrix_mtime_ns": matrix_file.stat().st_mtime_ns,
         "matrix_bytes": matrix_file.stat().st_size,
     }

@@ -8,6 +8,7 @@ medoid of [A, A, B, B] leaves two items at distance 4: inertia 8, DS 8 / 4 = 2.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,6 +149,35 @@ def test_rerun_skips_everything_and_a_prediction_is_made_once(preset: Preset) ->
     after = {path: path.stat().st_mtime_ns for path in files if path.exists()}
     changed = [path.name for path in files if after.get(path) != before[path]]
     assert changed == ["known_1_x_output.json"]  # re-measured from the kept prediction file, not re-predicted
+
+
+def test_ds_of_another_kmedoids_revision_is_measured_again(preset: Preset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A k-medoids change (revision 2: swaps in a shuffled order) gives other DS values for the same matrix:
+    records and DS-vs-k curves stored by an earlier revision, or before revisions were stored, are measured
+    again on a rerun; predictions are kept."""
+    preset.config["ds"]["k_curve"] = [1, 2]
+    monkeypatch.setattr(runner, "KMEDOIDS_REVISION", 1)
+    first = _run(preset)
+    records = sorted((preset.results_dir / "records").glob("*.json"))
+    curves = sorted((preset.results_dir / "curves").glob("*.json"))
+    kept = sorted((preset.results_dir / "predictions").glob("*"))
+    assert records and curves and kept
+    before = {path: path.stat().st_mtime_ns for path in [*records, *curves, *kept]}
+    monkeypatch.setattr(runner, "KMEDOIDS_REVISION", 2)
+    second = _run(preset)
+    assert all(path.stat().st_mtime_ns != before[path] for path in [*records, *curves])
+    assert all(path.stat().st_mtime_ns == before[path] for path in kept)
+    assert all(json.loads(path.read_text())["result"]["kmedoids_revision"] == 2 for path in records)
+    pd.testing.assert_frame_equal(
+        first.drop(columns=["device", "kmedoids_revision"]), second.drop(columns=["device", "kmedoids_revision"])
+    )
+    # A record written before revisions were stored counts as revision 1.
+    old = records[0]
+    document = json.loads(old.read_text())
+    del document["result"]["kmedoids_revision"]
+    old.write_text(json.dumps(document))
+    assert runner.record_mismatch(old) is None and "revision 1," in runner._revision_mismatch(old)
+    assert runner._needs_measuring(old) and not runner._needs_measuring(records[1])
 
 
 def test_ds_vs_k_curves_and_input_subsample(preset: Preset) -> None:

@@ -491,7 +491,7 @@ def test_start_zero_alternates_and_later_starts_swap_from_their_seeding(monkeypa
             medoids = km_module.kpp_seed(Dt, 9, seed, start=r)
             if r == 0:
                 medoids, _ = km_module._alternate_torch(Dt, medoids, 300)
-            medoids, _, _ = km_module._swap_torch(Dt, medoids, 300)
+            medoids, _, _ = km_module._swap_torch(Dt, medoids, 300, order=km_module.swap_order(300, seed, r))
             expected.append(float(D[:, medoids.numpy()].min(axis=1).astype(np.float64).sum()))
         result = kmedoids(D, 9, seed=seed, n_init=3)
         assert result.start == int(np.argmin(expected))
@@ -552,19 +552,22 @@ def test_no_library_module_sets_torch_thread_count():
 # --- issue 23: the compiled kernel, the torch path and a naive FasterPAM -------------------------------------
 
 
-def naive_fasterpam(D: np.ndarray, medoids, max_passes: int = 300) -> tuple[list[int], int, int]:
+def naive_fasterpam(D: np.ndarray, medoids, max_passes: int = 300, order=None) -> tuple[list[int], int, int]:
     """FasterPAM's eager swap search by its definition, every cost recomputed from scratch: candidates x in
-    index order, cyclically; x's best swap (lowest cost, first position on ties) is applied when it lowers
-    the cost by more than 1e-10 of the starting cost; stop after N candidates in a row without a swap.
-    Returns medoids, passes (candidates examined / N, rounded up) and swaps."""
+    the processing order (index order when None), cyclically; x's best swap (lowest cost, first position on
+    ties) is applied when it lowers the cost by more than 1e-10 of the starting cost; stop after N
+    candidates in a row without a swap. Returns medoids, passes (candidates examined / N, rounded up) and
+    swaps."""
     medoids = list(medoids)
     n = D.shape[0]
+    order = list(range(n)) if order is None else [int(v) for v in order]
     tol = 1e-10 * naive_cost(D, medoids)
     cost = naive_cost(D, medoids)
-    examined = since = swaps = x = 0
+    examined = since = swaps = p = 0
     while since < n and examined < max_passes * n:
         examined += 1
         since += 1
+        x = order[p]
         if x not in medoids:
             trials = [naive_cost(D, medoids[:j] + [x] + medoids[j + 1 :]) for j in range(len(medoids))]
             j = int(np.argmin(trials))
@@ -572,7 +575,7 @@ def naive_fasterpam(D: np.ndarray, medoids, max_passes: int = 300) -> tuple[list
                 medoids[j], cost = x, trials[j]
                 swaps += 1
                 since = 0
-        x = (x + 1) % n
+        p = (p + 1) % n
     return medoids, math.ceil(examined / n), swaps
 
 
@@ -595,19 +598,59 @@ def swap_inputs(case: int):
     return D, k, Dt, kpp_seed(Dt, k, case)
 
 
+def swap_orders(n: int, case: int) -> list[np.ndarray | None]:
+    """Index order, an arbitrary permutation (runs of every length) and the blocks kmedoids uses."""
+    return [None, np.random.default_rng(case).permutation(n), km_module.swap_order(n, case, 1)]
+
+
 @pytest.mark.parametrize("case", range(9))
 def test_swap_paths_equal_naive_fasterpam(case):
     """The compiled swap search (both evaluation loops) and the torch path make exactly the swaps of the
-    definition, recomputed from scratch."""
+    definition, recomputed from scratch, in any processing order."""
     kernel = kernel_or_skip()
     D, k, Dt, start = swap_inputs(case)
-    expected = naive_fasterpam(D, start.tolist())
-    torch_medoids, torch_passes, torch_swaps = km_module._swap_torch(Dt, start, 300)
-    assert (torch_medoids.tolist(), torch_passes, torch_swaps) == expected
-    for batched in (False, True):
-        medoids, examined, swaps = kernel.swap(D, start.numpy(), max_examined=300 * len(D), rtol=1e-10, batched=batched)
-        assert (medoids.tolist(), math.ceil(examined / len(D)), swaps) == expected
-    assert km_module._swap(Dt, start, 300)[0].tolist() == expected[0]
+    for order in swap_orders(len(D), case):
+        expected = naive_fasterpam(D, start.tolist(), order=order)
+        torch_medoids, torch_passes, torch_swaps = km_module._swap_torch(Dt, start, 300, order=order)
+        assert (torch_medoids.tolist(), torch_passes, torch_swaps) == expected
+        for batched in (False, True):
+            medoids, examined, swaps = kernel.swap(
+                D, start.numpy(), max_examined=300 * len(D), rtol=1e-10, order=order, batched=batched
+            )
+            assert (medoids.tolist(), math.ceil(examined / len(D)), swaps) == expected
+        assert km_module._swap(Dt, start, 300, order=order)[0].tolist() == expected[0]
+
+
+def test_swap_order_is_a_permutation_of_shuffled_blocks_per_seed_and_start():
+    for n in (1, 15, 16, 17, 100, 518):
+        blocks = -(-n // km_module.SWAP_ORDER_BLOCK)
+        orders = {(seed, start): km_module.swap_order(n, seed, start) for seed in range(4) for start in range(3)}
+        for order in orders.values():
+            assert order.dtype == np.int64 and sorted(order.tolist()) == list(range(n))
+            # Each block of 16 consecutive items is visited as one run, in increasing order.
+            runs = np.split(order, np.flatnonzero(np.diff(order) != 1) + 1)
+            assert all(run[0] % km_module.SWAP_ORDER_BLOCK == 0 for run in runs)
+            assert len(runs) <= blocks
+        assert np.array_equal(km_module.swap_order(n, 2, 1), orders[(2, 1)])  # reproducible
+        if blocks >= 4:
+            assert len({order.tobytes() for order in orders.values()}) == len(orders)  # every start its own
+
+
+def test_the_swap_order_of_a_start_decides_where_it_ends():
+    """Swaps from one start that differ only in their processing order end in different local optima on a
+    matrix whose optima all cost nearly the same (64-D Gaussian points; here three of them): the order is
+    a source of variety between starts, not only a detail of the loop."""
+    x = np.random.default_rng(2).normal(size=(300, 64))
+    D = (((x[:, None, :] - x[None, :, :]) ** 2).sum(-1) / 64).astype(np.float32)
+    Dt = torch.from_numpy(D)
+    start = km_module.kpp_seed(Dt, 12, 0)
+    ends = {
+        tuple(sorted(km_module._swap(Dt, start, 300, order=km_module.swap_order(300, 0, r))[0].tolist()))
+        for r in range(8)
+    }
+    assert len(ends) > 1
+    for medoids in ends:
+        assert improving_swaps(D, list(medoids)) == 0
 
 
 @pytest.mark.parametrize("n,k,clusters,seed", [(300, 17, 8, 0), (700, 40, 12, 1), (900, 60, 30, 2), (500, 120, 50, 3)])
@@ -624,10 +667,11 @@ def test_compiled_kernel_equals_torch_path_step_by_step(n, k, clusters, seed):
         alternated, iters = km_module._alternate(Dt, seeding, 300)
         torch_alternated, torch_iters = km_module._alternate_torch(Dt, seeding, 300)
         assert torch.equal(alternated, torch_alternated) and iters == torch_iters
-        expected_medoids, passes, swaps = km_module._swap_torch(Dt, alternated, 300)
+        order = km_module.swap_order(n, seed, start)
+        expected_medoids, passes, swaps = km_module._swap_torch(Dt, alternated, 300, order=order)
         for batched in (False, True):
             medoids, examined, n_swaps = kernel.swap(
-                D, alternated.numpy(), max_examined=300 * n, rtol=1e-10, batched=batched
+                D, alternated.numpy(), max_examined=300 * n, rtol=1e-10, order=order, batched=batched
             )
             assert medoids.tolist() == expected_medoids.tolist()
             assert (math.ceil(examined / n), n_swaps) == (passes, swaps)
@@ -761,3 +805,34 @@ def test_compiled_distance_check_accepts_exactly_what_the_torch_tiles_accept(n):
         else:
             assert compiled == float(D.max())
     assert outcomes == {True, False} or n == 1
+
+
+def _signed_rank_p_by_enumeration(diff: np.ndarray) -> float:
+    """P(W+ >= observed W+) over all 2^n sign patterns of the nonzero |diff| (distinct magnitudes)."""
+    nonzero = diff[diff != 0]
+    ranks = np.argsort(np.argsort(np.abs(nonzero))) + 1
+    observed = ranks[nonzero > 0].sum()
+    sums = [
+        sum(r for r, s in zip(ranks, signs, strict=True) if s)
+        for signs in itertools.product((0, 1), repeat=nonzero.size)
+    ]
+    return float(np.mean(np.array(sums) >= observed))
+
+
+def test_paired_comparison_of_the_quality_suite_counts_ties_and_tests_by_enumeration():
+    from benchmarks.bench_kmedoids import paired_comparison
+
+    rng = np.random.default_rng(3)
+    reference = rng.uniform(100.0, 200.0, size=12)
+    # Four seeds tie up to summation order, eight differ by distinct amounts, mostly upwards.
+    shifts = np.array([0, 0, 0, 0, 0.7, 1.3, -0.2, 2.9, 0.05, -1.1, 3.7, 0.4])
+    ours = reference * (1.0 + 1e-3 * shifts)
+    ours[:4] = reference[:4] * (1.0 + 1e-13)
+    result = paired_comparison(ours, reference)
+    assert (result["lower"], result["equal"], result["higher"]) == (2, 4, 6)
+    differences = np.where(shifts == 0, 0.0, ours - reference)
+    assert result["p_higher"] == pytest.approx(_signed_rank_p_by_enumeration(differences))
+    # Every seed equal: nothing to test against, p = 1, not a division by zero or a scipy warning.
+    assert paired_comparison(reference * (1 + 1e-12), reference)["p_higher"] == 1.0
+    # One seed higher and the rest equal is no evidence of a higher cost (p = 1/2).
+    assert paired_comparison(np.r_[reference[:1] * 1.002, reference[1:]], reference)["p_higher"] == 0.5

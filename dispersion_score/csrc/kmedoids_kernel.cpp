@@ -393,7 +393,7 @@ int ds_check_distances(const float* D, int64_t n, float rtol, float atol, float*
     return check_distances(D, n, rtol, atol, largest) ? 1 : 0;
 }
 
-int ds_kmedoids_abi_version() { return 1; }
+int ds_kmedoids_abi_version() { return 2; }
 
 // Returns 1 when done, 0 when the caller must use the torch seeding (see kpp_seed), 2 out of memory.
 int ds_kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double* draws, int64_t t,
@@ -421,27 +421,35 @@ int ds_alternate(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max
 }
 
 // FasterPAM's eager swap search on the (n, n) float32 matrix D from the k medoids in med (updated in
-// place); a swap must lower the cost by more than rtol times the starting cost. stats[0]: candidates
-// examined, stats[1]: swaps applied. Returns 0; 1 when memory runs out; 2 when an applied swap did not
-// lower the cost (which the arithmetic rules out; checked, not assumed).
-int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_t max_examined,
-                      double rtol, int use_t, int batched, int64_t* stats) {
+// place); candidates are taken in the cyclic processing order `order` (a permutation of 0..n-1); a swap
+// must lower the cost by more than rtol times the starting cost. stats[0]: candidates examined, stats[1]:
+// swaps applied. Returns 0; 1 when memory runs out; 2 when an applied swap did not lower the cost (which
+// the arithmetic rules out; checked, not assumed).
+int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, const int64_t* order,
+                      int64_t max_examined, double rtol, int use_t, int batched, int64_t* stats) {
     try {
         Swapper s{D, n, k, med};
         if (use_t) s.T.assign((size_t)n * (size_t)k, 0.0f);
         s.init();
         double cost = s.update_removal();
         const double tol = rtol * cost;
-        int64_t examined = 0, since = 0, swaps = 0, x = 0;
+        int64_t examined = 0, since = 0, swaps = 0, p = 0;
         if (batched) s.ploss16.assign((size_t)k * 16, 0.0);
         double change16[16];
         int32_t best16[16];
         int width = 16;
         while (since < n && examined < max_examined) {
-            // Evaluate 16 candidates ahead when they are contiguous; a swap among them makes the later
-            // ones stale: they are evaluated again after it, so the order of decisions is unchanged.
-            // Swaps come in runs: right after one, 4 at a time waste less.
-            const int count = !batched ? 1 : x + width <= n ? width : x + 4 <= n ? 4 : 1;
+            // Evaluate 16 candidates ahead when the order takes 16 consecutive items next (up to the end
+            // of the order: the wrap to its start is a new run); a swap among them makes the later ones
+            // stale: they are evaluated again after it, so the order of decisions is unchanged. Swaps
+            // come in runs: right after one, 4 at a time waste less.
+            const int64_t x = order[p];
+            int run = 1;
+            if (batched) {
+                const int64_t limit = std::min<int64_t>(width, n - p);
+                while (run < limit && order[p + run] == x + run) ++run;
+            }
+            const int count = run >= width ? width : run >= 4 ? 4 : 1;
             if (count == 16) {
                 s.evaluate_many<16>(x, change16, best16);
             } else if (count == 4) {
@@ -464,7 +472,7 @@ int ds_fasterpam_swap(const float* D, int64_t n, int64_t k, int64_t* med, int64_
                 ++l;
                 break;
             }
-            x = (x + l) % n;
+            p = (p + l) % n;
         }
         stats[0] = examined;
         stats[1] = swaps;
