@@ -32,7 +32,7 @@ from dataset.registry import build_dataset
 from dataset.splits import image_paths, item_rotations
 from dataset.splits import stacked_points as split_frame_points
 from dispersion_score import chamfer_matrix, dispersion_score, elbow, feature_matrix, output_metrics
-from dispersion_score.artefact import made_from, save_npy_recorded
+from dispersion_score.artefact import load_npy_recorded, made_from, save_npy_recorded
 from dispersion_score.clustering import KMEDOIDS_REVISION
 from dispersion_score.frames import to_object_frame
 from dispersion_score.io import atomic_write_text, load_result, read_npy
@@ -355,15 +355,25 @@ def feature_cache(preset: Preset, paths: list[Path]) -> Path:
 
 
 def _image_features(preset: Preset, datasets: Iterable[DatasetSplit], device: str) -> dict[Path, np.ndarray]:
-    """VGG16 features of every image the datasets use, keyed by path; each image computed once, in batches
-    (training sets often share images)."""
-    paths = sorted({path for dataset in datasets for path in image_paths(dataset)})
-    if not paths:
-        return {}
-    features = perceptual_features(
-        paths, weights=preset.ds["image_weights"], device=device, batch_size=preset.ds["batch_size"], progress=True
-    )
-    return dict(zip(paths, features, strict=True))
+    """VGG16 features of every image the datasets use, keyed by path: read from a dataset's intact feature
+    cache (:func:`feature_cache`; a DS measured again, e.g. by another k-medoids revision, needs no new
+    features), the others computed once each, in batches (training sets often share images)."""
+    known: dict[Path, np.ndarray] = {}
+    missing: set[Path] = set()
+    for dataset in datasets:
+        paths = image_paths(dataset)
+        cached = load_npy_recorded(feature_cache(preset, paths))  # None when absent or not the file cached
+        if cached is not None and cached.ndim == 2 and cached.shape[0] == len(paths):
+            known.update(zip(paths, cached, strict=True))
+        else:
+            missing.update(paths)
+    todo = sorted(missing - known.keys())
+    if todo:
+        features = perceptual_features(
+            todo, weights=preset.ds["image_weights"], device=device, batch_size=preset.ds["batch_size"], progress=True
+        )
+        known.update(zip(todo, features, strict=True))
+    return known
 
 
 # ------------------------------------------------------------------------------------------ outputs

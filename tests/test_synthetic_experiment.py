@@ -6,6 +6,7 @@ content (what was measured, on how many items, and relations that hold by constr
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -158,3 +159,22 @@ def test_figures_and_notebook(experiment: Path) -> None:
 def test_directions_and_results_tables_match_the_files(experiment: Path) -> None:
     check_directions(experiment / "results")
     check_results_tables(experiment / "results", ["kind", "s"])
+
+
+def test_input_image_ds_measured_again_reads_the_cached_features(
+    experiment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DS measured again (a record lost, or of another k-medoids revision) reuses the VGG16 features its
+    measurement cached: at paper scale they are the expensive part."""
+    from experiments import runner
+    from experiments.config import load_preset
+
+    records = sorted((experiment / "results" / "records").glob("*input_image.json"))
+    assert records
+    before = {path.name: json.loads(path.read_text())["result"]["ds"] for path in records}
+    for path in records:
+        path.unlink()
+    monkeypatch.setattr(runner, "perceptual_features", lambda *a, **k: pytest.fail("features computed again"))
+    runner.measure_inputs(load_preset(experiment / "sweep.yaml"))
+    after = {path.name: json.loads(path.read_text())["result"]["ds"] for path in records}
+    assert after == before
