@@ -36,6 +36,7 @@ MEASUREMENT_COLUMNS = (
     "fscore_atlasnet",
     "preset",
     "method",
+    "kmedoids_revision",
     "features",
     "ds_seed",
     "device",
