@@ -362,6 +362,30 @@ MATRIX_SOURCES: dict[str, Callable[[argparse.Namespace], list[QualityCase]]] = {
 }
 
 
+def add_matrix_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--sources``, ``--chamfer-root`` and ``--matrix``: which matrices :data:`MATRIX_SOURCES` give."""
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=tuple(MATRIX_SOURCES),
+        default=list(MATRIX_SOURCES),
+        help=f"{prefix}matrix sources",
+    )
+    parser.add_argument(
+        "--chamfer-root",
+        type=Path,
+        default=REPO_ROOT / "dataset/synthetic_data/cubesphere_quick",
+        help=f"{prefix}synthetic dataset root of the Chamfer family",
+    )
+    parser.add_argument(
+        "--matrix",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy[:K1,K2]",
+        help=f"{prefix}another distance matrix (repeatable)",
+    )
+
+
 def _inertia(D: np.ndarray, medoids: np.ndarray) -> float:
     """sum_i min_m D[i, m] accumulated in float64, as our KMedoidsResult.inertia (so both sides are summed
     the same way; the reference's own loss is accumulated differently)."""
@@ -535,26 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[None],
         help="quality: our n_init values (auto = the library's default)",
     )
-    parser.add_argument(
-        "--sources",
-        nargs="+",
-        choices=tuple(MATRIX_SOURCES),
-        default=list(MATRIX_SOURCES),
-        help="quality: matrix sources",
-    )
-    parser.add_argument(
-        "--chamfer-root",
-        type=Path,
-        default=REPO_ROOT / "dataset/synthetic_data/cubesphere_quick",
-        help="quality: synthetic dataset root of the Chamfer family",
-    )
-    parser.add_argument(
-        "--matrix",
-        action="append",
-        default=[],
-        metavar="NAME=FILE.npy[:K1,K2]",
-        help="quality: another distance matrix (repeatable)",
-    )
+    add_matrix_arguments(parser, "quality: ")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a benchmark process: every compared call single-threaded (FasterPAM: n_cpu=1)
     if args.suite == "quality":

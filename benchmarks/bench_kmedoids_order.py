@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.bench_kmedoids import MATRIX_SOURCES, RESULTS, measure, paired_comparison
-from dataset.locations import REPO_ROOT
+from benchmarks.bench_kmedoids import MATRIX_SOURCES, RESULTS, add_matrix_arguments, measure, paired_comparison
 from dispersion_score import clustering, kmedoids
 from dispersion_score.io import atomic_write_text, provenance
 
@@ -86,18 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..SEEDS-1 per matrix")
-    parser.add_argument(
-        "--sources", nargs="+", choices=tuple(MATRIX_SOURCES), default=list(MATRIX_SOURCES), help="matrix sources"
-    )
-    parser.add_argument(
-        "--chamfer-root",
-        type=Path,
-        default=REPO_ROOT / "dataset/synthetic_data/cubesphere_quick",
-        help="synthetic dataset root of the Chamfer family",
-    )
-    parser.add_argument(
-        "--matrix", action="append", default=[], metavar="NAME=FILE.npy[:K1,K2]", help="another distance matrix"
-    )
+    add_matrix_arguments(parser)
     parser.add_argument("--out", type=Path, default=OUT, help="JSON output file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a benchmark process: every compared call single-threaded
