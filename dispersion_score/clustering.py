@@ -122,8 +122,8 @@ def kmedoids(
         k: number of medoids, 1 <= k <= N.
         method: ``"pam"`` (k-medoids++ seeding, alternate, then FasterPAM's eager swaps, Schubert &
             Rousseeuw 2021, taking the candidates in a seeded random order of 16-item blocks, until none
-            improves; the best of ``n_init`` starts) or ``"alternate"`` (k-medoids++ seeding and Voronoi iteration: the
-            paper's procedure, one start).
+            improves; the best of ``n_init`` starts) or ``"alternate"`` (k-medoids++ seeding and Voronoi
+            iteration: the paper's procedure, one start).
         seed: seed of every random draw (numpy ``default_rng``; start 0 seeds from ``default_rng(seed)``,
             as ``"alternate"`` does; start r's swap order is :func:`swap_order`); same seed, same result,
             on any device.
