@@ -43,6 +43,7 @@ from dataset.contract import DatasetSplit
 from dataset.splits import image_paths, item_ids, item_rotations, stacked_points
 from dispersion_score import chamfer_cross, kmedoids, nearest_shapes, resolve_device
 from dispersion_score.artefact import load_npy_recorded, save_npy_recorded
+from dispersion_score.clustering import KMEDOIDS_REVISION
 from dispersion_score.io import load_result, read_npy
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.cluster_classifier import classify, load_classifier, train_classifier, weights_label
@@ -50,6 +51,7 @@ from experiments.config import Preset, partial_point
 from experiments.declaration import Experiment, PredictedClouds, Target
 from experiments.runner import (
     DS_THREADS,
+    cached_features,
     evaluation_split,
     feature_cache,
     input_record_name,
@@ -207,9 +209,8 @@ def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") ->
     synthetic targets, or every yaw range's r = 90 test renders), whose features are then computed once, and the
     training splits' features come from the input image DS measurements, which store them there.
     """
-    cache = feature_cache(preset, paths)
-    cached = load_npy_recorded(cache)  # None when absent or not the file that was cached
-    if cached is not None and cached.ndim == 2 and cached.shape[0] == len(paths):
+    cached = cached_features(preset, paths)
+    if cached is not None:
         return cached
     unique = sorted(set(paths))  # training sets often repeat images
     features = perceptual_features(
@@ -217,7 +218,7 @@ def split_features(preset: Preset, paths: list[Path], *, device: str = "cpu") ->
     )
     row = {path: i for i, path in enumerate(unique)}
     out = features[[row[path] for path in paths]]
-    save_npy_recorded(cache, out)
+    save_npy_recorded(feature_cache(preset, paths), out)
     return out
 
 
@@ -300,6 +301,7 @@ class ClusteringPredictor:
             "classifier_train_accuracy": trained["train_accuracy"],
             "classifier_folder": str(folder),
             "kmedoids_inertia": clusters.inertia,
+            "kmedoids_revision": KMEDOIDS_REVISION,
         }
         return _predicted(self.name, splits, chosen, info, {"classifier": settings})
 
@@ -364,14 +366,17 @@ class Clusters:
 def cluster_training_shapes(preset: Preset, stored: ShapeMatrix, k: int, *, device: str = "cpu") -> Clusters:
     """k-medoids (the preset's method, seed ``ds.ds_seed``) of the stored matrix, cached beside the classifiers.
 
-    The cache (``<runs_dir>/baselines/clusters/<record>_k<k>_<method>_seed<seed>.npy``, rows medoids then labels)
+    The cache (``<runs_dir>/baselines/clusters/<record>_k<k>_<method>_seed<seed>_rev<KMEDOIDS_REVISION>.npy``, rows
+    medoids then labels)
     is shared by every target that uses the same matrix (e.g. one per yaw range when the shapes do not change).
     """
     method, seed = preset.ds["method"], preset.ds["ds_seed"]
     n = stored.matrix.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"baselines.k = {k} must lie in [1, {n}] (the training shapes of {stored.record})")
-    cache = preset.runs_dir / "baselines" / "clusters" / f"{stored.record}_k{k}_{method}_seed{seed}.npy"
+    # The k-medoids revision is part of the key: another revision gives other medoids for the same seed.
+    name = f"{stored.record}_k{k}_{method}_seed{seed}_rev{KMEDOIDS_REVISION}.npy"
+    cache = preset.runs_dir / "baselines" / "clusters" / name
     saved = load_npy_recorded(cache)  # None when absent or not the file that was cached
     if saved is not None and saved.shape == (2, n):
         medoids, labels = saved[0, :k], saved[1]

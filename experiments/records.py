@@ -94,11 +94,12 @@ def read_records(records_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def record_mismatch(path: Path) -> str | None:
+def record_mismatch(path: Path, expected: Mapping[str, Any] | None = None) -> str | None:
     """Why the record at ``path`` cannot be reused as a finished measurement (missing, unreadable or
-    truncated JSON, not a measurement, its matrix missing or not the file written with it, or the files it was
-    measured from changed since: ``settings.made_from``), or None when it can. A record that does not verify
-    is measured again."""
+    truncated JSON, not a measurement, its matrix missing or not the file written with it, the files it was
+    measured from changed since: ``settings.made_from``, or a result column other than ``expected`` says, e.g.
+    a DS of another k-medoids revision), or None when it can. A record that does not verify is measured
+    again."""
     if not path.is_file():
         return "it does not exist"
     try:
@@ -107,6 +108,10 @@ def record_mismatch(path: Path) -> str | None:
         return str(error)
     if document.get("kind") != RECORD_KIND or not isinstance(document.get("result"), dict):
         return f"it is not a measurement record (kind {document.get('kind')!r})"
+    for column, value in (expected or {}).items():
+        stored = document["result"].get(column)
+        if stored != value:
+            return f"its {column} is {stored!r}, this version's is {value!r}"
     if document.get("matrix_file"):
         reason = mismatch(path.parent / document["matrix_file"], FileRecord.from_json(document.get("matrix_record")))
         if reason is not None:

@@ -35,7 +35,7 @@ from dispersion_score import chamfer_matrix, dispersion_score, elbow, feature_ma
 from dispersion_score.artefact import load_npy_recorded, made_from, save_npy_recorded
 from dispersion_score.clustering import KMEDOIDS_REVISION
 from dispersion_score.frames import to_object_frame
-from dispersion_score.io import atomic_write_text, load_result, read_npy
+from dispersion_score.io import atomic_write_text, read_npy
 from dispersion_score.launch import Job, Launch, SweepReport, python_command
 from dispersion_score.perceptual import feature_label, perceptual_features
 from experiments.config import Preset, Run, partial_point
@@ -248,21 +248,12 @@ def _representatives(preset: Preset, measure: InputMeasure) -> list[tuple[dict[s
 
 def _needs_measuring(path: Path) -> bool:
     """True when the record at ``path`` is missing, does not verify (:func:`records.record_mismatch`) or holds
-    a DS of another k-medoids revision (:data:`KMEDOIDS_REVISION`); such a record is reported and measured
-    again."""
-    reason = record_mismatch(path) or _revision_mismatch(path)
+    a DS of another k-medoids revision (:data:`KMEDOIDS_REVISION`; records written before revisions were stored
+    have none); such a record is reported and measured again."""
+    reason = record_mismatch(path, {"kmedoids_revision": KMEDOIDS_REVISION})
     if reason is not None and path.exists():
         LOGGER.warning("record %s is measured again: %s", path, reason)
     return reason is not None
-
-
-def _revision_mismatch(path: Path) -> str | None:
-    """Why the DS of a verified record is not this version's: computed by another k-medoids revision (records
-    written before revisions were stored hold revision 1)."""
-    revision = load_result(path, load_matrix=False)["result"].get("kmedoids_revision", 1)
-    if revision != KMEDOIDS_REVISION:
-        return f"its DS was computed by k-medoids revision {revision}, this version's is {KMEDOIDS_REVISION}"
-    return None
 
 
 def input_record_name(preset: Preset, point: Mapping[str, Any], measure: str) -> str:
@@ -354,6 +345,13 @@ def feature_cache(preset: Preset, paths: list[Path]) -> Path:
     return preset.results_dir / "features" / f"{digest.hexdigest()[:32]}.npy"
 
 
+def cached_features(preset: Preset, paths: list[Path]) -> np.ndarray | None:
+    """The (len(paths), D) features :func:`feature_cache` holds for these images, or None when the cache is
+    absent, not the file that was cached, or of another shape (computed again)."""
+    cached = load_npy_recorded(feature_cache(preset, paths))
+    return cached if cached is not None and cached.ndim == 2 and cached.shape[0] == len(paths) else None
+
+
 def _image_features(preset: Preset, datasets: Iterable[DatasetSplit], device: str) -> dict[Path, np.ndarray]:
     """VGG16 features of every image the datasets use, keyed by path: read from a dataset's intact feature
     cache (:func:`feature_cache`; a DS measured again, e.g. by another k-medoids revision, needs no new
@@ -362,8 +360,8 @@ def _image_features(preset: Preset, datasets: Iterable[DatasetSplit], device: st
     missing: set[Path] = set()
     for dataset in datasets:
         paths = image_paths(dataset)
-        cached = load_npy_recorded(feature_cache(preset, paths))  # None when absent or not the file cached
-        if cached is not None and cached.ndim == 2 and cached.shape[0] == len(paths):
+        cached = cached_features(preset, paths)
+        if cached is not None:
             known.update(zip(paths, cached, strict=True))
         else:
             missing.update(paths)

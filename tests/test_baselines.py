@@ -341,6 +341,26 @@ def test_clustering_rerun_reuses_the_classifier_and_clusters(tmp_path: Path) -> 
     assert {p: p.stat().st_mtime_ns for p in files} == before
 
 
+def test_clusters_of_another_kmedoids_revision_are_computed_again(tmp_path: Path, monkeypatch) -> None:
+    """The clustering baseline's cached k-medoids result is keyed by the k-medoids revision: clusters another
+    revision computed are not reused (its medoids can differ for the same seed)."""
+    from experiments import baselines
+
+    preset = _preset(tmp_path, _two_cluster_splits(tmp_path), (clustering_predictor,))
+    monkeypatch.setattr(baselines, "KMEDOIDS_REVISION", 1)
+    _run(preset)
+    clusters = preset.runs_dir / "baselines" / "clusters"
+    assert [p.name.endswith("_rev1.npy") for p in clusters.glob("*.npy")] == [True]
+    calls, original = [], baselines.kmedoids
+    monkeypatch.setattr(baselines, "KMEDOIDS_REVISION", 2)
+    monkeypatch.setattr(baselines, "kmedoids", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for name in ("clustering_a1.json", "clustering_a1.npy"):
+        (preset.results_dir / "predictions" / name).unlink()
+    _run(preset)
+    assert calls and sorted(p.name[-8:] for p in clusters.glob("*.npy")) == ["rev1.npy", "rev2.npy"]
+    assert read_predictions(preset.results_dir, "clustering_a1").info["kmedoids_revision"] == 2
+
+
 # --------------------------------------------------------------------------------------- viewer-centred
 
 

@@ -176,7 +176,9 @@ def test_ds_of_another_kmedoids_revision_is_measured_again(preset: Preset, monke
     document = json.loads(old.read_text())
     del document["result"]["kmedoids_revision"]
     old.write_text(json.dumps(document))
-    assert runner.record_mismatch(old) is None and "revision 1," in runner._revision_mismatch(old)
+    assert runner.record_mismatch(old) is None and "kmedoids_revision is None" in runner.record_mismatch(
+        old, {"kmedoids_revision": 2}
+    )
     assert runner._needs_measuring(old) and not runner._needs_measuring(records[1])
 
 
