@@ -48,8 +48,8 @@ EOF
 
 step "the library's tests against the installed package (kernel compiled from the wheel's source)"
 mkdir tests benchmarks
-for name in conftest.py test_io.py test_formats.py test_chamfer.py test_kmedoids.py test_score.py \
-  test_features.py test_packaging.py test_tutorial.py; do
+for name in conftest.py test_io.py test_formats.py test_chamfer.py test_kmedoids.py test_kmedoids_kernel_variants.py \
+  test_score.py test_features.py test_packaging.py test_tutorial.py; do
   cp "$CHECKOUT/tests/$name" tests/
 done
 if venv/bin/python -c "import torchvision" 2>/dev/null; then cp "$CHECKOUT/tests/test_perceptual.py" tests/; fi

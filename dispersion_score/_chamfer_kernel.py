@@ -35,31 +35,28 @@ from pathlib import Path
 
 import numpy as np
 
-from dispersion_score._native import CSRC, CompileError, LazyKernel, build_library, cpu_has
+from dispersion_score._native import (
+    CSRC,
+    ISA_VARIANT_CPU_FLAG,
+    ISA_VARIANT_FLAGS,
+    CompileError,
+    LazyKernel,
+    build_library,
+    cpu_has,
+)
 
 logger = logging.getLogger(__name__)
 
 PAD = 16  # clouds are padded to a multiple of this: a multiple of every variant's lanes and query block
 _ABI_VERSION = 2
 SOURCE = CSRC / "chamfer_kernel.cpp"
-# Flags that pick the instruction set (the source chooses its body from the target macros). load_kernel
-# builds "native", or "baseline" (the compiler's default target) where -march=native is refused; the
-# others let tests and benchmarks build every body on one machine.
+# The instruction-set variants of _native, and "portable": the native target with the portable body.
 VARIANT_FLAGS: dict[str, tuple[str, ...]] = {
-    "native": ("-march=native",),
-    "avx512": ("-mavx512f", "-mavx2", "-mfma"),
-    "avx2": ("-mavx2", "-mfma"),
+    **{v: f for v, f in ISA_VARIANT_FLAGS.items() if v != "baseline"},
     "portable": ("-march=native", "-DDS_PORTABLE"),
-    "baseline": (),
+    "baseline": ISA_VARIANT_FLAGS["baseline"],
 }
-# The /proc/cpuinfo flag a variant's code needs to run (None: any CPU the compiler targets by default).
-VARIANT_CPU_FLAG: dict[str, str | None] = {
-    "native": None,
-    "avx512": "avx512f",
-    "avx2": "avx2",
-    "portable": None,
-    "baseline": None,
-}
+VARIANT_CPU_FLAG: dict[str, str | None] = {v: ISA_VARIANT_CPU_FLAG.get(v) for v in VARIANT_FLAGS}
 
 
 class ChamferKernel:

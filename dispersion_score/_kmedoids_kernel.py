@@ -21,8 +21,11 @@ max(D[x, o], d_near(o)) - d_sec(o) at position near(o), plus the shared gain sum
 d_near(o), 0); the best position is taken if it lowers the cost by more than ``rtol`` times the starting
 cost, the caches are refreshed at the items it can change, and the removal loss is recomputed. The search
 stops after N consecutive candidates without a swap (a local optimum of the swap neighbourhood) or after
-``max_examined`` candidates. The hot loop compares 16 entries of the candidate's row with 16
-second-nearest distances at once and visits only the few entries below them, so a pass streams D once.
+``max_examined`` candidates. The one-candidate loop compares a register of entries of the candidate's
+row (16 with AVX-512, 8 with AVX, 4 otherwise: chosen at compile time) with as many second-nearest distances
+and visits only the few entries below them, so a pass streams D once; the 16-candidate loop adds in vectors
+of 8 doubles with AVX-512, 4 otherwise. Every width adds the same terms in the same order: the same swaps on
+any instruction set (tests/test_kmedoids_kernel_variants.py builds each variant this CPU can run).
 Memory: O(N) per step, plus the (N, k) float32 distances to the medoids while swapping when N·k <= 2^26
 (contiguous cache refreshes; above that they read D's rows).
 
@@ -44,7 +47,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dispersion_score._native import CSRC, CompileError, LazyKernel, build_library
+from dispersion_score._native import (
+    CSRC,
+    ISA_VARIANT_CPU_FLAG,
+    ISA_VARIANT_FLAGS,
+    CompileError,
+    LazyKernel,
+    build_library,
+    cpu_has,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +63,11 @@ _ABI_VERSION = 2
 
 SOURCE = CSRC / "kmedoids_kernel.cpp"
 
-# -march=native, or the compiler's default target where that is refused. The common flags hold
+# The kernel is built for -march=native, or the compiler's default target where that is refused
+# (_native.ISA_VARIANT_FLAGS); the source picks its vector widths from the target. The common flags hold
 # -ffp-contract=off, which the distance check needs to round as torch does (no fused multiply-add).
-_FLAG_CHOICES = (("-march=native",), ())
+VARIANT_FLAGS = ISA_VARIANT_FLAGS
+VARIANT_CPU_FLAG = ISA_VARIANT_CPU_FLAG
 
 # The (N, k) copy of the distances to the medoids makes cache refreshes contiguous reads; above this many
 # elements (256 MiB) they read D's rows instead.
@@ -63,11 +76,16 @@ _T_LIMIT_ELEMS = 1 << 26
 # Up to this k, 16 candidates are evaluated in one branch-free pass over the items (most entries of a row
 # fall below d_sec there); above it, one candidate at a time visiting only the entries below d_sec. Both
 # add the same terms in the same order: the same swaps. For N up to BATCHED_SMALL_N, where D's rows stay
-# in the cache that the batched pass reads across, batching still wins up to BATCHED_SMALL_N_MAX_K
-# (measured, batched / one at a time: N = 600, k = 60: 0.82; N = 518 and 1000, k = 50 and 80: 0.95-0.98;
-# N = 518, k = 80: 1.19; N = 2000, k = 60: 1.18).
+# in the cache that the batched pass reads across, batching still wins up to BATCHED_SMALL_N_MAX_K.
+# Measured with this kernel, batched / one at a time, AVX-512 build / AVX2 build on the same Zen 4 core:
+# N = 518 (a Chamfer matrix), k = 10, 50, 64, 80, 100: 0.43 / 0.46, 0.89 / 0.99, 0.95 / 1.07, 0.97 / 1.10,
+# 1.05 / 1.17; clustered N = 600, k = 60: 0.76 / 0.95; N = 1000, k = 48, 80, 100: 0.64 / 0.75, 0.78 / 0.97,
+# 0.85 / 1.02; N = 2000, k = 48, 60, 80: 0.74 / 0.75, 0.88 / 0.88, 1.01 / 1.12; N = 4000, k = 48, 60, 80:
+# 0.87 / 0.83, 0.93 / 0.99, 1.10 / 1.27; N = 5000, k = 60: 1.27 / 1.07. The rule below picks the faster loop,
+# or one within 8 %, at each of these points except N = 1000, k = 80 and 100 with AVX-512 (one at a time
+# takes 1.28x and 1.17x the batched time there; with AVX2 1.03x and the faster loop).
 BATCHED_MAX_K = 48
-BATCHED_SMALL_N = 1200
+BATCHED_SMALL_N = 2000
 BATCHED_SMALL_N_MAX_K = 64
 
 
@@ -197,18 +215,33 @@ def load_kmedoids_kernel() -> KMedoidsKernel | None:
     return KERNEL.get()
 
 
-def _build_and_load() -> KMedoidsKernel:
+def load_variant(variant: str) -> KMedoidsKernel:
+    """Build (or take from the cache) and load one instruction-set variant of :data:`VARIANT_FLAGS`,
+    self-tested. Every variant makes the same swaps (tests/test_kmedoids_kernel_variants.py).
+
+    Raises:
+        ValueError: unknown variant. CompileError: the compiler rejected it. RuntimeError: the CPU lacks the
+        variant's instructions, no compiler or compilation disabled, a stale build, or the self-test failed.
+    """
+    if variant not in VARIANT_FLAGS:
+        raise ValueError(f"variant must be one of {list(VARIANT_FLAGS)}, got {variant!r}")
+    if not cpu_has(VARIANT_CPU_FLAG[variant]):
+        raise RuntimeError(f"this CPU lacks {VARIANT_CPU_FLAG[variant]}, which the {variant!r} variant needs")
     source = SOURCE.read_text(encoding="utf-8")
-    try:
-        target = build_library(source, _FLAG_CHOICES[0], stem="kmedoids_kernel", key=(str(_ABI_VERSION),))
-    except CompileError:
-        target = build_library(source, _FLAG_CHOICES[1], stem="kmedoids_kernel", key=(str(_ABI_VERSION),))
+    target = build_library(source, VARIANT_FLAGS[variant], stem="kmedoids_kernel", key=(str(_ABI_VERSION),))
     library = ctypes.CDLL(str(target))
     if library.ds_kmedoids_abi_version() != _ABI_VERSION:
         raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
     kernel = KMedoidsKernel(library, target)
     _self_test(kernel)
     return kernel
+
+
+def _build_and_load() -> KMedoidsKernel:
+    try:
+        return load_variant("native")
+    except CompileError:
+        return load_variant("baseline")
 
 
 KERNEL: LazyKernel[KMedoidsKernel] = LazyKernel(_build_and_load, "k-medoids kernel")

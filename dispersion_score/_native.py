@@ -66,6 +66,19 @@ def machine_tag() -> str:
     return platform.machine() + flags
 
 
+# Flags that pick the instruction set of a compiled kernel (each source chooses its vector widths from the target
+# macros): "native" is what the kernels load, "baseline" (the compiler's default target) where -march=native is
+# refused; the others let tests and benchmarks build every body on one machine.
+ISA_VARIANT_FLAGS: dict[str, tuple[str, ...]] = {
+    "native": ("-march=native",),
+    "avx512": ("-mavx512f", "-mavx2", "-mfma"),
+    "avx2": ("-mavx2", "-mfma"),
+    "baseline": (),
+}
+# The /proc/cpuinfo flag a variant's code needs to run (None: any CPU the compiler targets by default).
+ISA_VARIANT_CPU_FLAG: dict[str, str | None] = {"native": None, "avx512": "avx512f", "avx2": "avx2", "baseline": None}
+
+
 def cpu_has(flag: str | None) -> bool:
     """Whether /proc/cpuinfo lists ``flag`` (None: True); False where /proc/cpuinfo is unreadable."""
     if flag is None:

@@ -1,0 +1,89 @@
+"""The compiled k-medoids kernel: every instruction-set variant (vector widths chosen per target) makes
+exactly the seeding, alternate step, swaps and assignment of the torch path, and compiles without warnings."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks._inputs import clustered_distance_matrix
+from dispersion_score import _kmedoids_kernel, _native
+from dispersion_score import clustering as km
+
+COMPILER = _native.find_compiler()
+pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler")
+
+VARIANTS = [v for v, flag in _kmedoids_kernel.VARIANT_CPU_FLAG.items() if _native.cpu_has(flag)]
+
+
+@pytest.fixture(scope="module")
+def kernels() -> dict[str, _kmedoids_kernel.KMedoidsKernel]:
+    return {variant: _kmedoids_kernel.load_variant(variant) for variant in VARIANTS}
+
+
+def _ties_matrix(n: int, seed: int) -> np.ndarray:
+    """Manhattan distances of points on a small integer grid: many exactly equal distances."""
+    x = np.random.default_rng(seed).integers(0, 6, size=(n, 2)).astype(np.float64)
+    return np.abs(x[:, None, :] - x[None, :, :]).sum(-1).astype(np.float32)
+
+
+# N not a multiple of any lane count (4, 8, 16) or block; k on both sides of the loop choice.
+CASES = [
+    ("clustered", 37, 5),
+    ("clustered", 203, 17),
+    ("clustered", 517, 50),
+    ("clustered", 517, 90),
+    ("ties", 149, 9),
+    ("ties", 150, 30),  # 36 distinct points: k-medoids++ never runs out of weight
+]
+
+
+@pytest.mark.parametrize("kind,n,k", CASES)
+def test_every_variant_makes_the_torch_paths_steps(kernels, kind, n, k):
+    D = clustered_distance_matrix(n, clusters=max(2, k // 2), seed=n) if kind == "clustered" else _ties_matrix(n, n)
+    Dt = torch.from_numpy(D)
+    for start in (0, 1):
+        trials = km.seeding_trials(k)
+        seeding = km._kpp_seed_torch(Dt, k, km.start_rng(3, start), trials)
+        alternated, iters = km._alternate_torch(Dt, seeding, 300)
+        order = km.swap_order(n, 3, start)
+        medoids, passes, swaps = km._swap_torch(Dt, alternated, 300, order=order)
+        labels, dist, _, _ = km._nearest_two(Dt, medoids, second=False)
+        rng = km.start_rng(3, start)
+        first = int(rng.integers(n))
+        draws = rng.random((k - 1) * trials).reshape(k - 1, trials)
+        for variant, kernel in kernels.items():
+            assert kernel.kpp_seed(D, k, first, draws).tolist() == seeding.tolist(), variant
+            assert kernel.alternate(D, seeding.numpy(), 300)[0].tolist() == alternated.tolist(), variant
+            for batched in (False, True):
+                got, examined, n_swaps = kernel.swap(
+                    D, alternated.numpy(), max_examined=300 * n, rtol=km._SWAP_RTOL, order=order, batched=batched
+                )
+                assert got.tolist() == medoids.tolist(), (variant, batched)
+                assert (math.ceil(examined / n), n_swaps) == (passes, swaps), (variant, batched)
+            got_labels, got_dist = kernel.assign(D, medoids.numpy())
+            assert np.array_equal(got_labels, labels.numpy()) and np.array_equal(got_dist, dist.numpy()), variant
+
+
+def test_the_loaded_kernel_is_the_native_variant(kernels):
+    assert _kmedoids_kernel.load_kmedoids_kernel().path == kernels["native"].path
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_compiles_without_warnings(variant):
+    command = [COMPILER, *_native.COMMON_FLAGS, *_kmedoids_kernel.VARIANT_FLAGS[variant]]
+    command += ["-Wall", "-Wextra", "-fsyntax-only", str(_kmedoids_kernel.SOURCE)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+
+
+def test_unknown_or_unsupported_variants_are_refused(monkeypatch):
+    with pytest.raises(ValueError, match="variant must be one of"):
+        _kmedoids_kernel.load_variant("sse9")
+    monkeypatch.setattr(_kmedoids_kernel, "cpu_has", lambda flag: flag is None)
+    with pytest.raises(RuntimeError, match="lacks avx512f"):
+        _kmedoids_kernel.load_variant("avx512")
