@@ -180,7 +180,7 @@ def mix_limit(core: str, isa: str) -> tuple[float, str] | None:
 def default_variants() -> list[str]:
     """The native build, plus the AVX2 body where the native one is AVX-512, plus the portable body."""
     variants = ["native"]
-    if _chamfer_kernel.cpu_has("avx512f") and _chamfer_kernel.cpu_has("avx2"):
+    if _native.cpu_has("avx512f") and _native.cpu_has("avx2"):
         variants.append("avx2")
     return variants + ["portable"]
 

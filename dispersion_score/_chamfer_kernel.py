@@ -41,8 +41,7 @@ from dispersion_score._native import (
     ISA_VARIANT_FLAGS,
     CompileError,
     LazyKernel,
-    build_library,
-    cpu_has,
+    load_variant_library,
 )
 
 logger = logging.getLogger(__name__)
@@ -161,16 +160,10 @@ def load_variant(variant: str) -> ChamferKernel:
         the variant's instructions (running them would kill the process), disabled by
         ``DISPERSION_SCORE_NO_COMPILE``, no compiler, or the self-test failed.
     """
-    if variant not in VARIANT_FLAGS:
-        raise ValueError(f"variant must be one of {list(VARIANT_FLAGS)}, got {variant!r}")
-    if not cpu_has(VARIANT_CPU_FLAG[variant]):
-        raise RuntimeError(f"this CPU lacks {VARIANT_CPU_FLAG[variant]}, which the {variant!r} variant needs")
-    target = build_library(
-        SOURCE.read_text(encoding="utf-8"), VARIANT_FLAGS[variant], stem="chamfer_kernel", key=(str(_ABI_VERSION),)
-    )
-    library = ctypes.CDLL(str(target))
-    if library.ds_abi_version() != _ABI_VERSION:
-        raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
+    library, target = load_variant_library(
+        SOURCE, variant, VARIANT_FLAGS, VARIANT_CPU_FLAG, stem="chamfer_kernel", abi_version=_ABI_VERSION,
+        abi_symbol="ds_abi_version",
+    )  # fmt: skip
     kernel = ChamferKernel(library, target)
     _self_test(kernel)
     return kernel

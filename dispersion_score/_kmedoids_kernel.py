@@ -53,8 +53,7 @@ from dispersion_score._native import (
     ISA_VARIANT_FLAGS,
     CompileError,
     LazyKernel,
-    build_library,
-    cpu_has,
+    load_variant_library,
 )
 
 logger = logging.getLogger(__name__)
@@ -223,15 +222,10 @@ def load_variant(variant: str) -> KMedoidsKernel:
         ValueError: unknown variant. CompileError: the compiler rejected it. RuntimeError: the CPU lacks the
         variant's instructions, no compiler or compilation disabled, a stale build, or the self-test failed.
     """
-    if variant not in VARIANT_FLAGS:
-        raise ValueError(f"variant must be one of {list(VARIANT_FLAGS)}, got {variant!r}")
-    if not cpu_has(VARIANT_CPU_FLAG[variant]):
-        raise RuntimeError(f"this CPU lacks {VARIANT_CPU_FLAG[variant]}, which the {variant!r} variant needs")
-    source = SOURCE.read_text(encoding="utf-8")
-    target = build_library(source, VARIANT_FLAGS[variant], stem="kmedoids_kernel", key=(str(_ABI_VERSION),))
-    library = ctypes.CDLL(str(target))
-    if library.ds_kmedoids_abi_version() != _ABI_VERSION:
-        raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
+    library, target = load_variant_library(
+        SOURCE, variant, VARIANT_FLAGS, VARIANT_CPU_FLAG, stem="kmedoids_kernel", abi_version=_ABI_VERSION,
+        abi_symbol="ds_kmedoids_abi_version",
+    )  # fmt: skip
     kernel = KMedoidsKernel(library, target)
     _self_test(kernel)
     return kernel

@@ -10,6 +10,7 @@ on another CPU). ``DISPERSION_SCORE_NO_COMPILE=1`` disables every build; callers
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -84,6 +85,35 @@ def cpu_has(flag: str | None) -> bool:
     if flag is None:
         return True
     return flag in machine_tag().split()
+
+
+def load_variant_library(
+    source: Path,
+    variant: str,
+    flags: Mapping[str, tuple[str, ...]],
+    cpu_flags: Mapping[str, str | None],
+    *,
+    stem: str,
+    abi_version: int,
+    abi_symbol: str,
+) -> tuple[ctypes.CDLL, Path]:
+    """Build (or take from the cache) the instruction-set variant ``variant`` of a kernel's ``source`` and
+    load it: the library and its path, its ABI version (``abi_symbol()``) checked against ``abi_version``.
+
+    Raises:
+        ValueError: a variant ``flags`` does not name. CompileError: the compiler rejected it. RuntimeError:
+        the CPU lacks the variant's instructions (``cpu_flags``; running them would kill the process), no
+        compiler or compilation disabled, or a stale build.
+    """
+    if variant not in flags:
+        raise ValueError(f"variant must be one of {list(flags)}, got {variant!r}")
+    if not cpu_has(cpu_flags[variant]):
+        raise RuntimeError(f"this CPU lacks {cpu_flags[variant]}, which the {variant!r} variant needs")
+    target = build_library(source.read_text(encoding="utf-8"), flags[variant], stem=stem, key=(str(abi_version),))
+    library = ctypes.CDLL(str(target))
+    if getattr(library, abi_symbol)() != abi_version:
+        raise RuntimeError(f"stale kernel at {target} (ABI mismatch)")
+    return library, target
 
 
 def compiler_version(compiler: str) -> str:

@@ -1,10 +1,10 @@
 """The compiled k-medoids kernel: every instruction-set variant (vector widths chosen per target) makes
-exactly the seeding, alternate step, swaps and assignment of the torch path, and compiles without warnings."""
+exactly the seeding, alternate step, swaps and assignment of the torch path (builds without warnings:
+tests/test_kernel_builds.py)."""
 
 from __future__ import annotations
 
 import math
-import subprocess
 
 import numpy as np
 import pytest
@@ -71,19 +71,3 @@ def test_every_variant_makes_the_torch_paths_steps(kernels, kind, n, k):
 
 def test_the_loaded_kernel_is_the_native_variant(kernels):
     assert _kmedoids_kernel.load_kmedoids_kernel().path == kernels["native"].path
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_variant_compiles_without_warnings(variant):
-    command = [COMPILER, *_native.COMMON_FLAGS, *_kmedoids_kernel.VARIANT_FLAGS[variant]]
-    command += ["-Wall", "-Wextra", "-fsyntax-only", str(_kmedoids_kernel.SOURCE)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
-
-
-def test_unknown_or_unsupported_variants_are_refused(monkeypatch):
-    with pytest.raises(ValueError, match="variant must be one of"):
-        _kmedoids_kernel.load_variant("sse9")
-    monkeypatch.setattr(_kmedoids_kernel, "cpu_has", lambda flag: flag is None)
-    with pytest.raises(RuntimeError, match="lacks avx512f"):
-        _kmedoids_kernel.load_variant("avx512")
