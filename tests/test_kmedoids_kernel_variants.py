@@ -5,6 +5,9 @@ tests/test_kernel_builds.py)."""
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +74,34 @@ def test_every_variant_makes_the_torch_paths_steps(kernels, kind, n, k):
 
 def test_the_loaded_kernel_is_the_native_variant(kernels):
     assert _kmedoids_kernel.load_kmedoids_kernel().path == kernels["native"].path
+
+
+CROSS = {"compiler": shutil.which("aarch64-linux-gnu-g++"), "emulator": shutil.which("qemu-aarch64-static")}
+
+
+@pytest.mark.skipif(None in CROSS.values(), reason="needs aarch64-linux-gnu-g++ and qemu-aarch64-static")
+def test_aarch64_build_makes_the_same_swaps(kernels, tmp_path):
+    """The swap step built for AArch64 (128-bit vectors) and run under qemu-user makes, in both loops, the
+    swaps of this machine's native build (an integer-grid matrix: ties everywhere)."""
+    n, k = 203, 30
+    D = _ties_matrix(n, 7) + clustered_distance_matrix(n, clusters=12, seed=7)
+    start = km._kpp_seed_torch(torch.from_numpy(D), k, km.start_rng(7, 1), km.seeding_trials(k)).numpy()
+    order = km.swap_order(n, 7, 1)
+    D.tofile(tmp_path / "D.f32")
+    start.astype(np.int64).tofile(tmp_path / "medoids.i64")
+    order.astype(np.int64).tofile(tmp_path / "order.i64")
+    program = tmp_path / "driver"
+    driver = Path(__file__).resolve().parent / "csrc" / "kmedoids_driver.cpp"
+    build = [CROSS["compiler"], *_native.COMMON_FLAGS[:3], "-static", "-Wall", "-Wextra"]
+    build += ["-I", str(_kmedoids_kernel.SOURCE.parent), str(driver), "-o", str(program)]
+    result = subprocess.run(build, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    run = subprocess.run([CROSS["emulator"], str(program), str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, (run.returncode, run.stderr)
+    swapped = np.fromfile(tmp_path / "swapped.i64", dtype=np.int64).reshape(2, k)
+    stats = np.fromfile(tmp_path / "stats.i64", dtype=np.int64).reshape(2, 2)
+    for batched in (False, True):
+        medoids, examined, swaps = kernels["native"].swap(
+            D, start, max_examined=300 * n, rtol=1e-10, order=order, batched=batched
+        )
+        assert swapped[int(batched)].tolist() == medoids.tolist() and stats[int(batched)].tolist() == [examined, swaps]

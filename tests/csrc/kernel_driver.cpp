@@ -4,34 +4,8 @@
 //   in:  store.f32 offset.i64 padded.i64 size.i64 ia.i64 ib.i64 (Chamfer pairs),
 //        na.i64 nb.i64 (nearest-neighbour pairs: every na cloud of one size, every nb cloud of one size)
 //   out: chamfer.f32, idx_ab.i64, idx_ba.i64
-#include <cstdio>
-#include <string>
-#include <vector>
-
 #include "chamfer_kernel.cpp"
-
-namespace {
-
-template <class T>
-std::vector<T> read_all(const std::string& path) {
-    std::vector<T> values;
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return values;
-    T v;
-    while (std::fread(&v, sizeof v, 1, f) == 1) values.push_back(v);
-    std::fclose(f);
-    return values;
-}
-
-template <class T>
-bool write_all(const std::string& path, const std::vector<T>& values) {
-    FILE* f = std::fopen(path.c_str(), "wb");
-    if (!f) return false;
-    const bool ok = std::fwrite(values.data(), sizeof(T), values.size(), f) == values.size();
-    return std::fclose(f) == 0 && ok;
-}
-
-}  // namespace
+#include "driver_io.h"
 
 int main(int argc, char** argv) {
     if (argc != 2) return 2;
