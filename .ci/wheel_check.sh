@@ -52,6 +52,7 @@ for name in conftest.py test_io.py test_formats.py test_chamfer.py test_kmedoids
   test_score.py test_features.py test_packaging.py test_tutorial.py; do
   cp "$CHECKOUT/tests/$name" tests/
 done
+cp -r "$CHECKOUT/tests/csrc" tests/  # the drivers that run a kernel under an emulator
 if venv/bin/python -c "import torchvision" 2>/dev/null; then cp "$CHECKOUT/tests/test_perceptual.py" tests/; fi
 cp "$CHECKOUT/benchmarks/__init__.py" "$CHECKOUT/benchmarks/_inputs.py" benchmarks/  # the tests' input builders
 mkdir docs && cp "$CHECKOUT/docs/tutorial.md" docs/  # test_tutorial runs it
