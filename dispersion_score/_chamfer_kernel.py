@@ -50,12 +50,8 @@ PAD = 16  # clouds are padded to a multiple of this: a multiple of every variant
 _ABI_VERSION = 2
 SOURCE = CSRC / "chamfer_kernel.cpp"
 # The instruction-set variants of _native, and "portable": the native target with the portable body.
-VARIANT_FLAGS: dict[str, tuple[str, ...]] = {
-    **{v: f for v, f in ISA_VARIANT_FLAGS.items() if v != "baseline"},
-    "portable": ("-march=native", "-DDS_PORTABLE"),
-    "baseline": ISA_VARIANT_FLAGS["baseline"],
-}
-VARIANT_CPU_FLAG: dict[str, str | None] = {v: ISA_VARIANT_CPU_FLAG.get(v) for v in VARIANT_FLAGS}
+VARIANT_FLAGS: dict[str, tuple[str, ...]] = {**ISA_VARIANT_FLAGS, "portable": ("-march=native", "-DDS_PORTABLE")}
+VARIANT_CPU_FLAG: dict[str, str | None] = {**ISA_VARIANT_CPU_FLAG, "portable": None}
 
 
 class ChamferKernel:

@@ -366,9 +366,9 @@ class Clusters:
 def cluster_training_shapes(preset: Preset, stored: ShapeMatrix, k: int, *, device: str = "cpu") -> Clusters:
     """k-medoids (the preset's method, seed ``ds.ds_seed``) of the stored matrix, cached beside the classifiers.
 
-    The cache (``<runs_dir>/baselines/clusters/<record>_k<k>_<method>_seed<seed>_rev<KMEDOIDS_REVISION>.npy``, rows
-    medoids then labels)
-    is shared by every target that uses the same matrix (e.g. one per yaw range when the shapes do not change).
+    The cache (``<runs_dir>/baselines/clusters/<record>_k<k>_<method>_seed<seed>_rev<KMEDOIDS_REVISION>.npy``,
+    rows medoids then labels) is shared by every target that uses the same matrix (e.g. one per yaw range when the
+    shapes do not change).
     """
     method, seed = preset.ds["method"], preset.ds["ds_seed"]
     n = stored.matrix.shape[0]
