@@ -83,6 +83,8 @@ _T_LIMIT_ELEMS = 1 << 26
 # 0.87 / 0.83, 0.93 / 0.99, 1.10 / 1.27; N = 5000, k = 60: 1.27 / 1.07. The rule below picks the faster loop,
 # or one within 8 %, at each of these points except N = 1000, k = 80 and 100 with AVX-512 (one at a time
 # takes 1.28x and 1.17x the batched time there; with AVX2 1.03x and the faster loop).
+# (python -m benchmarks.bench_kmedoids_loops measures both loops of every variant in one run; builds without
+# 256-bit vectors run one candidate at a time, KMedoidsKernel.wide_vectors.)
 BATCHED_MAX_K = 48
 BATCHED_SMALL_N = 2000
 BATCHED_SMALL_N_MAX_K = 64
@@ -105,6 +107,8 @@ class KMedoidsKernel:
         self._assign.restype = None
         self._check = library.ds_check_distances
         self._check.restype = ctypes.c_int
+        # Whether the 16-candidate loop is worth running (see batched_swap_loop): not on 128-bit targets.
+        self.wide_vectors = bool(library.ds_kmedoids_wide_vectors())
         for function in (self._seed, self._alternate, self._swap):
             function.restype = ctypes.c_int
 
@@ -157,7 +161,8 @@ class KMedoidsKernel:
     ) -> tuple[np.ndarray, int, int]:
         """Eager swaps from (k,) int64 ``medoids``: (medoids, candidates examined, swaps applied).
         ``order``: (N,) int64 permutation, the cyclic processing order of the candidates (None: index
-        order). ``batched``: which evaluation loop (None: :func:`batched_swap_loop`); both give the same
+        order). ``batched``: which evaluation loop (None: :func:`batched_swap_loop` on builds with 256-bit
+        vectors or wider, else one at a time); both give the same
         swaps, and the batched one evaluates 16 candidates at once where the order takes consecutive items.
 
         Raises:
@@ -171,7 +176,8 @@ class KMedoidsKernel:
             raise ValueError(f"k-medoids swap order: expected a permutation of 0..{n - 1}, got shape {order.shape}")
         stats = np.zeros(2, dtype=np.int64)
         use_t = ctypes.c_int(int(n * k <= _T_LIMIT_ELEMS))
-        batched_loop = ctypes.c_int(int(batched_swap_loop(n, k) if batched is None else batched))
+        default = self.wide_vectors and batched_swap_loop(n, k)
+        batched_loop = ctypes.c_int(int(default if batched is None else batched))
         code = self._swap(
             _ptr(D),
             _i64(n),

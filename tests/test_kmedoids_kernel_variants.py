@@ -105,3 +105,13 @@ def test_aarch64_build_makes_the_same_swaps(kernels, tmp_path):
             D, start, max_examined=300 * n, rtol=1e-10, order=order, batched=batched
         )
         assert swapped[int(batched)].tolist() == medoids.tolist() and stats[int(batched)].tolist() == [examined, swaps]
+
+
+def test_only_builds_with_wide_vectors_default_to_the_batched_loop(kernels):
+    """The 16-candidate loop is chosen by default only where it runs in 256-bit or wider vectors: on the
+    compiler's baseline target (SSE2 here) it is slower than one candidate at a time at every measured size."""
+    assert kernels["native"].wide_vectors == _native.cpu_has("avx")
+    if "baseline" in kernels:
+        assert not kernels["baseline"].wide_vectors
+    if "avx2" in kernels:
+        assert kernels["avx2"].wide_vectors

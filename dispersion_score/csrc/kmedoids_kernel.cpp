@@ -442,6 +442,17 @@ int ds_check_distances(const float* D, int64_t n, float rtol, float atol, float*
 
 int ds_kmedoids_abi_version() { return 2; }
 
+// 1 when the 16-candidate loop runs in native vectors (AVX and up); 0 on 128-bit targets (SSE2, NEON), where
+// its 4-double vectors are split and it is slower than one candidate at a time at every measured size
+// (benchmarks/bench_kmedoids_loops.py: 1.2-6.3x).
+int ds_kmedoids_wide_vectors() {
+#if defined(__AVX__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 // Returns 1 when done, 0 when the caller must use the torch seeding (see kpp_seed), 2 out of memory.
 int ds_kpp_seed(const float* D, int64_t n, int64_t k, int64_t first, const double* draws, int64_t t,
                 int64_t* med) {
