@@ -35,6 +35,11 @@ BENCHMARK_PRIVATE_MODULES = {
     ("benchmarks.bench_chamfer", "dispersion_score._native"): (
         "builds the peak-throughput reference kernel with the library's own compiler driver and flags"
     ),
+    ("benchmarks.bench_kmedoids_loops", "dispersion_score._kmedoids_kernel"): (
+        "times the compiled k-medoids kernel's instruction-set variants and both swap loops (load_variant, swap's "
+        "batched=), which the public API deliberately hides"
+    ),
+    ("benchmarks.bench_kmedoids_loops", "dispersion_score._native"): ("lists the variants this CPU can run (cpu_has)"),
     ("benchmarks.bench_oracle", "dispersion_score._chamfer_kernel"): (
         "compiles the kernel (once per machine) before the timings, so the first case is not charged for it"
     ),
