@@ -6,6 +6,7 @@ its test Chamfer, ×10⁻³ as in the README) from ``measurements.csv``, and the
 
     python plot_scripts/results_tables.py results/synthetic/quick results/shapenet/quick/* > tables.md
     python plot_scripts/results_tables.py --stability seeds12 seeds34 seeds56 pooled   # verdicts side by side
+    python plot_scripts/results_tables.py --stability --per-seed results/shapenet/cpu/nviews  # each seed, then all
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from experiments.declaration import Experiment
-from experiments.directions import DIRECTIONS_TABLE, is_two_sided, statistic_name, write_directions
+from experiments.directions import (
+    DIRECTIONS_TABLE,
+    direction_table,
+    is_two_sided,
+    recorded_settings,
+    statistic_name,
+    write_directions,
+)
 from experiments.registry import get_experiment
 
 SCALE = 1e3  # DS and Chamfer are printed ×10⁻³, as in the README
@@ -142,10 +150,17 @@ def results_markdown(results_dir: Path | str) -> str:
     return "\n".join(parts)
 
 
-def stability_markdown(results_dirs: Sequence[Path | str]) -> str:
+def stability_markdown(results_dirs: Sequence[Path | str], *, per_seed: bool = False) -> str:
     """One table comparing the verdicts of several results folders of one experiment (independent seed sets and
     their pool, :mod:`experiments.pool`): a row per direction, a column per folder headed by its seeds, each cell
     ``verdict (statistic, p)`` from the folder's ``directions.csv``.
+
+    Args:
+        results_dirs: evaluated results folders of one experiment.
+        per_seed: also a column per seed of each folder, before the folder's own: the directions of the folder's
+            rows of that seed (and its seedless rows: input DS, baselines), tested as
+            :func:`experiments.directions.direction_table` with the folder's recorded settings. For a folder that
+            holds several seeds, so that its seeds are compared without splitting it into folders.
 
     Raises:
         ValueError: a folder without ``directions.csv`` or ``measurements.csv``, or folders whose directions differ.
@@ -153,23 +168,53 @@ def stability_markdown(results_dirs: Sequence[Path | str]) -> str:
     columns: dict[str, pd.Series] = {}
     labels: list[str] | None = None
     for folder in map(Path, results_dirs):
-        directions_file, measurements = folder / DIRECTIONS_TABLE, folder / "measurements.csv"
-        if not directions_file.is_file() or not measurements.is_file():
+        directions_file, measurements_file = folder / DIRECTIONS_TABLE, folder / "measurements.csv"
+        if not directions_file.is_file() or not measurements_file.is_file():
             raise ValueError(f"{folder} has no {DIRECTIONS_TABLE} or measurements.csv: evaluate or pool it first")
-        directions = pd.read_csv(directions_file)
-        names = [_direction_label(row) for row in directions.itertuples(index=False)]
-        if labels is not None and names != labels:
-            raise ValueError(f"{folder} tests other directions than {results_dirs[0]}; compare one experiment only")
-        labels = names
-        seeds = sorted({int(seed) for seed in pd.read_csv(measurements)["seed"].dropna()})
-        cells = [
-            f"**{row.verdict}** ({statistic_name(row.test).replace('rho', 'ρ')} = {number(row.statistic, 3)}, "
-            f"p = {_p_cell(row, ', two-sided')})"
-            for row in directions.itertuples(index=False)
-        ]
-        columns[_seed_label(seeds)] = pd.Series(cells)
+        measurements = pd.read_csv(measurements_file)
+        seeds = sorted({int(seed) for seed in measurements["seed"].dropna()})
+        tables = directions_per_seed(folder, measurements, seeds) if per_seed and len(seeds) > 1 else []
+        tables.append((_seed_label(seeds), pd.read_csv(directions_file)))
+        for label, directions in tables:
+            names = [_direction_label(row) for row in directions.itertuples(index=False)]
+            if labels is not None and names != labels:
+                raise ValueError(f"{folder} tests other directions than {results_dirs[0]}; compare one experiment only")
+            labels = names
+            columns[label] = pd.Series([_verdict_cell(row) for row in directions.itertuples(index=False)])
     table = pd.DataFrame({"direction": labels or [], **columns})
     return markdown(table) + "\n"
+
+
+def directions_per_seed(
+    folder: Path, measurements: pd.DataFrame, seeds: Sequence[int]
+) -> list[tuple[str, pd.DataFrame]]:
+    """``(column label, directions)`` of each seed of a results folder: its rows of that seed and the seedless
+    ones, tested with the folder's recorded ``directions`` settings."""
+    if measurements.empty or "experiment" not in measurements:
+        raise ValueError(f"{folder / 'measurements.csv'} has no experiment column or no rows")
+    experiment = get_experiment(str(measurements["experiment"].iloc[0]))
+    curves_file = folder / "ds_vs_k.csv"
+    curves = pd.read_csv(curves_file) if curves_file.is_file() else None
+    settings = recorded_settings(folder)
+    out = []
+    for seed in seeds:
+        table = _of_seed(measurements, seed)
+        curve = None if curves is None else _of_seed(curves, seed)
+        out.append((_seed_label([seed]), direction_table(experiment, table, curve, settings=settings)))
+    return out
+
+
+def _of_seed(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    if "seed" not in table:
+        return table
+    return table[table["seed"].isna() | (table["seed"] == seed)]
+
+
+def _verdict_cell(row: Any) -> str:
+    return (
+        f"**{row.verdict}** ({statistic_name(row.test).replace('rho', 'ρ')} = {number(row.statistic, 3)}, "
+        f"p = {_p_cell(row, ', two-sided')})"
+    )
 
 
 def _seed_label(seeds: Sequence[int]) -> str:
@@ -190,10 +235,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="one table of the folders' verdicts side by side (seed sets of one experiment and their pool)",
     )
+    parser.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="with --stability: also a column per seed of each folder (a folder that holds several seeds)",
+    )
     args = parser.parse_args(argv)
+    if args.per_seed and not args.stability:
+        parser.error("--per-seed goes with --stability")
     try:
         if args.stability:
-            text = stability_markdown(args.results)
+            text = stability_markdown(args.results, per_seed=args.per_seed)
         else:
             text = "\n".join(results_markdown(folder) for folder in args.results)
     except ValueError as error:

@@ -158,3 +158,26 @@ def test_stability_table_shows_each_folders_verdicts_from_its_files(tmp_path: Pa
     with pytest.raises(SystemExit) as exit_info:
         tables_main(["--stability", str(folders[0]), str(tmp_path / "missing")])
     assert exit_info.value.code == 2
+
+
+def test_per_seed_columns_equal_one_folder_per_seed(tmp_path: Path) -> None:
+    """``--stability --per-seed`` on one folder of four seeds gives the table of four one-seed folders (each
+    evaluated from its files) followed by the folder's own column."""
+    from experiments.directions import write_directions
+    from experiments.results_tables import main as tables_main
+    from experiments.results_tables import stability_markdown
+
+    whole = _measurements()
+    experiment = get_experiment("synthetic")
+    folder = _folder(tmp_path / "all", whole, SEEDS)
+    write_directions(experiment, folder)
+    singles = [_folder(tmp_path / f"seed{seed}", whole, (seed,)) for seed in SEEDS]
+    for single in singles:
+        write_directions(experiment, single)
+    expected = stability_markdown([*singles, folder])
+    assert stability_markdown([folder], per_seed=True) == expected
+    assert "| seed 1 | seed 2 | seed 3 | seed 4 | seeds 1–4 |" in expected
+    assert stability_markdown([folder]) != expected  # without the option: the folder's column only
+    with pytest.raises(SystemExit) as exit_info:
+        tables_main(["--per-seed", str(folder)])
+    assert exit_info.value.code == 2
