@@ -112,6 +112,55 @@ def sweep_convergence(runs_dir: Path) -> pd.DataFrame:
     return table.assign(runs_dir=str(runs_dir))
 
 
+def without_unconverged(
+    table: pd.DataFrame, curves: pd.DataFrame | None, convergence: pd.DataFrame, axes: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str]]:
+    """A results folder's tables without the networks' runs that do not meet the criterion (by the medians), for a
+    sensitivity analysis: do the directions hold on the converged runs alone?
+
+    Args:
+        table: ``measurements.csv``; a network's output rows name their run by ``predictions``
+            (``predictions/<run>.npy``).
+        curves: ``ds_vs_k.csv`` or None; its network rows are matched to runs by the experiment's axis values.
+        convergence: :func:`sweep_convergence` of the runs folder the results were measured from.
+        axes: the experiment's axis names (``Experiment.axis_names``), seed included.
+
+    Returns:
+        ``(table, curves, dropped)``: the tables without the rows of the runs that did not converge, and those
+        runs' names, sorted.
+
+    Raises:
+        ValueError: a network row without ``predictions``, or whose run is not among the finished runs of the
+            runs folder (its criterion cannot be judged).
+    """
+    network = (table["measure"] == "output") & (table["predictor"] == "network")
+    if network.any() and ("predictions" not in table or table.loc[network, "predictions"].isna().any()):
+        raise ValueError("measurements.csv has network rows without a predictions file: cannot tell their runs")
+    runs = table.loc[network, "predictions"].map(lambda path: Path(str(path)).stem)
+    judged = dict(zip(convergence["run"], convergence.get("converged_median", []), strict=True))
+    unknown = sorted(set(runs) - set(judged))
+    if unknown:
+        raise ValueError(f"runs {', '.join(unknown)} are not finished runs of the runs folder: cannot judge them")
+    dropped_rows = runs[~runs.map(judged).astype(bool)]
+    dropped = sorted(set(dropped_rows))
+    kept = table.drop(index=dropped_rows.index)
+    if curves is not None and len(dropped_rows):
+        axes = [axis for axis in axes if axis in table and axis in curves]
+        keys = set(_axis_keys(table.loc[dropped_rows.index], axes))
+        curve_network = (curves["measure"] == "output") & (curves["predictor"] == "network")
+        curves = curves[~(curve_network & pd.Series(_axis_keys(curves, axes), index=curves.index).isin(keys))]
+    return kept, curves, dropped
+
+
+def _axis_keys(frame: pd.DataFrame, axes: Sequence[str]) -> list[tuple[object, ...]]:
+    # A seed is 1.0 in a table whose input rows leave it empty and 1 in one without: numbers compare as floats.
+    columns = [
+        frame[axis].astype(float) if pd.api.types.is_numeric_dtype(frame[axis]) else frame[axis].astype(str)
+        for axis in axes
+    ]
+    return list(zip(*columns, strict=True)) if columns else [() for _ in range(len(frame))]
+
+
 def summary_line(table: pd.DataFrame) -> str:
     """How many runs of a :func:`sweep_convergence` table converged by each criterion, with the ratios' range."""
     if table.empty:

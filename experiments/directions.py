@@ -18,6 +18,8 @@ For every declared direction (and every value of its ``per`` axes) one row of ``
   the preset's k), so a verdict that depends on k shows.
 
 Works on any results folder (old ones too): ``python -m experiments.directions results/synthetic/quick``.
+``--converged-only log/shapenet/cpu/nviews`` tests the same directions on the runs of that runs folder that meet
+the convergence criterion only (a sensitivity analysis, written to ``directions_converged.csv``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from experiments.registry import get_experiment
 from models.config import Key
 
 DIRECTIONS_TABLE = "directions.csv"
+CONVERGED_TABLE = "directions_converged.csv"
+"""Directions of the runs meeting the convergence criterion only (``--converged-only``): a sensitivity analysis."""
 HOLDS, REVERSED, NOT_ESTABLISHED, RISES, FALLS = "holds", "reversed", "not established", "rises", "falls"
 
 SETTINGS = {
@@ -389,7 +393,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m experiments.directions RESULTS_DIR...``: (re)writes each folder's directions.csv and prints it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="results folders (with measurements.csv)")
+    parser.add_argument(
+        "--converged-only",
+        type=Path,
+        default=None,
+        metavar="RUNS_DIR",
+        help="sensitivity analysis of one results folder: the directions of the runs of RUNS_DIR (its sweep's "
+        "runs folder) that meet the convergence criterion, written to " + CONVERGED_TABLE + " (directions.csv "
+        "stays the declared analysis of every run)",
+    )
     args = parser.parse_args(argv)
+    if args.converged_only is not None and len(args.results) != 1:
+        parser.error("--converged-only takes one results folder")
     for folder in args.results:
         try:
             table = _read(folder / "measurements.csv", required=True)
@@ -397,12 +412,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"{folder / 'measurements.csv'} has no experiment column or no rows")
             experiment = get_experiment(str(table["experiment"].iloc[0]))
             settings = recorded_settings(folder)
-            directions = write_directions(experiment, folder, table, settings=settings)
+            if args.converged_only is None:
+                directions, path = write_directions(experiment, folder, table, settings=settings), DIRECTIONS_TABLE
+            else:
+                directions, dropped = converged_directions(experiment, folder, args.converged_only, settings=settings)
+                path = CONVERGED_TABLE
+                print(f"left out {len(dropped)} runs that do not meet the criterion: {', '.join(dropped) or 'none'}")
         except ValueError as error:
             parser.exit(2, f"error: {' '.join(str(error).split())}\n")
-        print(f"== {experiment.name}: {folder / DIRECTIONS_TABLE}")
+        print(f"== {experiment.name}: {folder / path}")
         print(format_directions(directions))
     return 0
+
+
+def converged_directions(
+    experiment: Experiment,
+    results_dir: Path,
+    runs_dir: Path,
+    *,
+    settings: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The directions of a results folder's runs that meet the convergence criterion (by the medians,
+    :func:`experiments.convergence.sweep_convergence` on ``runs_dir``), written to ``<results_dir>/``
+    :data:`CONVERGED_TABLE`; returns them and the runs left out. A sensitivity analysis, not the declared one.
+
+    Raises:
+        ValueError: a missing table or runs folder, or a network run of the results that ``runs_dir`` lacks.
+    """
+    from experiments.convergence import sweep_convergence, without_unconverged
+    from experiments.records import write_table
+
+    results_dir = Path(results_dir)
+    table = _read(results_dir / "measurements.csv", required=True)
+    curves = _read(results_dir / "ds_vs_k.csv", required=False)
+    table, curves, dropped = without_unconverged(table, curves, sweep_convergence(runs_dir), experiment.axis_names)
+    directions = direction_table(experiment, table, curves, settings=settings)
+    write_table(directions, results_dir / CONVERGED_TABLE)
+    return directions, dropped
 
 
 def recorded_settings(folder: Path) -> dict[str, Any] | None:
