@@ -354,9 +354,9 @@ def write_directions(
 
     results_dir = Path(results_dir)
     if table is None:
-        table = _read(results_dir / "measurements.csv", required=True)
+        table = read_table(results_dir / "measurements.csv", required=True)
     if curves is None:
-        curves = _read(results_dir / "ds_vs_k.csv", required=False)
+        curves = read_table(results_dir / "ds_vs_k.csv", required=False)
     directions = direction_table(experiment, table, curves, settings=settings)
     write_table(directions, results_dir / DIRECTIONS_TABLE)
     return directions
@@ -381,12 +381,30 @@ def statistic_name(test: str) -> str:
     return "rho" if test.startswith("Spearman") else "t"
 
 
-def _read(path: Path, *, required: bool) -> pd.DataFrame | None:
+def read_table(path: Path, *, required: bool) -> pd.DataFrame | None:
+    """A results folder's CSV table; None when it is missing and not ``required``.
+
+    Raises:
+        ValueError: a required table is missing.
+    """
     if not path.is_file():
         if required:
             raise ValueError(f"no {path.name} in {path.parent}: evaluate the experiment first")
         return None
     return pd.read_csv(path)
+
+
+def read_results(results_dir: Path) -> tuple[Experiment, pd.DataFrame]:
+    """A results folder's experiment declaration and its ``measurements.csv``.
+
+    Raises:
+        ValueError: no ``measurements.csv``, or one without rows or without the ``experiment`` column.
+    """
+    path = Path(results_dir) / "measurements.csv"
+    table = read_table(path, required=True)
+    if table.empty or "experiment" not in table:
+        raise ValueError(f"{path} has no experiment column or no rows")
+    return get_experiment(str(table["experiment"].iloc[0])), table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -407,15 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--converged-only takes one results folder")
     for folder in args.results:
         try:
-            table = _read(folder / "measurements.csv", required=True)
-            if table.empty or "experiment" not in table:
-                raise ValueError(f"{folder / 'measurements.csv'} has no experiment column or no rows")
-            experiment = get_experiment(str(table["experiment"].iloc[0]))
-            settings = recorded_settings(folder)
             if args.converged_only is None:
-                directions, path = write_directions(experiment, folder, table, settings=settings), DIRECTIONS_TABLE
+                experiment, table = read_results(folder)
+                directions = write_directions(experiment, folder, table, settings=recorded_settings(folder))
+                path = DIRECTIONS_TABLE
             else:
-                directions, dropped = converged_directions(experiment, folder, args.converged_only, settings=settings)
+                experiment, directions, dropped = converged_directions(folder, args.converged_only)
                 path = CONVERGED_TABLE
                 print(f"left out {len(dropped)} runs that do not meet the criterion: {', '.join(dropped) or 'none'}")
         except ValueError as error:
@@ -425,16 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def converged_directions(
-    experiment: Experiment,
-    results_dir: Path,
-    runs_dir: Path,
-    *,
-    settings: Mapping[str, Any] | None = None,
-) -> tuple[pd.DataFrame, list[str]]:
+def converged_directions(results_dir: Path, runs_dir: Path) -> tuple[Experiment, pd.DataFrame, list[str]]:
     """The directions of a results folder's runs that meet the convergence criterion (by the medians,
-    :func:`experiments.convergence.sweep_convergence` on ``runs_dir``), written to ``<results_dir>/``
-    :data:`CONVERGED_TABLE`; returns them and the runs left out. A sensitivity analysis, not the declared one.
+    :func:`experiments.convergence.sweep_convergence` on ``runs_dir``), tested with the folder's recorded settings
+    and written to ``<results_dir>/`` :data:`CONVERGED_TABLE`; returns the experiment, the directions and the runs
+    left out. A sensitivity analysis, not the declared one.
 
     Raises:
         ValueError: a missing table or runs folder, or a network run of the results that ``runs_dir`` lacks.
@@ -443,12 +453,12 @@ def converged_directions(
     from experiments.records import write_table
 
     results_dir = Path(results_dir)
-    table = _read(results_dir / "measurements.csv", required=True)
-    curves = _read(results_dir / "ds_vs_k.csv", required=False)
+    experiment, table = read_results(results_dir)
+    curves = read_table(results_dir / "ds_vs_k.csv", required=False)
     table, curves, dropped = without_unconverged(table, curves, sweep_convergence(runs_dir), experiment.axis_names)
-    directions = direction_table(experiment, table, curves, settings=settings)
+    directions = direction_table(experiment, table, curves, settings=recorded_settings(results_dir))
     write_table(directions, results_dir / CONVERGED_TABLE)
-    return directions, dropped
+    return experiment, directions, dropped
 
 
 def recorded_settings(folder: Path) -> dict[str, Any] | None:

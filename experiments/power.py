@@ -34,8 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from experiments.declaration import Direction, Experiment
-from experiments.directions import direction_groups, direction_rows
-from experiments.registry import get_experiment
+from experiments.directions import direction_groups, direction_rows, read_results
 
 POWER_TABLE = "power.csv"
 
@@ -179,14 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-seeds", type=int, default=12, help="largest seed count considered (default 12)")
     parser.add_argument("--simulations", type=int, default=4000, help="simulated experiments per seed count")
     args = parser.parse_args(argv)
-    path = args.results / "measurements.csv"
     try:
-        if not path.is_file():
-            raise ValueError(f"no measurements.csv in {args.results}: evaluate the pilot first")
-        table = pd.read_csv(path)
-        if table.empty or "experiment" not in table:
-            raise ValueError(f"{path} has no experiment column or no rows")
-        experiment = get_experiment(str(table["experiment"].iloc[0]))
+        experiment, table = read_results(args.results)
         power = power_table(experiment, table, target=args.target, max_seeds=args.max_seeds,
                             simulations=args.simulations)  # fmt: skip
     except ValueError as error:

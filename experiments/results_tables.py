@@ -25,11 +25,12 @@ from experiments.directions import (
     DIRECTIONS_TABLE,
     direction_table,
     is_two_sided,
+    read_results,
+    read_table,
     recorded_settings,
     statistic_name,
     write_directions,
 )
-from experiments.registry import get_experiment
 
 SCALE = 1e3  # DS and Chamfer are printed ×10⁻³, as in the README
 MEASURE_NAMES = {"input_image": "input image DS", "input_shape": "input shape DS", "output": "output DS"}
@@ -130,13 +131,7 @@ def _direction_label(row: Any) -> str:
 def results_markdown(results_dir: Path | str) -> str:
     """The markdown of one results folder: a heading, the DS table and the directions table."""
     results_dir = Path(results_dir)
-    path = results_dir / "measurements.csv"
-    if not path.is_file():
-        raise ValueError(f"no measurements.csv in {results_dir}: evaluate the experiment first")
-    table = pd.read_csv(path)
-    if table.empty or "experiment" not in table:
-        raise ValueError(f"{path} has no experiment column or no rows")
-    experiment = get_experiment(str(table["experiment"].iloc[0]))
+    experiment, table = read_results(results_dir)
     directions_file = results_dir / DIRECTIONS_TABLE
     directions = (
         pd.read_csv(directions_file) if directions_file.is_file() else write_directions(experiment, results_dir)
@@ -171,9 +166,9 @@ def stability_markdown(results_dirs: Sequence[Path | str], *, per_seed: bool = F
         directions_file, measurements_file = folder / DIRECTIONS_TABLE, folder / "measurements.csv"
         if not directions_file.is_file() or not measurements_file.is_file():
             raise ValueError(f"{folder} has no {DIRECTIONS_TABLE} or measurements.csv: evaluate or pool it first")
-        measurements = pd.read_csv(measurements_file)
+        experiment, measurements = read_results(folder)
         seeds = sorted({int(seed) for seed in measurements["seed"].dropna()})
-        tables = directions_per_seed(folder, measurements, seeds) if per_seed and len(seeds) > 1 else []
+        tables = directions_per_seed(experiment, folder, measurements, seeds) if per_seed and len(seeds) > 1 else []
         tables.append((_seed_label(seeds), pd.read_csv(directions_file)))
         for label, directions in tables:
             names = [_direction_label(row) for row in directions.itertuples(index=False)]
@@ -186,15 +181,11 @@ def stability_markdown(results_dirs: Sequence[Path | str], *, per_seed: bool = F
 
 
 def directions_per_seed(
-    folder: Path, measurements: pd.DataFrame, seeds: Sequence[int]
+    experiment: Experiment, folder: Path, measurements: pd.DataFrame, seeds: Sequence[int]
 ) -> list[tuple[str, pd.DataFrame]]:
     """``(column label, directions)`` of each seed of a results folder: its rows of that seed and the seedless
     ones, tested with the folder's recorded ``directions`` settings."""
-    if measurements.empty or "experiment" not in measurements:
-        raise ValueError(f"{folder / 'measurements.csv'} has no experiment column or no rows")
-    experiment = get_experiment(str(measurements["experiment"].iloc[0]))
-    curves_file = folder / "ds_vs_k.csv"
-    curves = pd.read_csv(curves_file) if curves_file.is_file() else None
+    curves = read_table(folder / "ds_vs_k.csv", required=False)
     settings = recorded_settings(folder)
     out = []
     for seed in seeds:

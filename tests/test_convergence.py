@@ -136,7 +136,8 @@ def test_directions_of_the_converged_runs_only(tmp_path: Path, capsys: pytest.Ca
     falling = {"image_aug_s35_seed1", "image_aug_s01_seed2", "shape_aug_s10_seed3"}
     results, runs = _results_and_runs(tmp_path, falling)
     experiment = get_experiment("synthetic")
-    directions, dropped = converged_directions(experiment, results, runs)
+    found, directions, dropped = converged_directions(results, runs)
+    assert found.name == experiment.name
     assert dropped == sorted(falling)
 
     table, curves = pd.read_csv(results / "measurements.csv"), pd.read_csv(results / "ds_vs_k.csv")
@@ -174,4 +175,4 @@ def test_directions_of_the_converged_runs_only(tmp_path: Path, capsys: pytest.Ca
         assert message in capsys.readouterr().err
     (runs / "shape_aug_s35_seed2" / "done").unlink()  # unfinished: its criterion cannot be judged
     with pytest.raises(ValueError, match="shape_aug_s35_seed2 are not finished runs"):
-        converged_directions(experiment, results, runs)
+        converged_directions(results, runs)
